@@ -1,0 +1,38 @@
+# Everything runs inside a virtualenv in the repo (.venv), created on first use.
+# Override the torch requirement for a GPU machine, e.g. `make test TORCH_SPEC="torch==2.13.0+cu128"`.
+PYTHON     ?= python3
+VENV       ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+ORT_EXTRA  ?= cpu
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed-$(ORT_EXTRA)
+
+.PHONY: venv test lint demo bench summary clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[export,$(ORT_EXTRA),dev]"
+	touch $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(PY) -m tools.demo $(DEMO_ARGS)
+
+bench: venv
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+summary: venv
+	$(PY) -m scaseg.summary --markdown
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo_out

@@ -1,0 +1,1 @@
+"""scaseg runtime: torch-free inference for SCASeg artifacts (ONNX Runtime or TensorRT)."""

@@ -1,0 +1,127 @@
+"""The one definition of the tensor the model sees, and of turning its output into labels.
+
+Training, calibration, export checks and the runtime all call these functions; nothing else in the
+project resizes or normalises frames for the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+# ImageNet statistics on the 0..255 scale, in RGB order (as mmsegmentation's SegNeXt configs).
+IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
+IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
+COLOR_ORDERS = ("rgb", "bgr")
+RESIZE_MODES = ("stretch",)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a BGR uint8 frame becomes the model's input."""
+
+    height: int
+    width: int
+    color: str = "rgb"  # channel order the model expects
+    mean: tuple[float, float, float] = IMAGENET_MEAN_RGB  # in `color` order, 0..255 scale
+    std: tuple[float, float, float] = IMAGENET_STD_RGB
+    resize: str = "stretch"  # whole frame resized to (height, width), bilinear
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"input size must be positive, got {self.height}x{self.width}")
+        if self.color not in COLOR_ORDERS:
+            raise ValueError(f"color must be one of {COLOR_ORDERS}, got {self.color!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(
+                f"mean and std need 3 values with std > 0, got {self.mean}, {self.std}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocess:
+        return cls(
+            height=int(data["height"]),
+            width=int(data["width"]),
+            color=str(data.get("color", "rgb")),
+            mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN_RGB)),
+            std=tuple(float(v) for v in data.get("std", IMAGENET_STD_RGB)),
+            resize=str(data.get("resize", "stretch")),
+        )
+
+
+def as_bgr8(frame: np.ndarray) -> np.ndarray:
+    """Any decoded image -> (H,W,3) uint8 BGR: grayscale, BGRA and 16-bit images are converted."""
+    if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
+        shape = getattr(frame, "shape", None)
+        raise ValueError(f"expected an (H,W) or (H,W,C) image array, got shape {shape}")
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype in (np.float32, np.float64):
+        frame = np.clip(frame * 255.0 if frame.max() <= 1.0 else frame, 0, 255).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise ValueError(f"unsupported image dtype {frame.dtype}; expected uint8 or uint16")
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.shape[2] != 3:
+        raise ValueError(f"expected 1, 3 or 4 channels, got {frame.shape[2]}")
+    return frame
+
+
+def resize_bgr(frame_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """(H,W,3) uint8 -> (pp.height, pp.width, 3) uint8, bilinear (no copy when already sized)."""
+    if frame_bgr.shape[:2] == (pp.height, pp.width):
+        return frame_bgr
+    return cv2.resize(frame_bgr, (pp.width, pp.height), interpolation=cv2.INTER_LINEAR)
+
+
+def normalise(batch_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """(N,H,W,3) uint8 BGR at model size -> (N,3,H,W) float32, colour-ordered and normalised."""
+    x = batch_bgr[..., ::-1] if pp.color == "rgb" else batch_bgr
+    mean = np.asarray(pp.mean, np.float32)
+    inv_std = 1.0 / np.asarray(pp.std, np.float32)
+    x = (x.astype(np.float32) - mean) * inv_std
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N,H,W,3) -> (N,3,H,W)
+
+
+def preprocess(frame: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """One frame (any size, gray/BGR/BGRA) -> (1,3,H,W) float32 model input."""
+    return normalise(resize_bgr(as_bgr8(frame), pp)[None], pp)
+
+
+def preprocess_uint8(frame: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """One frame -> (1,H,W,3) uint8 BGR, the input of graphs with fused preprocessing."""
+    return np.ascontiguousarray(resize_bgr(as_bgr8(frame), pp)[None])
+
+
+def logits_to_labels(logits: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """(K,h,w) logits at the model's output stride -> (H,W) uint8 labels at model input size.
+
+    Bilinear upsampling (half-pixel centres, as torch's align_corners=False) then argmax: the same
+    computation the fused-argmax graph performs.
+    """
+    k = logits.shape[0]
+    hwk = np.ascontiguousarray(logits.transpose(1, 2, 0).astype(np.float32, copy=False))
+    if hwk.shape[:2] != (pp.height, pp.width):
+        if k <= 512:  # OpenCV's channel limit
+            hwk = cv2.resize(hwk, (pp.width, pp.height), interpolation=cv2.INTER_LINEAR)
+            hwk = hwk.reshape(pp.height, pp.width, k)
+        else:
+            raise ValueError(f"{k} classes exceed OpenCV's 512-channel resize limit")
+    return hwk.argmax(axis=2).astype(np.uint8 if k <= 256 else np.int32)
+
+
+def labels_to_frame(labels: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    """Model-size labels -> frame-size labels, nearest neighbour (class ids never blend)."""
+    h, w = frame_hw
+    if labels.shape[:2] == (h, w):
+        return labels
+    return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
