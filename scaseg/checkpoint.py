@@ -69,16 +69,30 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # weights_only refuses anything but tensors and plain containers: code-carrying pickles
+        # ("Unsupported global") and non-checkpoint bytes alike end here, unexecuted.
         raise CheckpointError(
-            f"refusing to load {path}: it contains objects other than tensors ({_first_line(err)}); "
-            "only plain state dicts are loaded (weights_only=True). Re-save it with "
-            "torch.save(model.state_dict()) or as .safetensors"
+            f"refusing to load {path}: not a plain tensor checkpoint ({_unpickler_detail(err)}); "
+            "only state dicts of tensors are read (weights_only=True). If it is yours, re-save it "
+            "with torch.save(model.state_dict()) or as .safetensors"
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_first_line(err)}; is it a truncated or non-PyTorch file?"
         ) from err
     return _unwrap(obj, path), {}
+
+
+def _unpickler_detail(err: BaseException) -> str:
+    """The useful line of torch's long weights-only error ("Unsupported global: GLOBAL io.open...")."""
+    for line in str(err).splitlines():
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            if rest:
+                return rest.split(" was not an allowed global")[0]
+        elif line.startswith(("Unsupported", "Unsupported operand")):
+            return line.strip()
+    return _first_line(err)
 
 
 def _first_line(err: BaseException) -> str:
