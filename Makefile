@@ -32,7 +32,7 @@ bench: venv
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 summary: venv
-	$(PY) -m scaseg.summary --markdown
+	$(PY) -m scaseg.summary --update-readme README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out

@@ -35,3 +35,16 @@ def test_markdown_table_lists_every_variant_and_states_the_convention():
     for name in ("tiny", "t", "s", "b", "l", "strip", "cross", "self"):
         assert f"| {name} |" in text
     assert "1 multiply-accumulate = 1 FLOP" in text
+
+
+@pytest.mark.slow
+def test_readme_table_is_the_generated_one():
+    from pathlib import Path
+
+    from scaseg.summary import README_END, README_START
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    assert table == format_markdown(150, 512, 512).strip(), (
+        "run `make summary` to refresh README.md"
+    )
