@@ -14,6 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _default_mode() -> int:
+    # mkstemp creates 0600 files; final artifacts get the usual 0666 & ~umask instead.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _fsync_file(path: str | os.PathLike) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -50,6 +57,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _default_mode())
     try:
         yield tmp_path
         _fsync_file(tmp_path)

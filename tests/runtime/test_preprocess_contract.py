@@ -1,0 +1,95 @@
+"""The one preprocessing definition: layouts, colour order, odd inputs, and label postprocessing."""
+
+import numpy as np
+import pytest
+
+from runtime.preprocess import (
+    Preprocess,
+    as_bgr8,
+    labels_to_frame,
+    logits_to_labels,
+    normalise,
+    preprocess,
+    preprocess_uint8,
+)
+
+
+def test_preprocess_makes_normalised_rgb_nchw():
+    pp = Preprocess(32, 64)
+    frame = np.zeros((10, 20, 3), np.uint8)
+    frame[..., 2] = 255  # pure red in BGR
+    x = preprocess(frame, pp)
+    assert x.shape == (1, 3, 32, 64) and x.dtype == np.float32 and x.flags.c_contiguous
+    assert np.allclose(x[0, 0], (255 - 123.675) / 58.395)  # channel 0 is red after BGR->RGB
+    assert np.allclose(x[0, 2], (0 - 103.53) / 57.375)
+
+
+def test_bgr_models_keep_the_channel_order():
+    pp = Preprocess(8, 8, color="bgr", mean=(0, 0, 0), std=(1, 1, 1))
+    frame = np.zeros((8, 8, 3), np.uint8)
+    frame[..., 0] = 7
+    assert np.all(preprocess(frame, pp)[0, 0] == 7)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.full((7, 13), 90, np.uint8),  # grayscale, odd size
+        np.full((7, 13, 1), 90, np.uint8),
+        np.full((5, 9, 4), 90, np.uint8),  # BGRA
+        np.full((6, 6, 3), 90 * 257, np.uint16),  # 16-bit
+        np.full((1, 1, 3), 90, np.uint8),
+    ],
+)
+def test_odd_frames_become_bgr8(frame):
+    out = as_bgr8(frame)
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    assert np.all(out == 90)
+    assert preprocess(frame, Preprocess(32, 32)).shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [
+        (np.zeros((0, 4, 3), np.uint8), "shape"),
+        (np.zeros((4, 4, 2), np.uint8), "channels"),
+        (np.zeros((4, 4, 3), np.int64), "dtype"),
+        ("not an image", "shape"),
+    ],  # fmt: skip
+)
+def test_bad_frames_are_rejected_with_a_reason(frame, match):
+    with pytest.raises(ValueError, match=match):
+        as_bgr8(frame)
+
+
+def test_uint8_input_matches_what_normalise_sees():
+    pp = Preprocess(16, 16)
+    frame = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    raw = preprocess_uint8(frame, pp)
+    assert raw.shape == (1, 16, 16, 3) and raw.dtype == np.uint8
+    assert np.array_equal(normalise(raw, pp), preprocess(frame, pp))
+
+
+def test_logits_to_labels_matches_upsample_then_argmax():
+    torch = pytest.importorskip("torch")
+    pp = Preprocess(64, 96)
+    logits = np.random.default_rng(1).standard_normal((5, 16, 24)).astype(np.float32)
+    up = torch.nn.functional.interpolate(
+        torch.from_numpy(logits)[None], size=(64, 96), mode="bilinear", align_corners=False
+    )
+    expected = up[0].argmax(0).numpy()
+    assert (logits_to_labels(logits, pp) == expected).mean() > 0.999
+
+
+def test_labels_go_back_to_frame_size_with_nearest():
+    labels = np.array([[0, 1], [2, 3]], np.uint8)
+    big = labels_to_frame(labels, (4, 6))
+    assert big.shape == (4, 6) and set(np.unique(big)) == {0, 1, 2, 3}
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="color"):
+        Preprocess(8, 8, color="yuv")
+    with pytest.raises(ValueError, match="positive"):
+        Preprocess(0, 8)
+    assert Preprocess.from_dict(Preprocess(8, 16).to_dict()) == Preprocess(8, 16)
