@@ -46,7 +46,7 @@ def test_unknown_schema_version_is_refused(tmp_path):
         ("{not json", "not valid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"schema_version": 1, "variant": "t"}', "invalid or missing field"),
-    ],  # fmt: skip
+    ],
 )
 def test_broken_sidecars_get_one_clear_error(tmp_path, text, match):
     artifact = tmp_path / "m.onnx"

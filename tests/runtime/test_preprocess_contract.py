@@ -55,7 +55,7 @@ def test_odd_frames_become_bgr8(frame):
         (np.zeros((4, 4, 2), np.uint8), "channels"),
         (np.zeros((4, 4, 3), np.int64), "dtype"),
         ("not an image", "shape"),
-    ],  # fmt: skip
+    ],
 )
 def test_bad_frames_are_rejected_with_a_reason(frame, match):
     with pytest.raises(ValueError, match=match):
