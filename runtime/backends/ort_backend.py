@@ -1,0 +1,125 @@
+"""ONNX Runtime backend: TensorRT EP, CUDA EP or CPU EP, with a check of what really loaded.
+
+onnxruntime-gpu lists CUDAExecutionProvider in get_available_providers() even where CUDA or cuDNN
+cannot be loaded, then quietly runs on the CPU. So the session itself is asked which providers it
+registered, and a provider the user asked for that is missing there is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from runtime.backends import BackendOptions, ProviderFallbackWarning
+from runtime.deps import require
+from runtime.meta import MetaError, ModelMeta
+
+TRT_EP = "TensorrtExecutionProvider"
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+PROVIDER_NAMES = {"tensorrt": TRT_EP, "cuda": CUDA_EP, "cpu": CPU_EP}
+
+
+def requested_providers(provider: str, available: list[str]) -> list[str]:
+    """Provider names to hand to the session, best first."""
+    if provider == "auto":
+        return [p for p in (TRT_EP, CUDA_EP) if p in available] + [CPU_EP]
+    if provider == "tensorrt":
+        # CUDA and CPU stay behind TensorRT for the nodes TensorRT does not take.
+        return [TRT_EP, CUDA_EP, CPU_EP]
+    if provider == "cuda":
+        return [CUDA_EP, CPU_EP]
+    return [CPU_EP]
+
+
+def provider_options(name: str, meta: ModelMeta, options: BackendOptions) -> dict:
+    if name == TRT_EP:
+        opts = {
+            "device_id": options.device,
+            # Precision lives in the ONNX (FP16 casts, INT8 Q/DQ); these flags only let TensorRT
+            # use the matching kernels for it. INT8 keeps FP16 for the layers left unquantized.
+            "trt_fp16_enable": meta.precision in ("fp16", "int8"),
+            "trt_int8_enable": meta.precision == "int8",
+        }
+        if options.trt_cache_dir:
+            opts.update(
+                trt_engine_cache_enable=True,
+                trt_engine_cache_path=str(options.trt_cache_dir),
+                trt_timing_cache_enable=True,
+                trt_timing_cache_path=str(options.trt_cache_dir),
+            )
+        return opts
+    if name == CUDA_EP:
+        return {"device_id": options.device}
+    return {}
+
+
+def check_loaded(provider: str, wanted: list[str], loaded: list[str], path: Path) -> None:
+    """Error if an explicitly requested provider did not load; warn if auto lost one."""
+    if provider != "auto":
+        name = PROVIDER_NAMES[provider]
+        if not loaded or loaded[0] != name:
+            raise RuntimeError(
+                f"--provider {provider} was requested but {name} did not load for {path.name} "
+                f"(session runs {', '.join(loaded) or 'nothing'}); install onnxruntime-gpu with a "
+                "matching CUDA/cuDNN/TensorRT, or use --provider cpu"
+            )
+        return
+    lost = [p for p in wanted if p not in loaded]
+    if lost:
+        warnings.warn(
+            f"{', '.join(lost)} listed as available but did not load (missing CUDA/cuDNN/TensorRT "
+            f"libraries?); running on {loaded[0]}",
+            ProviderFallbackWarning,
+            stacklevel=3,
+        )
+
+
+class OrtBackend:
+    """An ONNX Runtime session for one artifact; see `runtime.backends.Backend`."""
+
+    def __init__(self, path: str | os.PathLike, meta: ModelMeta, options: BackendOptions):
+        ort = require("onnxruntime", "to run .onnx models")
+        self.path = Path(path)
+        self.meta = meta
+        wanted = requested_providers(options.provider, ort.get_available_providers())
+        providers = [(p, provider_options(p, meta, options)) for p in wanted]
+        so = ort.SessionOptions()
+        if options.intra_op_threads:
+            so.intra_op_num_threads = options.intra_op_threads
+        so.log_severity_level = 3  # errors only: the provider check below reports fallbacks
+        with warnings.catch_warnings():
+            # ORT warns "Specified provider ... is not in available provider names"; the
+            # check below turns that into a specific error instead.
+            warnings.simplefilter("ignore")
+            self._session = ort.InferenceSession(str(self.path), so, providers=providers)
+        self.providers = list(self._session.get_providers())
+        check_loaded(options.provider, wanted, self.providers, self.path)
+        self._check_io()
+        self.description = f"onnxruntime {ort.__version__} {self.providers[0]}"
+
+    def _check_io(self) -> None:
+        inputs = [i.name for i in self._session.get_inputs()]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if self.meta.input.name not in inputs or self.meta.output.name not in outputs:
+            raise MetaError(
+                f"{self.path.name}: sidecar names input {self.meta.input.name!r} and output "
+                f"{self.meta.output.name!r} but the graph has inputs {inputs} and outputs "
+                f"{outputs}; the sidecar belongs to another model: re-export both together"
+            )
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self._session.run([self.meta.output.name], {self.meta.input.name: batch})
+        return out
+
+    def close(self) -> None:
+        self._session = None
+
+    def __enter__(self) -> OrtBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,257 @@
+"""scaseg-run: segment a video, images, a camera or a stream with a SCASeg artifact.
+
+Library code raises; this file (with cli_report) alone prints, turns exceptions into one-line
+messages and exit codes (2: bad input or usage, 1: runtime failure, 130/143: stopped by
+SIGINT/SIGTERM), and installs the signal handlers that stop a run cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from runtime.atomic import check_writable_target
+from runtime.backends import BackendOptions
+from runtime.meta import MetaError
+from runtime.sinks import OutputSpec, display_available
+from runtime.sources import SourceError
+
+DEMO_MODEL = Path("~/.cache/scaseg/scaseg_t_demo.fp32.onnx")
+USAGE_ERRORS = (
+    SourceError,
+    MetaError,
+    FileNotFoundError,
+    FileExistsError,
+    ValueError,
+    PermissionError,
+)
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+class Provider(str, Enum):
+    auto = "auto"
+    tensorrt = "tensorrt"
+    cuda = "cuda"
+    cpu = "cpu"
+
+
+class BackendKind(str, Enum):
+    auto = "auto"
+    onnxruntime = "onnxruntime"
+    tensorrt = "tensorrt"
+
+
+class UsageError(ValueError):
+    """Bad command-line input (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    source: str
+    model: Path
+    outputs: OutputSpec
+    backend: str
+    options: BackendOptions
+    loop: bool
+    max_frames: int | None
+
+
+def default_model_path() -> Path | None:
+    """The model used when --model is omitted: $SCASEG_MODEL, else the bundled demo export."""
+    env = os.environ.get("SCASEG_MODEL")
+    if env:
+        return Path(env).expanduser()
+    demo = DEMO_MODEL.expanduser()
+    return demo if demo.is_file() else None
+
+
+def _resolve_model(model: Path | None) -> Path:
+    model = model or default_model_path()
+    if model is None:
+        raise UsageError(
+            f"no model given and no demo model at {DEMO_MODEL}: pass --model PATH, set "
+            "SCASEG_MODEL, or run `scaseg-export` to create the demo model"
+        )
+    return model
+
+
+def _check_outputs(source: str, outputs: OutputSpec) -> None:
+    """Before any model loads: refuse an output that is the input, repeats another output, or
+    exists without --force."""
+    if outputs.show and not display_available():
+        raise UsageError("--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set")
+    src = Path(source).resolve() if os.path.exists(source) else None
+    seen: set[Path] = set()
+    for path in outputs.paths():
+        resolved = path.resolve()
+        if src is not None and resolved == src:
+            raise UsageError(f"output {path} is the input {source}; choose another output path")
+        if resolved in seen:
+            raise UsageError(f"{path} is given as two different outputs; give each its own path")
+        seen.add(resolved)
+        check_writable_target(path, overwrite=outputs.overwrite)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[dict]:
+    """First SIGINT/SIGTERM sets `stop` (the run winds down and finalises its outputs); a second
+    one raises KeyboardInterrupt, which still finalises."""
+    state: dict = {"signum": None}
+
+    def handle(signum: int, _frame: object) -> None:
+        if state["signum"] is not None:
+            raise KeyboardInterrupt
+        state["signum"] = signum
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"[yellow]scaseg-run: warning:[/] {message}", markup=True, soft_wrap=True)
+
+
+def execute(args: RunArgs) -> int:
+    """Run one scaseg-run invocation; returns the exit code (exceptions go to the caller)."""
+    from runtime.cli_report import make_progress, print_summary, progress_total
+    from runtime.pipeline import PipelineConfig, run_pipeline
+    from runtime.segmenter import Segmenter
+    from runtime.sinks import build_sinks
+    from runtime.sources import open_source
+
+    _check_outputs(args.source, args.outputs)
+    stop = threading.Event()
+    with _stop_on_signals(stop) as state:
+        src = open_source(args.source, loop=args.loop)
+        try:
+            with Segmenter(args.model, backend=args.backend, options=args.options) as seg:
+                info, meta = src.info, seg.meta
+                size = f"{info.size_wh[0]}x{info.size_wh[1]}" if info.size_wh else "size unknown"
+                err_console.print(
+                    f"scaseg-run: {args.model.name} ({meta.variant}, {meta.precision}) on "
+                    f"{seg.description}; {info.kind} {args.source} ({size})",
+                    soft_wrap=True,
+                )
+                sinks = build_sinks(args.outputs, seg.palette_bgr, meta.class_names, info.fps, stop)
+                progress, on_frame = make_progress(
+                    err_console, progress_total(info, args.max_frames)
+                )
+                with progress:
+                    summary = run_pipeline(
+                        src.frames(), info.live, seg, sinks,
+                        PipelineConfig(max_frames=args.max_frames), stop, on_frame,
+                    )  # fmt: skip
+        finally:
+            src.close()
+    print_summary(out_console, summary, state["signum"])
+    return 128 + state["signum"] if state["signum"] is not None else 0
+
+
+@app.command(
+    help=(
+        "Segment a video, images, a camera or a stream with a SCASeg .onnx or .engine artifact.\n\n"
+        "Example: scaseg-run clip.mp4 --model scaseg_t_demo.int8.onnx --out overlay.mp4"
+    )
+)
+def run(
+    source: str = typer.Argument(
+        ...,
+        help="Video file, image file/folder/glob, camera index or /dev/videoN, rtsp:// or http:// "
+        "URL, GStreamer pipeline ending in appsink, or csi://N (Jetson). Example: 'frames/*.png'",
+        show_default=False,
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", "-m",
+        help="Artifact (.onnx or .engine) with its .json sidecar; default $SCASEG_MODEL or the demo "
+        "model. Example: --model scaseg_t_demo.int8.onnx",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Overlay video (.mp4 .avi .mkv .mov). Example: --out overlay.mp4"
+    ),
+    provider: Provider = typer.Option(
+        Provider.auto,
+        help="ONNX Runtime execution provider; an explicit one that fails to load is an error. "
+        "Example: --provider cuda",
+    ),
+    backend: BackendKind = typer.Option(
+        BackendKind.auto, help="Force a backend (auto picks by file type). Example: --backend tensorrt"
+    ),
+    alpha: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Label colour weight in the overlay. Example: --alpha 0.4"
+    ),
+    labels_out: Path | None = typer.Option(
+        None, "--labels-out",
+        help="Folder for per-frame palettised PNGs (pixel = class id), or a video path for colour "
+        "label maps. Example: --labels-out labels/",
+    ),
+    jsonl: Path | None = typer.Option(
+        None, help="Per-frame JSON lines: class areas and latency. Example: --jsonl stats.jsonl"
+    ),
+    show: bool = typer.Option(False, "--show", help="Show the overlay in a window (q quits). Example: --show"),
+    loop: bool = typer.Option(False, "--loop", help="Restart file sources at the end. Example: --loop --max-frames 1000"),
+    max_frames: int | None = typer.Option(None, min=1, help="Stop after N frames. Example: --max-frames 300"),
+    codec: str = typer.Option(
+        "mp4v", help="FourCC for video outputs; falls back with a warning. Example: --codec avc1"
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace existing outputs. Example: --force"),
+    cuda_graph: bool = typer.Option(
+        False, "--cuda-graph", help="TensorRT engines: replay inference as a CUDA graph. Example: --cuda-graph"
+    ),
+    trt_cache: Path | None = typer.Option(
+        None, help="ONNX Runtime TensorRT EP engine cache folder. Example: --trt-cache ~/.cache/scaseg/trt"
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors. Example: --debug"),
+) -> None:  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            args = RunArgs(
+                source=source,
+                model=_resolve_model(model),
+                outputs=OutputSpec(out, labels_out, jsonl, show, alpha, codec, force),
+                backend=backend.value,
+                options=BackendOptions(
+                    provider=provider.value,
+                    cuda_graph=cuda_graph,
+                    trt_cache_dir=str(trt_cache) if trt_cache else None,
+                ),
+                loop=loop,
+                max_frames=max_frames,
+            )
+            code = execute(args)
+        except KeyboardInterrupt:
+            err_console.print("scaseg-run: interrupted")
+            code = 130
+        except Exception as err:
+            if debug:
+                raise
+            code = 2 if isinstance(err, USAGE_ERRORS) else 1
+            err_console.print(f"[red]scaseg-run: error:[/] {err}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""source -> segmenter -> sinks, with decoding, inference and encoding overlapped.
+
+    reader thread: decode (+ preprocess for files) --in_q--> calling thread: infer
+        --out_q--> writer thread: postprocess, sinks (overlay, encode, PNG, JSON)
+
+Only the model runs on the inference thread, so end-to-end throughput approaches model-only
+throughput. File sources use a bounded queue that blocks the reader: no frame is ever dropped.
+Live sources (cameras, RTSP) use a one-slot queue that throws away the oldest frame when inference
+falls behind, so the output follows real time instead of lagging further and further; their
+frames are preprocessed only once picked, so dropped frames cost no preprocessing.
+
+Stopping (`stop` event, set by the CLI's Ctrl-C/SIGTERM handler or a window's q key) ends
+inference after the current frame; every frame already inferred is still written and the sinks
+are finalised. An exception instead aborts the sinks, so a crash leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from runtime.segmenter import StageTimes
+from runtime.sinks import Result, Sink
+from runtime.sources import Frame
+
+_END = object()  # end-of-stream marker in both queues
+_POLL_S = 0.05
+
+
+class Stages(Protocol):
+    """The three steps of a segmenter (runtime.segmenter.Segmenter has them)."""
+
+    def prepare(self, frame_bgr: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def postprocess(self, output: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    max_frames: int | None = None  # stop after this many frames (None: the whole source)
+    queue_size: int = 4  # file sources: frames decoded ahead / waiting to be encoded
+    live_queue_size: int = 1  # live sources: newest frames kept; older ones are dropped
+
+    def __post_init__(self) -> None:
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.queue_size < 1 or self.live_queue_size < 1:
+            raise ValueError(
+                f"queue sizes must be >= 1, got {self.queue_size}, {self.live_queue_size}"
+            )
+
+
+@dataclass
+class PipelineStats:
+    """Live counters; written by the pipeline's threads, read by progress callbacks."""
+
+    frames_read: int = 0
+    frames_done: int = 0  # inferred
+    frames_written: int = 0
+    frames_dropped: int = 0  # live sources only
+    started: float = field(default_factory=time.perf_counter)
+    times: list[StageTimes] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        return self.frames_done / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    frames: int  # written to every sink
+    dropped: int
+    wall_s: float
+    fps: float
+    interrupted: bool
+    outputs: tuple[str, ...]
+    latency_ms: dict  # stage -> {"p50", "p90", "p99"}
+
+
+@dataclass
+class _Item:
+    """One frame on its way through the queues."""
+
+    frame: Frame
+    batch: np.ndarray | None = None  # model input, once prepared
+    output: np.ndarray | None = None  # model output, once inferred
+    preprocess_ms: float = 0.0
+    infer_ms: float = 0.0
+
+
+def percentiles(times: list[StageTimes]) -> dict:
+    if not times:
+        return {}
+    table = np.array([(t.preprocess_ms, t.infer_ms, t.postprocess_ms, t.total_ms) for t in times])
+    stages = ("preprocess", "infer", "postprocess", "total")
+    return {
+        stage: {f"p{q}": round(float(np.percentile(table[:, i], q)), 3) for q in (50, 90, 99)}
+        for i, stage in enumerate(stages)
+    }
+
+
+def _put(q: queue.Queue, item: object, give_up: Callable[[], bool]) -> bool:
+    """Blocking put that returns False instead of hanging when give_up() turns true."""
+    while True:
+        try:
+            q.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            if give_up():
+                return False
+
+
+def _put_latest(q: queue.Queue, item: object, stats: PipelineStats) -> None:
+    """Non-blocking put that drops the oldest queued frame when the queue is full."""
+    while True:
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+                stats.frames_dropped += 1
+            except queue.Empty:
+                pass
+
+
+def _prepare(stages: Stages, item: _Item) -> _Item:
+    t0 = time.perf_counter()
+    item.batch = stages.prepare(item.frame.frame_bgr)
+    item.preprocess_ms = (time.perf_counter() - t0) * 1e3
+    return item
+
+
+class _Worker(threading.Thread):
+    """A daemon thread that keeps its exception for the calling thread to re-raise."""
+
+    def __init__(self, name: str, target: Callable[[], None]):
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as err:  # re-raised by run_pipeline on the calling thread
+            self.error = err
+
+
+def run_pipeline(
+    frames: Iterator[Frame],
+    live: bool,
+    stages: Stages,
+    sinks: list[Sink],
+    config: PipelineConfig | None = None,
+    stop: threading.Event | None = None,
+    on_frame: Callable[[PipelineStats], None] | None = None,
+) -> RunSummary:
+    """Run every frame through `stages` (e.g. a Segmenter) into the sinks."""
+    config = config or PipelineConfig()
+    stop = stop or threading.Event()
+    halt = threading.Event()  # internal: set when inference ends for any reason
+    stats = PipelineStats()
+    in_q: queue.Queue = queue.Queue(config.live_queue_size if live else config.queue_size)
+    out_q: queue.Queue = queue.Queue(config.queue_size)
+
+    def read() -> None:
+        try:
+            for frame in frames:
+                if halt.is_set() or stop.is_set():
+                    return
+                if config.max_frames is not None and stats.frames_read >= config.max_frames:
+                    break
+                stats.frames_read += 1
+                if live:
+                    _put_latest(in_q, _Item(frame), stats)
+                elif not _put(in_q, _prepare(stages, _Item(frame)), halt.is_set):
+                    return
+        finally:
+            _put(in_q, _END, halt.is_set)
+
+    def write() -> None:
+        while (item := out_q.get()) is not _END:
+            t0 = time.perf_counter()
+            labels = stages.postprocess(item.output, item.frame.frame_bgr.shape[:2])
+            times = StageTimes(item.preprocess_ms, item.infer_ms, (time.perf_counter() - t0) * 1e3)
+            result = Result(item.frame.index, item.frame.name, item.frame.frame_bgr, labels, times)
+            for sink in sinks:
+                sink.write(result)
+            stats.times.append(times)
+            stats.frames_written += 1
+
+    reader, writer = _Worker("scaseg-read", read), _Worker("scaseg-write", write)
+    reader.start()
+    writer.start()
+    interrupted, failed = False, False
+    try:
+        interrupted = _infer_loop(in_q, out_q, stages, stats, stop, writer, on_frame)
+    except KeyboardInterrupt:  # a second Ctrl-C: still an interrupt, still finalise
+        interrupted = True
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        halt.set()
+        _put(out_q, _END, lambda: not writer.is_alive())
+        writer.join()
+        reader.join(timeout=2.0)  # a live read may block; the thread is a daemon
+        failed = failed or writer.error is not None or reader.error is not None
+        outputs = _finish(sinks, failed)
+    for worker in (writer, reader):
+        if worker.error is not None:
+            raise worker.error
+    return _summary(stats, interrupted, outputs)
+
+
+def _infer_loop(in_q, out_q, stages, stats, stop, writer, on_frame) -> bool:
+    """Returns True when stopped by `stop`, False at the end of the source."""
+    while not stop.is_set():
+        try:
+            item = in_q.get(timeout=_POLL_S)
+        except queue.Empty:
+            if not writer.is_alive():
+                return False  # the writer failed; run_pipeline re-raises its error
+            continue
+        if item is _END:
+            return False
+        if item.batch is None:  # live frames are prepared only once picked
+            _prepare(stages, item)
+        t0 = time.perf_counter()
+        item.output = stages.infer(item.batch)
+        item.infer_ms = (time.perf_counter() - t0) * 1e3
+        item.batch = None  # free the input while the item waits for the writer
+        if not _put(out_q, item, lambda: not writer.is_alive()):
+            return False
+        stats.frames_done += 1
+        if on_frame is not None:
+            on_frame(stats)
+    return True
+
+
+def _summary(stats: PipelineStats, interrupted: bool, outputs: list[str]) -> RunSummary:
+    wall = time.perf_counter() - stats.started
+    return RunSummary(
+        frames=stats.frames_written,
+        dropped=stats.frames_dropped,
+        wall_s=wall,
+        fps=stats.frames_written / wall if wall > 0 else 0.0,
+        interrupted=interrupted,
+        outputs=tuple(outputs),
+        latency_ms=percentiles(stats.times),
+    )
+
+
+def _finish(sinks: list[Sink], failed: bool) -> list[str]:
+    """Finalise every sink (or abort them all after a failure); a failing close does not skip
+    the others."""
+    outputs, first_error = [], None
+    for sink in sinks:
+        try:
+            if failed:
+                sink.abort()
+            elif (written := sink.close()) is not None:
+                outputs.append(written)
+        except Exception as err:
+            first_error = first_error or err
+    if first_error is not None and not failed:
+        raise first_error
+    return outputs

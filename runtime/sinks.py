@@ -1,0 +1,321 @@
+"""Where results go: overlay video, label video or palettised PNGs, a window, JSON lines.
+
+Each sink writes through a temp path and finalises in `close()` (also after Ctrl-C), or throws
+the temp away in `abort()` (after a crash). Sinks run on the pipeline's writer thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from runtime.atomic import atomic_path, check_writable_target
+from runtime.overlay import blend, class_areas, colorize
+from runtime.segmenter import StageTimes
+from runtime.video import VIDEO_SUFFIXES, VideoOutput, discard_atomic, encode_label_png
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class SizeChangeWarning(UserWarning):
+    """Frames of different sizes went into one video and were resized to the first one's size."""
+
+
+@dataclass(frozen=True)
+class Result:
+    index: int
+    name: str
+    frame_bgr: np.ndarray  # (H,W,3) uint8
+    labels: np.ndarray  # (H,W) class ids at the frame's size
+    times: StageTimes
+
+
+class Sink(Protocol):
+    def write(self, result: Result) -> None: ...
+    def close(self) -> str | None: ...  # what was written, for the summary; None if nothing
+    def abort(self) -> None: ...
+
+
+class _VideoSink:
+    """Opens its VideoOutput on the first frame (image folders only know their size then)."""
+
+    def __init__(self, path: Path, fps: float, codec: str, overwrite: bool):
+        self.path = check_writable_target(path, overwrite)  # fail before the run, not at frame 1
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise ValueError(f"{self.path}: video output must end in one of {VIDEO_SUFFIXES}")
+        self.fps, self.codec, self.overwrite = fps, codec, overwrite
+        self.output: VideoOutput | None = None
+        self._warned_size = False
+
+    def _write_image(self, image_bgr: np.ndarray) -> None:
+        if self.output is None:
+            size_wh = (image_bgr.shape[1], image_bgr.shape[0])
+            self.output = VideoOutput(self.path, self.fps, size_wh, self.codec, self.overwrite)
+        elif (
+            image_bgr.shape[1],
+            image_bgr.shape[0],
+        ) != self.output.size_wh and not self._warned_size:
+            self._warned_size = True
+            warnings.warn(
+                f"frames differ in size; {self.path.name} resizes them to the first frame's "
+                f"{self.output.size_wh[0]}x{self.output.size_wh[1]}",
+                SizeChangeWarning,
+                stacklevel=2,
+            )
+        self.output.write(image_bgr)
+
+    def close(self) -> str | None:
+        if self.output is None or not self.output.close():
+            return None
+        return f"{self.path} ({self.output.frames} frames, {self.output.codec})"
+
+    def abort(self) -> None:
+        if self.output is not None:
+            self.output.abort()
+
+
+class OverlayVideoSink(_VideoSink):
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        table_bgr: np.ndarray,
+        alpha: float,
+        codec: str = "mp4v",
+        overwrite: bool = False,
+    ):
+        super().__init__(path, fps, codec, overwrite)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"--alpha must be in [0, 1], got {alpha}")
+        self.table_bgr, self.alpha = table_bgr, alpha
+
+    def write(self, result: Result) -> None:
+        self._write_image(blend(result.frame_bgr, result.labels, self.table_bgr, self.alpha))
+
+
+class LabelVideoSink(_VideoSink):
+    """Label maps in palette colours, for viewing: video codecs are lossy, so exact class ids
+    belong in a PNG folder."""
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        table_bgr: np.ndarray,
+        codec: str = "mp4v",
+        overwrite: bool = False,
+    ):
+        # FFV1 is lossless and always available in .mkv/.avi; elsewhere honour --codec.
+        if Path(path).suffix.lower() in (".mkv", ".avi") and codec == "mp4v":
+            codec = "FFV1"
+        super().__init__(path, fps, codec, overwrite)
+        self.table_bgr = table_bgr
+
+    def write(self, result: Result) -> None:
+        self._write_image(colorize(result.labels, self.table_bgr))
+
+
+class LabelPngSink:
+    """One palettised PNG per frame (pixel value = class id) in a folder, renamed into place."""
+
+    def __init__(self, folder: Path, table_bgr: np.ndarray, overwrite: bool = False):
+        self.folder = Path(folder)
+        if self.folder.exists() and not overwrite:
+            raise FileExistsError(f"{self.folder} already exists; pass --force to replace it")
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(
+                f"{self.folder} is a file; --labels-out takes a folder or a video path"
+            )
+        check_writable_target(self.folder, overwrite=True)
+        self.table_rgb = table_bgr[:, ::-1]
+        self._tmp = Path(
+            tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.", suffix=".tmp")
+        )
+        os.chmod(self._tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
+        self._names: set[str] = set()
+        self.frames = 0
+
+    def write(self, result: Result) -> None:
+        name = (
+            result.name if result.name not in self._names else f"{result.name}_{result.index:06d}"
+        )
+        self._names.add(name)
+        labels = result.labels
+        if labels.dtype == np.uint8:
+            data = encode_label_png(labels, self.table_rgb)
+        else:  # more than 256 classes: 16-bit gray, no palette
+            ok, buf = cv2.imencode(".png", labels.astype(np.uint16))
+            data = buf.tobytes() if ok else b""
+        (self._tmp / f"{name}.png").write_bytes(data)
+        self.frames += 1
+
+    def close(self) -> str | None:
+        if self._tmp is None:
+            return None
+        tmp, self._tmp = self._tmp, None
+        if self.frames == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None
+        if self.folder.exists():  # allowed by --force, checked in __init__
+            shutil.rmtree(self.folder)
+        os.replace(tmp, self.folder)
+        return f"{self.folder}/ ({self.frames} PNGs)"
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+class JsonLinesSink:
+    """One JSON object per frame: index, name, class areas (fraction of the frame), latency."""
+
+    def __init__(self, path: Path, class_names: tuple[str, ...], overwrite: bool = False):
+        self.path = Path(path)
+        self.class_names = class_names
+        self._atomic = atomic_path(self.path, overwrite)
+        self._file = open(self._atomic.__enter__(), "w", encoding="utf-8")  # noqa: SIM115
+        self.frames = 0
+
+    def write(self, result: Result) -> None:
+        t = result.times
+        record = {
+            "frame": result.index,
+            "name": result.name,
+            "class_areas": class_areas(result.labels, self.class_names),
+            "latency_ms": {
+                "preprocess": round(t.preprocess_ms, 3),
+                "infer": round(t.infer_ms, 3),
+                "postprocess": round(t.postprocess_ms, 3),
+                "total": round(t.total_ms, 3),
+            },
+        }
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()  # a reader tailing the file sees each frame as it is done
+        self.frames += 1
+
+    def close(self) -> str | None:
+        if self._file is None:
+            return None
+        self._file.close()
+        self._file = None
+        self._atomic.__exit__(None, None, None)
+        return f"{self.path} ({self.frames} lines)"
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            discard_atomic(self._atomic)
+
+
+def display_available() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class WindowSink:
+    """An on-screen window with the overlay; q or Esc asks the pipeline to stop."""
+
+    def __init__(
+        self, table_bgr: np.ndarray, alpha: float, stop: threading.Event, title: str = "scaseg"
+    ):
+        if not display_available():
+            raise RuntimeError(
+                "--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set"
+            )
+        self.table_bgr, self.alpha, self.stop, self.title = table_bgr, alpha, stop, title
+        self._opened = False
+
+    def write(self, result: Result) -> None:
+        if not self._opened:
+            try:
+                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+            except cv2.error as err:
+                raise RuntimeError(
+                    "--show needs OpenCV with a GUI (opencv-python, not -headless)"
+                ) from err
+            self._opened = True
+        cv2.imshow(self.title, blend(result.frame_bgr, result.labels, self.table_bgr, self.alpha))
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.stop.set()
+
+    def close(self) -> str | None:
+        if self._opened:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyWindow(self.title)
+        return None
+
+    def abort(self) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Which sinks a run writes. None / False means "not this one"."""
+
+    overlay: Path | None = None  # overlay video
+    labels: Path | None = None  # folder of label PNGs, or a video path (colour label maps)
+    jsonl: Path | None = None
+    show: bool = False
+    alpha: float = 0.5
+    codec: str = "mp4v"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if len(self.codec) != 4:
+            raise ValueError(f"codec must be a 4-character FourCC such as mp4v, got {self.codec!r}")
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.overlay, self.labels, self.jsonl) if p is not None]
+
+
+def build_sinks(
+    spec: OutputSpec,
+    table_bgr: np.ndarray,
+    class_names: tuple[str, ...],
+    fps: float,
+    stop: threading.Event,
+) -> list[Sink]:
+    """The sinks `spec` asks for; if one cannot be created, those already made are aborted."""
+    fps = fps if fps > 0 else 25.0
+    sinks: list[Sink] = []
+    try:
+        if spec.overlay is not None:
+            sinks.append(
+                OverlayVideoSink(
+                    spec.overlay, fps, table_bgr, spec.alpha, spec.codec, spec.overwrite
+                )
+            )
+        if spec.labels is not None and spec.labels.suffix.lower() in VIDEO_SUFFIXES:
+            sinks.append(LabelVideoSink(spec.labels, fps, table_bgr, spec.codec, spec.overwrite))
+        elif spec.labels is not None:
+            sinks.append(LabelPngSink(spec.labels, table_bgr, spec.overwrite))
+        if spec.jsonl is not None:
+            sinks.append(JsonLinesSink(spec.jsonl, class_names, spec.overwrite))
+        if spec.show:
+            sinks.append(WindowSink(table_bgr, spec.alpha, stop))
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return sinks

@@ -1,0 +1,158 @@
+"""Every TensorRT version difference the runtime cares about, in one place.
+
+Supported: TensorRT 8.5 / 8.6 (JetPack 5), 10.x (JetPack 6, desktop) and 11.x. All of them have
+the name-based tensor API (`num_io_tensors`, `set_tensor_address`, `execute_async_v3`); the
+binding-index API (`get_binding_index`, `execute_async_v2`) was removed in TensorRT 10 and is
+never used here. TensorRT < 8.5 (JetPack 4) is refused with a message rather than half-supported.
+
+TensorRT subclasses (logger, profiler) are defined inside factory functions so that importing
+this module never needs TensorRT.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from runtime.deps import require
+
+MIN_VERSION = (8, 5)
+
+
+class TensorRTLogWarning(UserWarning):
+    """A warning logged by TensorRT itself."""
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'10.3.0.30' -> (10, 3, 0, 30); a part that does not start with a digit ends the tuple,
+    a part like '0rc1' contributes its leading number."""
+    parts = []
+    for piece in str(text).split("."):
+        match = re.match(r"\d+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group()))
+        if match.end() != len(piece):
+            break
+    return tuple(parts)
+
+
+def major_minor(text: str) -> str:
+    return ".".join(str(v) for v in parse_version(text)[:2])
+
+
+def import_tensorrt() -> ModuleType:
+    trt = require("tensorrt", "to run .engine files")
+    check_version(trt.__version__)
+    return trt
+
+
+def check_version(version: str) -> None:
+    if parse_version(version)[:2] < MIN_VERSION:
+        raise RuntimeError(
+            f"TensorRT {version} is too old: the runtime needs the name-based tensor API of "
+            f"TensorRT >= {'.'.join(map(str, MIN_VERSION))} (JetPack 5 or newer); run the .onnx "
+            "model with ONNX Runtime instead"
+        )
+
+
+def make_logger(trt: ModuleType) -> object:
+    """A trt.ILogger that keeps errors for our exception messages instead of printing them."""
+
+    class CollectingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            # The base __init__ must be called explicitly or TensorRT crashes on the first log.
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg) -> None:
+            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                self.errors.append(str(msg))
+            elif severity == trt.ILogger.WARNING:
+                warnings.warn(f"TensorRT: {msg}", TensorRTLogWarning, stacklevel=2)
+
+    return CollectingLogger()
+
+
+def make_profiler(trt: ModuleType, on_layer: Callable[[str, float], None]) -> object:
+    """A trt.IProfiler calling on_layer(layer_name, ms) once per layer per inference."""
+
+    class CallbackProfiler(trt.IProfiler):
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)  # explicit base init, as the TensorRT docs require
+
+        def report_layer_time(self, layer_name, ms) -> None:
+            on_layer(str(layer_name), float(ms))
+
+    return CallbackProfiler()
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    is_input: bool
+    dtype: np.dtype
+    shape: tuple[int, ...]  # engine shape; -1 marks a dynamic dimension
+
+
+def numpy_dtype(trt: ModuleType, trt_dtype: object, name: str) -> np.dtype:
+    try:
+        return np.dtype(trt.nptype(trt_dtype))
+    except TypeError as err:  # bf16 / fp8 / int4 I/O has no numpy type
+        raise RuntimeError(
+            f"engine tensor {name!r} has type {trt_dtype}, which has no numpy equivalent; "
+            "export the model with float32, uint8 or int32 I/O"
+        ) from err
+
+
+def io_tensors(trt: ModuleType, engine: object) -> list[TensorInfo]:
+    tensors = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        dtype = numpy_dtype(trt, engine.get_tensor_dtype(name), name)
+        shape = tuple(int(d) for d in engine.get_tensor_shape(name))
+        tensors.append(TensorInfo(name, is_input, dtype, shape))
+    return tensors
+
+
+def profile_shapes(engine: object, name: str) -> tuple[tuple[int, ...], ...]:
+    """(min, opt, max) of a dynamic input in optimization profile 0."""
+    return tuple(tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, 0))
+
+
+def set_input_shape(context: object, name: str, shape: tuple[int, ...]) -> None:
+    if not context.set_input_shape(name, tuple(int(d) for d in shape)):
+        raise RuntimeError(f"TensorRT refused input shape {shape} for {name!r}")
+
+
+def tensor_shape(context: object, name: str) -> tuple[int, ...]:
+    return tuple(int(d) for d in context.get_tensor_shape(name))
+
+
+def set_tensor_address(context: object, name: str, ptr: int) -> None:
+    if context.set_tensor_address(name, int(ptr)) is False:  # returns None before 10.0
+        raise RuntimeError(f"TensorRT refused the device address for tensor {name!r}")
+
+
+def execute(context: object, stream_handle: int) -> None:
+    if not context.execute_async_v3(int(stream_handle)):
+        raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT error above)")
+
+
+def set_dla_core(runtime: object, core: int | None) -> None:
+    if core is not None and core >= 0:
+        runtime.DLA_core = int(core)
+
+
+def network_creation_flags(trt: ModuleType) -> int:
+    """Builder flags for an ONNX network: EXPLICIT_BATCH before TensorRT 10, where it became the
+    only mode (the flag is deprecated in 10 and gone in 11)."""
+    if parse_version(trt.__version__)[0] >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)

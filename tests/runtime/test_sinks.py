@@ -1,0 +1,143 @@
+"""Sinks: overlay and label videos, palettised PNGs, JSON lines, codec fallback, atomic finalising."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from runtime.classes import palette_bgr
+from runtime.segmenter import StageTimes
+from runtime.sinks import (
+    JsonLinesSink,
+    LabelPngSink,
+    LabelVideoSink,
+    OverlayVideoSink,
+    Result,
+    SizeChangeWarning,
+)
+from runtime.video import CodecFallbackWarning, OddSizeWarning
+
+TABLE = palette_bgr(num_classes=8)
+TIMES = StageTimes(1.0, 2.0, 0.5)
+
+
+def results(n=7, h=48, w=80):
+    for i in range(n):
+        labels = np.zeros((h, w), np.uint8)
+        labels[:, : (i + 1) * 5] = i % 8
+        labels[h // 2 :, :] = 3
+        frame = np.full((h, w, 3), 90, np.uint8)
+        yield Result(i, f"{i:06d}", frame, labels, TIMES)
+
+
+def test_overlay_video_has_every_frame_at_the_frame_size(tmp_path, decoded_frames):
+    sink = OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, alpha=0.5)
+    for r in results():
+        sink.write(r)
+    assert "7 frames, mp4v" in sink.close()
+    assert decoded_frames(tmp_path / "o.mp4") == (7, (80, 48))
+    assert [p.name for p in tmp_path.iterdir()] == ["o.mp4"]  # no temp file left behind
+
+
+def test_codec_fallback_warns_and_writes(tmp_path, decoded_frames):
+    with pytest.warns(CodecFallbackWarning, match="codec avc1 is not available.*with mp4v instead"):
+        sink = OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5, codec="avc1")
+        for r in results(3):
+            sink.write(r)
+        sink.close()
+    assert decoded_frames(tmp_path / "o.mp4")[0] == 3
+
+
+def test_label_pngs_are_palettised_class_ids(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    sink = LabelPngSink(tmp_path / "labels", TABLE)
+    expected = list(results())
+    for r in expected:
+        sink.write(r)
+    sink.close()
+    files = sorted((tmp_path / "labels").iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(7)]
+    image = pil.open(files[4])
+    assert image.mode == "P"
+    assert np.array_equal(np.asarray(image), expected[4].labels)
+    palette = np.asarray(image.getpalette()[:24], np.uint8).reshape(8, 3)
+    assert np.array_equal(palette, TABLE[:, ::-1])  # RGB in the PNG
+
+
+def test_label_video_in_mkv_is_lossless_colour(tmp_path, decoded_frames):
+    import cv2
+
+    sink = LabelVideoSink(tmp_path / "labels.mkv", 25.0, TABLE)
+    first = next(results())
+    sink.write(first)
+    assert "FFV1" in sink.close()
+    ok, frame = cv2.VideoCapture(str(tmp_path / "labels.mkv")).read()
+    assert ok and np.array_equal(frame, TABLE[first.labels])
+
+
+def test_json_lines_hold_class_areas_and_latency(tmp_path):
+    sink = JsonLinesSink(tmp_path / "s.jsonl", ("road", "sidewalk", "building", "vegetation"))
+    for r in results(4):
+        sink.write(r)
+    sink.close()
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in lines] == [0, 1, 2, 3]
+    assert sum(lines[0]["class_areas"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert lines[0]["latency_ms"] == {
+        "preprocess": 1.0,
+        "infer": 2.0,
+        "postprocess": 0.5,
+        "total": 3.5,
+    }
+
+
+def test_existing_outputs_need_force(tmp_path):
+    (tmp_path / "o.mp4").write_bytes(b"old")
+    (tmp_path / "labels").mkdir()
+    with pytest.raises(FileExistsError, match="pass --force"):
+        OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5)
+    with pytest.raises(FileExistsError, match="pass --force"):
+        LabelPngSink(tmp_path / "labels", TABLE)
+    sink = LabelPngSink(tmp_path / "labels", TABLE, overwrite=True)
+    sink.write(next(results()))
+    sink.close()
+    assert len(list((tmp_path / "labels").iterdir())) == 1
+
+
+def test_abort_and_empty_runs_leave_nothing(tmp_path):
+    video = OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5)
+    video.write(next(results()))
+    video.abort()
+    empty = OverlayVideoSink(tmp_path / "e.mp4", 25.0, TABLE, 0.5)
+    assert empty.close() is None
+    lines = JsonLinesSink(tmp_path / "s.jsonl", ("a",))
+    lines.abort()
+    pngs = LabelPngSink(tmp_path / "labels", TABLE)
+    pngs.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_frames_of_another_size_are_resized_with_a_warning(tmp_path, decoded_frames):
+    sink = OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5)
+    sink.write(next(results(1, 48, 80)))
+    with pytest.warns(SizeChangeWarning, match="resizes them to the first frame's 80x48"):
+        sink.write(next(results(1, 31, 33)))
+    sink.close()
+    assert decoded_frames(tmp_path / "o.mp4") == (2, (80, 48))
+
+
+def test_odd_frames_are_padded_not_cropped(tmp_path, decoded_frames):
+    sink = OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5)
+    with pytest.warns(OddSizeWarning, match="77x45 is odd.*o.mp4 is 78x46"):
+        sink.write(next(results(1, 45, 77)))
+    sink.close()
+    assert decoded_frames(tmp_path / "o.mp4") == (1, (78, 46))
+
+
+def test_bad_video_suffix_and_alpha(tmp_path):
+    with pytest.raises(ValueError, match="video output must end in one of"):
+        OverlayVideoSink(tmp_path / "o.gif", 25.0, TABLE, 0.5)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 1.5)
