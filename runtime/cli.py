@@ -67,6 +67,8 @@ class RunArgs:
     options: BackendOptions
     loop: bool
     max_frames: int | None
+    profile: Path | None = None  # write a latency report (JSON, CSV, PNG) into this folder
+    profile_warmup: int = 5  # frames left out of the profile's statistics
 
 
 def default_model_path() -> Path | None:
@@ -138,11 +140,15 @@ def execute(args: RunArgs) -> int:
     from runtime.sources import open_source
 
     _check_outputs(args.source, args.outputs)
+    if args.profile is not None:
+        _check_profile_dir(args.profile, args.outputs.overwrite)
     stop = threading.Event()
+    report = None
     with _stop_on_signals(stop) as state:
         src = open_source(args.source, loop=args.loop)
         try:
-            with Segmenter(args.model, backend=args.backend, options=args.options) as seg:
+            model, cuda = _open_model(args)
+            with Segmenter(model, backend=args.backend, options=args.options) as seg:
                 info, meta = src.info, seg.meta
                 size = f"{info.size_wh[0]}x{info.size_wh[1]}" if info.size_wh else "size unknown"
                 err_console.print(
@@ -151,18 +157,82 @@ def execute(args: RunArgs) -> int:
                     soft_wrap=True,
                 )
                 sinks = build_sinks(args.outputs, seg.palette_bgr, meta.class_names, info.fps, stop)
+                stages, frames, sinks, recorder = _instrument(args, seg, cuda, src.frames(), sinks)
                 progress, on_frame = make_progress(
                     err_console, progress_total(info, args.max_frames)
                 )
                 with progress:
                     summary = run_pipeline(
-                        src.frames(), info.live, seg, sinks,
+                        frames, info.live, stages, sinks,
                         PipelineConfig(max_frames=args.max_frames), stop, on_frame,
                     )  # fmt: skip
+                if recorder is not None:
+                    report = _profile_report(args, seg, cuda, recorder, summary.frames)
         finally:
             src.close()
     print_summary(out_console, summary, state["signum"])
+    if report is not None:
+        _write_profile(report, args.profile)
     return 128 + state["signum"] if state["signum"] is not None else 0
+
+
+def _check_profile_dir(folder: Path, overwrite: bool) -> None:
+    from runtime.profile_report import FILES
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--profile {folder} is a file; give a folder for the report")
+    if (folder / FILES["json"]).exists() and not overwrite:
+        raise UsageError(f"{folder / FILES['json']} already exists; pass --force to replace it")
+
+
+def _open_model(args: RunArgs) -> tuple[object, object | None]:
+    """The model path, or with --profile an already opened backend with stage timers."""
+    if args.profile is None:
+        return args.model, None
+    from runtime.profiler import open_profiled_backend
+
+    return open_profiled_backend(args.model, args.backend, args.options)
+
+
+def _instrument(args: RunArgs, seg: object, cuda: object, frames, sinks: list):
+    """With --profile: time every stage (decode, preprocess, [h2d, infer, d2h], postprocess,
+    encode) and each frame end to end; without it, the plain segmenter, frames and sinks."""
+    if args.profile is None:
+        return seg, frames, sinks, None
+    from runtime.profiler import StageRecorder, TimedStages, timed_frames, timed_sinks
+
+    recorder = StageRecorder()
+    stages = TimedStages(seg, recorder, cuda)
+    return stages, timed_frames(frames, recorder), timed_sinks(sinks, recorder), recorder
+
+
+def _profile_report(args: RunArgs, seg: object, cuda: object, recorder, frames: int) -> dict:
+    import shlex
+    import sys
+
+    from runtime.envinfo import capture_environment, measure_memory
+    from runtime.profile_report import build_report, model_section
+
+    return build_report(
+        tool="scaseg-run --profile", command="scaseg-run " + shlex.join(sys.argv[1:]),
+        model=model_section(args.model, seg.meta), recorder=recorder,
+        warmup=min(args.profile_warmup, max(frames - 1, 0)), source=args.source, pipelined=True,
+        layers=None, memory=measure_memory(seg.backend),
+        environment=capture_environment(seg.backend, cuda, args.options),
+    )  # fmt: skip
+
+
+def _write_profile(report: dict, folder: Path) -> None:
+    from runtime.profile_report import stages_table, summary_lines, write_report
+
+    written, skipped = write_report(report, folder)
+    out_console.print(stages_table(report))
+    for line in summary_lines(report):
+        out_console.print(f"  {line}", soft_wrap=True)
+    for path in written:
+        out_console.print(f"  wrote {path}", soft_wrap=True)
+    if skipped:
+        err_console.print(f"[yellow]scaseg-run: warning:[/] {skipped}", markup=True, soft_wrap=True)
 
 
 @app.command(
@@ -218,6 +288,14 @@ def run(
     trt_cache: Path | None = typer.Option(
         None, help="ONNX Runtime TensorRT EP engine cache folder. Example: --trt-cache ~/.cache/scaseg/trt"
     ),
+    profile: Path | None = typer.Option(
+        None, "--profile",
+        help="Write a latency profile (per stage and end to end, memory, environment) as JSON, CSV "
+        "and PNG into this folder; per-layer times: scaseg-profile --layers. Example: --profile prof/",
+    ),
+    profile_warmup: int = typer.Option(
+        5, min=0, help="With --profile: first frames left out of the statistics. Example: --profile-warmup 20"
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors. Example: --debug"),
 ) -> None:  # fmt: skip
     with warnings.catch_warnings():
@@ -236,6 +314,8 @@ def run(
                 ),
                 loop=loop,
                 max_frames=max_frames,
+                profile=profile,
+                profile_warmup=profile_warmup,
             )
             code = execute(args)
         except KeyboardInterrupt:

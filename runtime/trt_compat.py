@@ -156,3 +156,14 @@ def network_creation_flags(trt: ModuleType) -> int:
     if parse_version(trt.__version__)[0] >= 10:
         return 0
     return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
+def device_memory_bytes(trt: ModuleType, engine: object) -> int:
+    """Device memory one execution context needs for activations and scratch, in bytes.
+
+    TensorRT 10.1 added `device_memory_size_v2` (which accounts for weight streaming) and
+    deprecated `device_memory_size`; TensorRT 11 removed the old one, and 8.5/8.6/10.0 have only it.
+    """
+    if parse_version(trt.__version__)[:2] >= (10, 1):
+        return int(engine.device_memory_size_v2)
+    return int(engine.device_memory_size)
