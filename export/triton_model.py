@@ -1,0 +1,129 @@
+"""Triton Python-backend model that serves a scaseg artifact through scaseg's own runtime.
+
+`write_triton_repo` copies this file to `<model>/1/model.py`, next to the artifact, its sidecar
+and (by default) the `runtime` package that wrote them. Contract (the `Segmenter` one, batched):
+
+    input  "image":  (N,H,W,3) uint8 BGR frames, any H,W (resized to the model size here)
+    output "labels": (N,H,W) class ids at each frame's own size (uint8; int32 past 256 classes)
+
+Preprocessing and postprocessing are runtime.preprocess's, through `runtime.Segmenter`, so a
+served label map is the one local inference gives. Triton's batch is split (and padded where the
+artifact's batch dim is fixed or has a minimum) into what the artifact accepts.
+
+config.pbtxt parameters: `artifact` (file name in this folder), `provider` (auto | cpu | cuda |
+tensorrt, ONNX only; `auto` on a CPU instance means cpu), `intra_op_threads` (optional).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+_HERE = Path(__file__).resolve().parent
+if (_HERE / "runtime" / "__init__.py").is_file() and sys.path[0] != str(_HERE):
+    # The bundled runtime goes ahead of any installed scaseg: it is the version that wrote the
+    # sidecar. (The Python backend appends this folder after site-packages by itself.)
+    sys.path.insert(0, str(_HERE))
+
+from runtime.backends import BackendOptions, backend_kind, open_backend  # noqa: E402
+from runtime.segmenter import Segmenter  # noqa: E402
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "labels"
+
+
+def artifact_batch_range(shape: tuple, profile: tuple | None) -> tuple[int, int | None]:
+    """(min, max) batch of the artifact's input; max None = unbounded."""
+    if isinstance(shape[0], int):
+        return shape[0], shape[0]
+    if profile:
+        return int(profile[0][0]), int(profile[2][0])
+    return 1, None
+
+
+class FrameServer:
+    """Frames of any size in, label maps at their size out, in batches the artifact accepts."""
+
+    def __init__(self, segmenter: Segmenter):
+        self.segmenter = segmenter
+        spec = segmenter.meta.input
+        self.batch_min, self.batch_max = artifact_batch_range(spec.shape, spec.profile)
+
+    def segment(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        seg = self.segmenter
+        inputs = [seg.prepare(f) for f in frames]  # each (1,3,h,w) float32 or (1,h,w,3) uint8
+        step = self.batch_max or len(inputs)
+        outputs: list[np.ndarray] = []
+        for start in range(0, len(inputs), step):
+            chunk = inputs[start : start + step]
+            n = len(chunk)
+            # A fixed batch (or a profile minimum) above n: pad with copies of the last frame.
+            chunk += [chunk[-1]] * max(0, self.batch_min - n)
+            out = seg.backend.infer(np.concatenate(chunk))
+            outputs += [out[i : i + 1] for i in range(n)]
+        return [seg.postprocess(o, f.shape[:2]) for o, f in zip(outputs, frames)]
+
+    def close(self) -> None:
+        self.segmenter.close()
+
+
+def backend_options(params: dict[str, str], artifact: Path, instance_kind: str, device: int):
+    provider = params.get("provider", "auto")
+    if backend_kind(artifact) == "tensorrt":
+        provider = "auto"  # engines run on TensorRT; `provider` is an ONNX Runtime setting
+    elif instance_kind == "CPU" and provider == "auto":
+        provider = "cpu"  # a CPU instance must not quietly take a GPU
+    threads = params.get("intra_op_threads")
+    return BackendOptions(
+        provider=provider, device=device, intra_op_threads=int(threads) if threads else None
+    )
+
+
+class TritonPythonModel:
+    """The entry points Triton's Python backend calls."""
+
+    def initialize(self, args: dict) -> None:
+        # Imported here, not at the top: the module exists only inside Triton's stub process.
+        self._pb = importlib.import_module("triton_python_backend_utils")
+        config = json.loads(args["model_config"])
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+        if not params.get("artifact"):
+            raise ValueError(
+                f"{config.get('name')}: config.pbtxt has no 'artifact' parameter naming the model "
+                "file in the version folder; regenerate the repository with scaseg-export"
+            )
+        artifact = _HERE / params["artifact"]
+        kind = str(args.get("model_instance_kind", "CPU")).upper()
+        device = int(args.get("model_instance_device_id") or 0)
+        options = backend_options(params, artifact, kind, device)
+        self.server = FrameServer(Segmenter(open_backend(artifact, options=options)))
+        self._pb.Logger.log_info(
+            f"scaseg: serving {artifact.name} with {self.server.segmenter.description}"
+        )
+
+    def execute(self, requests: list) -> list:
+        pb = self._pb
+        frames: list[np.ndarray] = []
+        counts: list[int] = []
+        try:
+            for request in requests:
+                batch = pb.get_input_tensor_by_name(request, INPUT_NAME).as_numpy()
+                frames += list(batch)  # (n,H,W,3) -> n frames
+                counts.append(len(batch))
+            labels = self.server.segment(frames)
+        except Exception as err:  # every request gets the reason rather than a dead server
+            error = pb.TritonError(f"scaseg: {type(err).__name__}: {err}")
+            return [pb.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        responses, start = [], 0
+        for n in counts:
+            out = np.stack(labels[start : start + n])  # (n,H,W)
+            responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor(OUTPUT_NAME, out)]))
+            start += n
+        return responses
+
+    def finalize(self) -> None:
+        self.server.close()

@@ -1,0 +1,147 @@
+"""Generated Triton repositories: every config.pbtxt parses with Triton's own schema
+(tritonclient's model_config_pb2), round-trips, and matches the artifact's sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from export.triton_model import FrameServer
+from export.triton_repo import TritonBatchingWarning, TritonConfigError, write_triton_repo
+from runtime.meta import read_meta
+from runtime.segmenter import Segmenter
+from tests.deploy.conftest import ORIN_ENGINE, build_model
+
+TYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32"}
+
+
+def parse_config(model_dir: Path) -> model_config_pb2.ModelConfig:
+    text = (model_dir / "config.pbtxt").read_text()
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    again = text_format.Parse(text_format.MessageToString(config), model_config_pb2.ModelConfig())
+    assert again == config  # round-trips through Triton's schema
+    return config
+
+
+def expected_dims(shape: tuple, batched: bool) -> list[int]:
+    return [-1 if isinstance(d, str) else d for d in (shape[1:] if batched else shape)]
+
+
+def check_native(config, artifact: Path) -> None:
+    """Inputs/outputs, dtypes, dims and max_batch_size agree with the sidecar."""
+    meta = read_meta(artifact)
+    batched = config.max_batch_size > 0
+    for tensors, spec in ((config.input, meta.input), (config.output, meta.output)):
+        (t,) = tensors
+        assert t.name == spec.name
+        assert model_config_pb2.DataType.Name(t.data_type) == TYPES[spec.dtype]
+        assert list(t.dims) == expected_dims(spec.shape, batched)
+    if meta.input.dynamic:
+        assert config.max_batch_size == meta.input.profile[2][0]  # the profile's max batch
+        assert config.HasField("dynamic_batching")
+    else:
+        # Batch fixed by the artifact: Triton must not batch (the "dim 0 between 1 and 1" bug).
+        assert config.max_batch_size == 0
+        assert not config.HasField("dynamic_batching")
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_onnx_repository_matches_sidecar(tmp_path, fused, dynamic):
+    onnx = build_model(tmp_path / "tiny.fp32.onnx", fused=fused, dynamic=dynamic)
+    repo = write_triton_repo([onnx], tmp_path / "repo", model_name="seg")
+    native = parse_config(repo / "seg_onnx")
+    assert native.backend == "onnxruntime"
+    assert (repo / "seg_onnx" / "1" / "model.onnx").read_bytes() == onnx.read_bytes()
+    check_native(native, onnx)
+
+    py = parse_config(repo / "seg")
+    assert py.backend == "python" and py.max_batch_size == 8
+    assert [(t.name, list(t.dims)) for t in py.input] == [("image", [-1, -1, 3])]
+    assert [(t.name, list(t.dims)) for t in py.output] == [("labels", [-1, -1])]
+    assert model_config_pb2.DataType.Name(py.output[0].data_type) == "TYPE_UINT8"
+    assert py.parameters["artifact"].string_value == onnx.name
+    version = repo / "seg" / "1"
+    for name in ("model.py", onnx.name, f"{onnx.name}.json", "runtime/preprocess.py"):
+        assert (version / name).is_file(), name
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_engine_repository_matches_sidecar(tmp_path, dynamic):
+    engine = build_model(
+        tmp_path / "tiny.int8.engine", dynamic=dynamic, precision="int8", engine=ORIN_ENGINE
+    )
+    repo = write_triton_repo([engine], tmp_path / "repo", python_backend=False)
+    model = repo / "tiny_int8_trt"
+    config = parse_config(model)
+    assert config.backend == "tensorrt"
+    assert (
+        model_config_pb2.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind) == "KIND_GPU"
+    )
+    assert (model / "1" / "model.plan").is_file() and not config.cc_model_filenames
+    check_native(config, engine)
+
+
+def test_engines_for_several_gpus_get_cc_model_filenames(tmp_path):
+    engines = [
+        build_model(tmp_path / f"tiny.fp16.sm{cc}.engine", dynamic=True, precision="fp16",
+                    engine={**ORIN_ENGINE, "compute_capability": cc, "dla_core": 0})
+        for cc in ("8.7", "8.9")
+    ]  # fmt: skip
+    repo = write_triton_repo(engines, tmp_path / "repo", model_name="seg", python_backend=False)
+    config = parse_config(repo / "seg_trt")
+    assert dict(config.cc_model_filenames) == {"8.7": "model_sm87.plan", "8.9": "model_sm89.plan"}
+    for filename in config.cc_model_filenames.values():
+        assert (repo / "seg_trt" / "1" / filename).is_file()
+    (device,) = config.instance_group[0].secondary_devices  # DLA core 0 from the sidecar
+    assert device.device_id == 0
+    check_native(config, engines[0])
+
+
+def test_batch_beyond_the_profile_is_refused(tmp_path):
+    onnx = build_model(tmp_path / "tiny.fp32.onnx", dynamic=True, batch_range=(1, 1, 2))
+    with pytest.raises(TritonConfigError, match="dim 0 between 1 and 2"):
+        write_triton_repo([onnx], tmp_path / "repo", max_batch_size=8, python_backend=False)
+    static = build_model(tmp_path / "static.fp32.onnx")
+    with pytest.raises(TritonConfigError, match="re-export it with a dynamic batch"):
+        write_triton_repo([static], tmp_path / "repo", max_batch_size=4, python_backend=False)
+    assert not (tmp_path / "repo").exists()  # refused before anything was written
+
+
+def test_fixed_batch_warns_when_the_python_model_batches_instead(tmp_path):
+    static = build_model(tmp_path / "static.fp32.onnx")
+    with pytest.warns(TritonBatchingWarning, match="Python-backend model batches it"):
+        repo = write_triton_repo([static], tmp_path / "repo", model_name="m", max_batch_size=4)
+    assert parse_config(repo / "m").max_batch_size == 4
+    assert parse_config(repo / "m_onnx").max_batch_size == 0
+
+
+def test_existing_model_is_replaced_only_with_force(tmp_path):
+    onnx = build_model(tmp_path / "tiny.fp32.onnx")
+    repo = write_triton_repo([onnx], tmp_path / "repo", model_name="seg")
+    (repo / "seg" / "stale.txt").write_text("old")
+    with pytest.raises(FileExistsError, match="--force"):
+        write_triton_repo([onnx], repo, model_name="seg")
+    write_triton_repo([onnx], repo, model_name="seg", force=True)
+    assert not (repo / "seg" / "stale.txt").exists()
+    assert sorted(p.name for p in repo.iterdir()) == ["seg", "seg_onnx"]  # no temp leftovers
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+@pytest.mark.parametrize("batch", [(1, 1, 1), (1, 2, 3), (2, 2, 4)], ids=["b1", "max3", "min2"])
+def test_frame_server_equals_local_inference(tmp_path, fused, batch):
+    """The Python model's batching (split, pad) gives the labels Segmenter gives frame by frame."""
+    dynamic = batch != (1, 1, 1)
+    onnx = build_model(tmp_path / "m.fp32.onnx", fused=fused, dynamic=dynamic, batch_range=batch)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in [(48, 80)] * 4 + [(64, 64)]]
+    with Segmenter(onnx, provider="cpu") as seg:
+        expected = [seg(f) for f in frames]
+        got = FrameServer(seg).segment(frames)
+    for e, g in zip(expected, got):
+        assert g.dtype == np.uint8 and g.shape == e.shape
+        np.testing.assert_array_equal(g, e)
