@@ -1,0 +1,139 @@
+"""Activation ranges for INT8 with ONNX Runtime's calibrators (minmax, entropy, percentile).
+
+Two ORT behaviours this module works around (onnxruntime 1.17-1.32):
+- quantize_static forwards no bin count to its calibrator, so "entropy" there runs with 128 bins
+  and 128 quantized bins: the KL search has nothing to choose from and returns the min-max range.
+  We create the calibrator ourselves with 2048 bins (TensorRT's entropy calibrator's count).
+- the histogram calibrators keep every activation of every sample fed in one collect_data call
+  (32 frames at 512x512 were killed at 24 GiB). Feeding ONE sample per call merges it into the
+  histograms and frees it, so memory stays at one sample's activations whatever the sample count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtime.deps import require
+
+METHODS = ("minmax", "entropy", "percentile")
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    method: str = "minmax"
+    num_bins: int = 2048  # histogram methods
+    num_quantized_bins: int = 128  # entropy: 2**(8-1) levels on each side of a symmetric range
+    percentile: float = 99.99
+    symmetric: bool = True  # TensorRT's Q/DQ are symmetric (zero point 0)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(
+                f"calibration method must be one of {', '.join(METHODS)}, got {self.method!r}"
+            )
+        if self.num_bins < self.num_quantized_bins:
+            raise ValueError(
+                f"num_bins ({self.num_bins}) must be >= num_quantized_bins ({self.num_quantized_bins})"
+            )
+        if not 50.0 < self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        if self.method == "minmax":  # bins and percentile do not affect min-max ranges
+            data = {"method": "minmax", "symmetric": self.symmetric}
+        elif self.method == "entropy":
+            data.pop("percentile")
+        else:
+            data.pop("num_quantized_bins")
+        return data
+
+
+def ort_method(name: str):
+    q = require("onnxruntime.quantization", "to calibrate INT8 models")
+    return {
+        "minmax": q.CalibrationMethod.MinMax,
+        "entropy": q.CalibrationMethod.Entropy,
+        "percentile": q.CalibrationMethod.Percentile,
+    }[name]
+
+
+def compute_ranges(
+    model_path: str | os.PathLike,
+    input_name: str,
+    inputs: Iterable[np.ndarray],
+    settings: CalibrationSettings,
+    op_types: tuple[str, ...] = QUANTIZED_OPS,
+) -> dict[str, tuple[float, float]]:
+    """{tensor name: (low, high)} for the tensors feeding and leaving `op_types` nodes."""
+    require("onnxruntime.quantization", "to calibrate INT8 models")
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    options = {"symmetric": settings.symmetric}
+    if settings.method != "minmax":
+        options.update(num_bins=settings.num_bins, percentile=settings.percentile)
+        options["num_quantized_bins"] = settings.num_quantized_bins
+    with tempfile.TemporaryDirectory(prefix="scaseg-calib-") as tmp, _quiet():
+        calibrator = create_calibrator(
+            Path(model_path),
+            list(op_types),
+            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+            calibrate_method=ort_method(settings.method),
+            extra_options=options,
+        )
+        fed = 0
+        for x in inputs:
+            calibrator.collect_data(
+                _OneSample(input_name, x)
+            )  # one sample per call: bounded memory
+            fed += 1
+        if not fed:
+            raise ValueError("no calibration samples were given")
+        tensors = calibrator.compute_data()
+    return {name: _range(td) for name, td in tensors.data.items()}
+
+
+def _range(td) -> tuple[float, float]:
+    lo, hi = td.range_value
+    return float(np.asarray(lo).min()), float(np.asarray(hi).max())
+
+
+def tensors_data(ranges: dict[str, tuple[float, float]], method: str):
+    """Our plain ranges -> ORT's TensorsData (what quantize_static reads from its cache file)."""
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+    data = {
+        name: TensorData(lowest=np.float32(lo), highest=np.float32(hi))
+        for name, (lo, hi) in ranges.items()
+    }
+    return TensorsData(ort_method(method), data)
+
+
+class _OneSample:
+    """A CalibrationDataReader over one input (ORT's protocol: get_next() until None)."""
+
+    def __init__(self, name: str, x: np.ndarray) -> None:
+        self._item: dict | None = {name: x}
+
+    def get_next(self) -> dict | None:
+        item, self._item = self._item, None
+        return item
+
+    def __len__(self) -> int:
+        return 1
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ORT's histogram collector prints progress lines; library code stays silent."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield

@@ -1,0 +1,310 @@
+"""`scaseg-export`: checkpoint -> ONNX (FP32/FP16/INT8) + sidecars; `build-engine` on the target.
+
+    scaseg-export --precision all --out artifacts
+    scaseg-export --checkpoint my.safetensors --input-size 512x1024 --dynamic --precision fp16
+    scaseg-export build-engine artifacts/scaseg_t.fp16.onnx --workspace-gib 2 [--dla-core 0]
+
+Only this file prints or exits: bad input -> one line + exit 2; a missed accuracy budget or a
+failed build -> exit 1; --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from export.cli_report import StageProgress, print_engine_result, print_report
+
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+engine_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+    all = "all"
+
+
+class MethodChoice(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+class EngineChoice(str, Enum):
+    auto = "auto"  # build where TensorRT and a GPU are present, else say how to on the target
+    yes = "yes"
+    no = "no"
+
+
+def parse_size(text: str, flag: str = "--input-size") -> tuple[int, int]:
+    """'512x1024' (HxW) or '512' -> (height, width)."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes *= 2
+    if len(sizes) != 2 or min(sizes) <= 0:
+        raise typer.BadParameter(f"{flag} {text!r}: expected HxW such as 512x512 or 512x1024")
+    return sizes[0], sizes[1]
+
+
+@app.command(epilog="Build engines on the target: scaseg-export build-engine MODEL.onnx --help")
+def export(
+    checkpoint: Path = typer.Option(
+        None, help="Checkpoint (.safetensors/.pth); default: the bundled demo model."
+    ),
+    out: Path = typer.Option(Path("artifacts"), help="Output folder."),
+    name: str = typer.Option(
+        None, help="File stem; default scaseg_<variant> or the checkpoint's stem."
+    ),
+    precision: PrecisionChoice = typer.Option(PrecisionChoice.fp32, help="Variant(s) to export."),
+    input_size: str = typer.Option(
+        "512x512", help="HxW, multiples of 32 (static shape; opt shape with --dynamic)."
+    ),
+    dynamic: bool = typer.Option(
+        False, help="Dynamic batch/height/width with min/opt/max profiles."
+    ),
+    min_size: str = typer.Option("256x256", help="--dynamic: smallest HxW."),
+    max_size: str = typer.Option("1024x1024", help="--dynamic: largest HxW."),
+    max_batch: int = typer.Option(4, min=1, help="--dynamic: largest batch."),
+    fuse_preprocess: bool = typer.Option(
+        False, help="uint8 NHWC BGR input, normalised in the graph."
+    ),
+    fuse_argmax: bool = typer.Option(False, help="int32 (N,H,W) label output at input size."),
+    num_classes: int = typer.Option(
+        None, help="Expected class count; refuse a checkpoint with another."
+    ),
+    calib_data: str = typer.Option(
+        "generated", help="INT8 calibration: image folder, video file, or 'generated'."
+    ),
+    calib_samples: int = typer.Option(
+        32, help="Calibration frames (evenly spaced over a folder/video)."
+    ),
+    calib_method: MethodChoice = typer.Option(MethodChoice.minmax, help="Activation range method."),
+    calib_bins: int = typer.Option(2048, help="Histogram bins (entropy, percentile)."),
+    calib_percentile: float = typer.Option(99.99, help="Percentile method's cut-off."),
+    calib_cache: Path = typer.Option(
+        None, help="Calibration cache folder; default ~/.cache/scaseg/calibration."
+    ),
+    verify: bool = typer.Option(True, help="Run the accuracy gate (--no-verify skips it)."),
+    verify_frames: int = typer.Option(16, help="Held-out generated frames for the gate."),
+    fp32_max_abs: float = typer.Option(1e-4, help="Budget: FP32 logits max |ONNX - PyTorch|."),
+    fp32_agreement: float = typer.Option(99.9, help="Budget: FP32 argmax agreement, percent."),
+    fp16_agreement: float = typer.Option(99.5, help="Budget: FP16 argmax agreement, percent."),
+    int8_max_drop: float = typer.Option(1.0, help="Budget: INT8 mIoU points below FP32."),
+    engines: EngineChoice = typer.Option(EngineChoice.auto, help="Build TensorRT engines too."),
+    workspace_gib: float = typer.Option(2.0, help="TensorRT builder workspace limit, GiB."),
+    dla_core: int = typer.Option(None, help="Jetson: build for this DLA core (GPU fallback on)."),
+    triton_repo: Path = typer.Option(
+        None,
+        help="Also write a Triton model repository here (Python backend through our runtime, "
+        "plus model.onnx / model.plan models). Example: --triton-repo triton_models",
+    ),
+    triton_max_batch_size: int = typer.Option(
+        None, min=1, help="Triton max_batch_size (default: from the artifact's batch profile)."
+    ),
+    deepstream: Path = typer.Option(
+        None,
+        help="Also write a DeepStream nvinfer config for the last exported ONNX here. "
+        "Example: --deepstream ds/",
+    ),
+    force: bool = typer.Option(False, help="Replace existing artifacts."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Export a SCASeg checkpoint to ONNX (FP32/FP16/INT8) with sidecars, gated on accuracy."""
+    from calibration.ranges import CalibrationSettings
+    from export.onnx_export import ShapeRange
+    from export.request import ExportRequest
+    from export.verify import Budgets
+
+    def run() -> int:
+        h, w = parse_size(input_size)
+        shapes = None
+        if dynamic:
+            (h0, w0), (h1, w1) = (
+                parse_size(min_size, "--min-size"),
+                parse_size(max_size, "--max-size"),
+            )
+            shapes = ShapeRange((1, 1, max_batch), (h0, h, h1), (w0, w, w1))
+        request = ExportRequest(
+            checkpoint=checkpoint,
+            out=out,
+            name=name,
+            precisions=("fp32", "fp16", "int8")
+            if precision == PrecisionChoice.all
+            else (precision.value,),
+            height=h,
+            width=w,
+            dynamic=shapes,
+            fuse_preprocess=fuse_preprocess,
+            fuse_argmax=fuse_argmax,
+            num_classes=num_classes,
+            calib_data=calib_data,
+            calib_samples=calib_samples,
+            calibration=CalibrationSettings(
+                calib_method.value, num_bins=calib_bins, percentile=calib_percentile
+            ),
+            calib_cache=calib_cache,
+            verify=verify,
+            verify_frames=verify_frames,
+            budgets=Budgets(
+                fp32_max_abs, fp32_agreement / 100, fp16_agreement / 100, int8_max_drop
+            ),
+            force=force,
+        )
+        from export.trt_build import EngineOptions
+
+        engine_options = EngineOptions(workspace_gib=workspace_gib, dla_core=dla_core, force=force)
+        scale_out = ScaleOut(triton_repo, triton_max_batch_size, deepstream, force)
+        return _export(request, engines, engine_options, scale_out)
+
+    raise typer.Exit(_guarded(run, debug))
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where to write Triton and DeepStream outputs for the artifacts just built (None: don't)."""
+
+    triton_repo: Path | None
+    triton_max_batch_size: int | None
+    deepstream: Path | None
+    force: bool
+
+
+def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
+    from export.deepstream import write_deepstream_config
+    from export.triton_repo import write_triton_repo
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if scale_out.triton_repo is not None:
+            repo = write_triton_repo(
+                artifacts,
+                scale_out.triton_repo,
+                max_batch_size=scale_out.triton_max_batch_size,
+                force=scale_out.force,
+            )
+            console.print(f"Triton model repository: {repo}")
+        onnx_files = [a for a in artifacts if a.suffix == ".onnx"]
+        if scale_out.deepstream is not None and onnx_files:
+            config = write_deepstream_config(
+                onnx_files[-1], scale_out.deepstream, force=scale_out.force
+            )
+            console.print(f"DeepStream nvinfer config: {config}")
+    for warning in caught:
+        console.print(f"[yellow]warning:[/] {warning.message}", soft_wrap=True, highlight=False)
+
+
+def _export(request, engines: EngineChoice, engine_options, scale_out: ScaleOut) -> int:
+    from export.pipeline import export_artifacts
+    from export.request import GateFailedError
+    from export.trt_build import build_command, build_engine, engine_unavailable_reason
+
+    try:
+        with StageProgress(console) as progress:
+            report = export_artifacts(request, progress=progress.stage)
+    except GateFailedError as err:
+        print_report(console, err.report, request)
+        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        return 1
+    print_report(console, report, request)
+    written = [a.path for a in report.artifacts if a.written]
+    built = []
+    reason = None if engines == EngineChoice.no else engine_unavailable_reason()
+    if engines != EngineChoice.no and reason is None:
+        for path in written:
+            result = build_engine(path, engine_options)
+            print_engine_result(console, result)
+            built.append(result.path)
+    elif reason is not None:
+        commands = "\n  ".join(build_command(p, engine_options) for p in written)
+        console.print(
+            f"[yellow]{reason}: engines must be built on the target:[/]\n  {commands}",
+            soft_wrap=True,
+        )
+        if engines == EngineChoice.yes:
+            return 1
+    _write_scale_out(written + built, scale_out)
+    return 0
+
+
+@engine_app.command()
+def build_engine_command(
+    model: Path = typer.Argument(..., help="An exported .onnx with its .json sidecar."),
+    workspace_gib: float = typer.Option(2.0, help="Builder workspace limit, GiB."),
+    dla_core: int = typer.Option(None, help="Jetson DLA core (GPU fallback on)."),
+    timing_cache: Path = typer.Option(None, help="Timing cache file, reused across builds."),
+    implicit_int8: bool = typer.Option(
+        False, help="TensorRT < 10: entropy calibrator on the FP32 ONNX."
+    ),
+    calib_data: str = typer.Option("generated", help="--implicit-int8 calibration data."),
+    calib_samples: int = typer.Option(32, help="--implicit-int8 calibration frames."),
+    force: bool = typer.Option(False, help="Replace an existing engine."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Build a TensorRT engine from MODEL.onnx (run this on the target device)."""
+    from export.trt_build import EngineOptions, build_engine
+
+    def run() -> int:
+        if not model.is_file():
+            raise FileNotFoundError(
+                f"{model} does not exist; pass an .onnx written by scaseg-export"
+            )
+        options = EngineOptions(
+            workspace_gib, dla_core, timing_cache, implicit_int8, calib_data, calib_samples, force
+        )
+        print_engine_result(console, build_engine(model, options))
+        return 0
+
+    raise typer.Exit(_guarded(run, debug))
+
+
+def _guarded(run, debug: bool) -> int:
+    """Turn exceptions into one line and an exit code: 2 for bad input, 1 for failures."""
+    from calibration.sources import CalibrationDataError
+    from runtime.meta import MetaError
+    from scaseg.checkpoint import CheckpointError
+
+    bad_input = (CheckpointError, CalibrationDataError, MetaError, FileExistsError, FileNotFoundError,
+                 PermissionError, ValueError, typer.BadParameter)  # fmt: skip
+    try:
+        return run()
+    except bad_input as err:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True, highlight=False)
+        return 2
+    except (RuntimeError, ImportError, OSError, MemoryError) as err:
+        if debug:
+            raise
+        console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True, highlight=False)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script: `build-engine` goes to the engine command, everything else to export."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "build-engine":
+        engine_app(args[1:], prog_name="scaseg-export build-engine")
+    else:
+        app(args, prog_name="scaseg-export")
+
+
+if __name__ == "__main__":
+    main()

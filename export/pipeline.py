@@ -1,0 +1,216 @@
+"""export_artifacts(): checkpoint -> FP32/FP16/INT8 ONNX + sidecars, gated, written atomically.
+
+Order: check targets and inputs (nothing is written before this passes), load the model, read
+the calibration data, stage every variant in a temp folder, run the gate, then move the passing
+variants into place with their sidecars. A variant that misses its budget is not written and
+the call raises GateFailedError after the passing ones are in place.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import onnx
+
+from calibration.cache import CacheKey, CalibrationCache
+from calibration.ranges import compute_ranges
+from calibration.sources import (
+    CalibrationData,
+    CalibrationDataError,
+    load_calibration_data,
+    model_inputs,
+)
+from export import artifacts, model_info
+from export.fp16 import convert_fp16
+from export.int8 import quantize_int8
+from export.onnx_export import ExportOptions, GraphIO, export_onnx
+from export.request import (
+    ArtifactResult,
+    ExportInputError,
+    ExportReport,
+    ExportRequest,
+    GateFailedError,
+)
+from export.simplify import simplify_model
+from export.trt_ops import check_trt_ops
+from export.verify import check_variant, gate_frames
+from runtime.meta import ModelMeta, sha256_file
+from runtime.preprocess import Preprocess
+
+Progress = Callable[[str], None]
+
+
+def export_artifacts(request: ExportRequest, progress: Progress | None = None) -> ExportReport:
+    """Run the whole export; see the module docstring. Never prints, never exits."""
+    report = ExportReport()
+    say = progress or (lambda _stage: None)
+    model, info = model_info.load(request)
+    name = artifacts.check_name(request.name or model_info.default_name(request, info))
+    targets = {p: artifacts.onnx_path(request.out, name, p) for p in request.precisions}
+    artifacts.preflight(list(targets.values()), request.force)
+    pp = Preprocess(request.height, request.width)
+    calib = _read_calibration(request) if "int8" in request.precisions else None
+    with tempfile.TemporaryDirectory(prefix="scaseg-export-") as tmp:
+        staged = _stage_all(request, model, info, pp, calib, Path(tmp), report, say)
+        if request.verify:
+            with _timed(report, "verify"):
+                say(f"verifying on {request.verify_frames} held-out frames (ONNX Runtime CPU)")
+                _verify(model, staged, info, request, report, pp)
+        for precision, (path, meta) in staged.items():
+            check = next((a.check for a in report.artifacts if a.precision == precision), None)
+            ok = check is None or check.passed
+            if ok:
+                meta = _finish_meta(meta, path, check, request)
+                artifacts.place(path, targets[precision], meta, request.force)
+            result = ArtifactResult(precision, targets[precision], path.stat().st_size, check, ok)
+            _upsert(report, result)
+    if report.failed:
+        lines = "; ".join(f for a in report.failed for f in a.check.failures)
+        raise GateFailedError(f"accuracy gate failed: {lines}", report)
+    return report
+
+
+def _read_calibration(request: ExportRequest) -> CalibrationData:
+    try:
+        return load_calibration_data(
+            request.calib_data, request.calib_samples, request.height, request.width
+        )
+    except CalibrationDataError as err:
+        raise ExportInputError(str(err)) from err
+
+
+def _stage_all(request, model, info, pp, calib, tmp: Path, report, say) -> dict:
+    """Build every requested variant in tmp; returns {precision: (path, meta)}."""
+    options = ExportOptions(
+        request.height, request.width, request.dynamic, request.fuse_preprocess, request.fuse_argmax
+    )
+    with _timed(report, "export"):
+        say(f"exporting ONNX (opset {options.opset}, {_shape_text(request)})")
+        fp32, io_spec = _stage_fp32(model, pp, options, tmp, report)
+    base = model_info.base_meta(info, io_spec, pp, request)
+    base.extra["simplifier"] = report.simplifier
+    staged = {"fp32": (fp32, base)}
+    if "fp16" in request.precisions:
+        with _timed(report, "fp16"):
+            say("converting to FP16 (fragile nodes kept in FP32)")
+            fp16_model, kept = convert_fp16(onnx.load(str(fp32)))
+            check_trt_ops(fp16_model, "the FP16 graph")
+            path = tmp / "model.fp16.onnx"
+            onnx.save(fp16_model, str(path))
+            report.fp32_nodes = kept
+            staged["fp16"] = (path, _derived(base, "fp16", fp32, fp32_nodes=kept))
+    if "int8" in request.precisions:
+        with _timed(report, "int8"):
+            say(f"calibrating INT8 ({request.calibration.method}, {calib.samples} samples)")
+            path, calibration = _stage_int8(fp32, io_spec, pp, calib, request, tmp, report)
+            hashes = {"calibration_data": calib.sha256}
+            staged["int8"] = (path, _derived(base, "int8", fp32, hashes, calibration=calibration))
+    if "fp32" not in request.precisions:
+        staged.pop("fp32")
+    return staged
+
+
+def _stage_fp32(model, pp: Preprocess, options: ExportOptions, tmp: Path, report):
+    data, io_spec = export_onnx(model, pp, options)
+    exported = onnx.load_from_string(data)
+    result = simplify_model(exported, io_spec, _check_shapes(io_spec, options))
+    report.simplifier = result.tool
+    check_trt_ops(result.model, "the FP32 graph")
+    path = tmp / "model.fp32.onnx"
+    onnx.save(result.model, str(path))
+    return path, io_spec
+
+
+def _check_shapes(io_spec: GraphIO, options: ExportOptions) -> list[tuple]:
+    if io_spec.input.profile is not None:
+        return [tuple(s) for s in io_spec.input.profile]  # min, opt, max
+    return [tuple(io_spec.input.shape)]
+
+
+def _stage_int8(fp32: Path, io_spec, pp, calib: CalibrationData, request, tmp: Path, report):
+    import onnxruntime
+
+    settings = request.calibration
+    key = CacheKey(
+        model_sha256=sha256_file(fp32),
+        preprocess=pp.to_dict(),
+        data_sha256=calib.sha256,
+        method=settings.method,
+        samples=calib.samples,
+        settings={**settings.to_dict(), "library": f"onnxruntime {onnxruntime.__version__}"},
+    )
+    cache = CalibrationCache(request.calib_cache)
+    ranges = cache.load(key)
+    hit = ranges is not None
+    if ranges is None:
+        inputs = model_inputs(calib, pp, fused=request.fuse_preprocess)
+        ranges = compute_ranges(fp32, io_spec.input.name, inputs, settings)
+        cache.store(key, ranges)
+    path = tmp / "model.int8.onnx"
+    excluded = quantize_int8(fp32, path, ranges, settings.method)
+    check_trt_ops(onnx.load(str(path)), "the INT8 graph")
+    report.float_matmuls = tuple(excluded)
+    calibration = {
+        "method": settings.method,
+        "samples": calib.samples,
+        "library": f"onnxruntime {onnxruntime.__version__} (quantize_static, QDQ)",
+        "data": calib.description,
+        "settings": settings.to_dict(),
+        "cache_key": key.digest(),
+        "cache_hit": hit,
+        "float_matmuls": list(excluded),
+    }
+    report.calibration = calibration
+    return path, calibration
+
+
+def _derived(
+    base: ModelMeta, precision: str, source: Path, hashes: dict | None = None, **changes
+) -> ModelMeta:
+    from dataclasses import replace
+
+    hashes = {**base.hashes, "source_onnx": sha256_file(source), **(hashes or {})}
+    return replace(base, precision=precision, hashes=hashes, **changes)
+
+
+def _verify(model, staged: dict, info, request: ExportRequest, report: ExportReport, pp) -> None:
+    names = model_info.class_names(info)
+    ref = gate_frames(model, pp, request.verify_frames, len(names))
+    report.reference_miou = ref.ref_miou
+    for precision, (path, meta) in staged.items():
+        check = check_variant(path, meta, ref, request.budgets, names)
+        _upsert(report, ArtifactResult(precision, path, path.stat().st_size, check, False))
+
+
+def _finish_meta(meta: ModelMeta, path: Path, check, request: ExportRequest) -> ModelMeta:
+    from dataclasses import replace
+
+    extra = dict(meta.extra)
+    if check is not None:
+        extra["gate"] = {**check.summary(), "frames": request.verify_frames}
+    return artifacts.with_artifact_hash(replace(meta, extra=extra), sha256_file(path))
+
+
+def _upsert(report: ExportReport, result: ArtifactResult) -> None:
+    report.artifacts = [a for a in report.artifacts if a.precision != result.precision]
+    report.artifacts.append(result)
+
+
+def _shape_text(request: ExportRequest) -> str:
+    if request.dynamic is None:
+        return f"static {request.height}x{request.width}"
+    d = request.dynamic
+    return f"dynamic batch {d.batch[0]}-{d.batch[2]}, {d.height[0]}-{d.height[2]} x {d.width[0]}-{d.width[2]}"
+
+
+@contextmanager
+def _timed(report: ExportReport, stage: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.stage_seconds[stage] = round(time.perf_counter() - start, 2)

@@ -1,0 +1,100 @@
+"""What an export is asked to do (ExportRequest) and what it produced (ExportReport)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calibration.ranges import CalibrationSettings
+from export.artifacts import PRECISIONS
+from export.onnx_export import ShapeRange
+from export.verify import Budgets, VariantCheck
+from scaseg.model import check_input_size
+
+DEMO_CHECKPOINT = (
+    Path(__file__).resolve().parents[1] / "scaseg" / "weights" / "scaseg_t_demo.safetensors"
+)
+
+
+class ExportInputError(ValueError):
+    """Bad user input (options, checkpoint, calibration data): the CLI exits with code 2."""
+
+
+class GateFailedError(RuntimeError):
+    """A variant missed its accuracy budget; `report` holds every check (passing ones written)."""
+
+    def __init__(self, message: str, report: ExportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    checkpoint: Path | None = None  # None: the bundled demo model
+    out: Path = Path("artifacts")
+    name: str | None = None  # default: scaseg_<variant>, or the checkpoint's stem
+    precisions: tuple[str, ...] = ("fp32",)
+    height: int = 512
+    width: int = 512
+    dynamic: ShapeRange | None = None
+    fuse_preprocess: bool = False
+    fuse_argmax: bool = False
+    num_classes: int | None = None  # when given, the checkpoint must have exactly this many
+    calib_data: str = "generated"  # image folder, video file, or "generated"
+    calib_samples: int = 32
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    calib_cache: Path | None = None  # None: ~/.cache/scaseg/calibration
+    verify: bool = True
+    verify_frames: int = 16
+    budgets: Budgets = field(default_factory=Budgets)
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise ExportInputError(
+                f"precision {', '.join(bad) or '(none)'} is not one of {', '.join(PRECISIONS)}, all"
+            )
+        try:
+            check_input_size(self.height, self.width)
+        except ValueError as err:
+            raise ExportInputError(f"--input-size: {err}") from err
+        if self.dynamic is not None and not (
+            self.dynamic.height[0] <= self.height <= self.dynamic.height[2]
+            and self.dynamic.width[0] <= self.width <= self.dynamic.width[2]
+        ):
+            raise ExportInputError(
+                f"--input-size {self.height}x{self.width} is outside the dynamic range "
+                f"{self.dynamic.height[0]}-{self.dynamic.height[2]} x "
+                f"{self.dynamic.width[0]}-{self.dynamic.width[2]}"
+            )
+        if self.verify and self.verify_frames < 1:
+            raise ExportInputError(f"--verify-frames must be >= 1, got {self.verify_frames}")
+        if self.calib_samples < 1:
+            raise ExportInputError(f"--calib-samples must be >= 1, got {self.calib_samples}")
+
+
+@dataclass
+class ArtifactResult:
+    precision: str
+    path: Path
+    size_bytes: int
+    check: VariantCheck | None
+    written: bool
+
+
+@dataclass
+class ExportReport:
+    artifacts: list[ArtifactResult] = field(default_factory=list)
+    reference_miou: float | None = None
+    simplifier: str = ""
+    fp32_nodes: tuple[str, ...] = ()
+    float_matmuls: tuple[str, ...] = ()
+    calibration: dict | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    engine_note: str | None = None  # how to build engines where TensorRT/GPU are missing
+    engines: list[Path] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ArtifactResult]:
+        return [a for a in self.artifacts if a.check is not None and not a.check.passed]

@@ -1,0 +1,220 @@
+"""Build a TensorRT engine from an exported ONNX and its sidecar, on the target device.
+
+The precision comes from the ONNX: FP16/INT8 graphs are built strongly typed on TensorRT >= 10,
+with builder flags + per-layer FP32 constraints (the sidecar's fp32_nodes) on 8.6. Optimization
+profiles come from the sidecar's (min, opt, max) shapes. Engines stay plain TensorRT files; the
+provenance goes into `<engine>.json`. Version differences live in export/trt_compat.py.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from export import trt_compat as tc
+from export.artifacts import engine_path_for, preflight
+from runtime.atomic import atomic_write_bytes
+from runtime.meta import ModelMeta, read_meta, sha256_file, write_meta
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT could not parse or build the network; the message carries TensorRT's errors."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    workspace_gib: float = 2.0  # Jetson shares RAM with the GPU: keep the builder's scratch capped
+    dla_core: int | None = None
+    timing_cache: Path | None = None  # default: tensorrt.timing.cache next to the ONNX
+    implicit_int8: bool = False  # TensorRT < 10 only: entropy calibrator on the FP32 ONNX
+    calib_data: str = "generated"
+    calib_samples: int = 32
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workspace_gib <= 0:
+            raise ValueError(f"--workspace-gib must be > 0, got {self.workspace_gib}")
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    path: Path
+    precision: str
+    mode: str  # strongly-typed | builder-flags | fp32 | implicit-int8
+    timing_cache: Path
+    timing_cache_reused: bool
+    pinned_fp32_layers: tuple[str, ...]
+
+
+def build_command(onnx_file: Path, options: EngineOptions) -> str:
+    """The exact command that builds this engine on the target."""
+    parts = ["scaseg-export", "build-engine", str(onnx_file)]
+    parts += ["--workspace-gib", f"{options.workspace_gib:g}"]
+    if options.dla_core is not None:
+        parts += ["--dla-core", str(options.dla_core)]
+    if options.implicit_int8:
+        parts += ["--implicit-int8", "--calib-data", options.calib_data]
+        parts += ["--calib-samples", str(options.calib_samples)]
+    return shlex.join(parts)
+
+
+def engine_unavailable_reason() -> str | None:
+    """None where TensorRT and a CUDA GPU are usable; otherwise what is missing."""
+    from runtime.deps import available
+
+    if not available("tensorrt"):
+        return "TensorRT is not installed here"
+    try:
+        from runtime.cuda_mem import open_cuda
+
+        open_cuda().close()
+    except Exception as err:
+        return (
+            f"no usable CUDA GPU ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        )
+    return None
+
+
+def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -> EngineResult:
+    """Build `<onnx stem>.engine` next to the ONNX; trt/cuda are injectable (tests use fakes)."""
+    onnx_file = Path(onnx_file)
+    meta = read_meta(onnx_file)
+    out = engine_path_for(onnx_file)
+    preflight([out], options.force)
+    trt = trt or tc.import_tensorrt()
+    if cuda is None:
+        from runtime.cuda_mem import open_cuda
+
+        cuda = open_cuda()
+    mode = _mode(trt, meta, options)
+    logger = tc.new_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(tc.network_flags(trt, mode == "strongly-typed"))
+    _parse(trt, network, logger, onnx_file)
+    config = builder.create_builder_config()
+    tc.set_workspace(trt, config, int(options.workspace_gib * 1024**3))
+    pinned = _apply_precision(trt, config, network, meta, mode)
+    profile = _add_profile(builder, config, meta)
+    if mode == "implicit-int8":
+        config.int8_calibrator = _calibrator(trt, meta, options, onnx_file, cuda)
+        if profile is not None:
+            config.set_calibration_profile(profile)
+    if options.dla_core is not None:
+        _check_dla_precision(meta, mode)
+        tc.use_dla(trt, builder, config, options.dla_core)
+    cache_path = options.timing_cache or onnx_file.parent / "tensorrt.timing.cache"
+    reused = tc.load_timing_cache(config, cache_path.read_bytes() if cache_path.is_file() else None)
+    engine_bytes = _build(builder, network, config, logger, options)
+    precision = "int8" if mode == "implicit-int8" else meta.precision
+    atomic_write_bytes(out, engine_bytes, overwrite=options.force)
+    atomic_write_bytes(cache_path, tc.serialize_timing_cache(config), overwrite=True)
+    write_meta(out, _engine_meta(meta, trt, cuda, onnx_file, out, options, precision, mode))
+    return EngineResult(out, precision, mode, cache_path, reused, tuple(pinned))
+
+
+def _mode(trt, meta: ModelMeta, options: EngineOptions) -> str:
+    if options.implicit_int8:
+        if meta.precision != "fp32":
+            raise ValueError(
+                "--implicit-int8 calibrates the FP32 ONNX; pass the .fp32.onnx (the INT8 ONNX "
+                "already carries its Q/DQ scales)"
+            )
+        if not tc.has_implicit_calibrator(trt):
+            raise RuntimeError(
+                f"TensorRT {trt.__version__} has no implicit INT8 calibrator (removed in TensorRT "
+                "11); build the Q/DQ .int8.onnx instead (the default INT8 path)"
+            )
+        return "implicit-int8"
+    if meta.precision == "fp32":
+        return "fp32"
+    if options.dla_core is not None and tc.has_precision_flags(trt):
+        # DLA takes its precision from the FP16/INT8 builder flags; use them where they exist
+        # (TensorRT < 11) even on 10.x, with the same per-layer FP32 constraints.
+        return "builder-flags"
+    return "strongly-typed" if tc.can_strongly_type(trt) else "builder-flags"
+
+
+def _parse(trt, network, logger, onnx_file: Path) -> None:
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_file)):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} could not parse {onnx_file}: {'; '.join(errors) or 'no details'}"
+        )
+
+
+def _apply_precision(trt, config, network, meta: ModelMeta, mode: str) -> list[str]:
+    if mode == "builder-flags":
+        tc.enable_weak_precision(trt, config, meta.precision)
+        return tc.constrain_fp32_layers(trt, network, meta.fp32_nodes)
+    if mode == "implicit-int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+    return []
+
+
+def _add_profile(builder, config, meta: ModelMeta):
+    if meta.input.profile is None:
+        return None  # static shapes: no profile needed
+    profile = builder.create_optimization_profile()
+    lo, opt, hi = (tuple(int(d) for d in s) for s in meta.input.profile)
+    profile.set_shape(meta.input.name, lo, opt, hi)
+    config.add_optimization_profile(profile)
+    return profile
+
+
+def _check_dla_precision(meta: ModelMeta, mode: str) -> None:
+    if mode == "fp32":
+        raise ValueError(
+            "DLA runs FP16 and INT8 only; build the .fp16.onnx or .int8.onnx with --dla-core"
+        )
+
+
+def _calibrator(trt, meta: ModelMeta, options: EngineOptions, onnx_file: Path, cuda):
+    from calibration.sources import load_calibration_data, model_inputs
+
+    pp = meta.preprocess
+    data = load_calibration_data(options.calib_data, options.calib_samples, pp.height, pp.width)
+    batches = list(model_inputs(data, pp, fused=meta.fused_preprocess))
+    cache_file = onnx_file.with_suffix(f".calib-{data.sha256[:12]}.cache")  # keyed by the data
+    return tc.make_entropy_calibrator(trt, batches, cache_file, cuda)
+
+
+def _build(builder, network, config, logger, options: EngineOptions) -> bytes:
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    except (RuntimeError, MemoryError) as err:
+        logger.errors.append(str(err))
+        serialized = None
+    if serialized is not None:
+        return bytes(memoryview(serialized))
+    errors = list(logger.errors)
+    if tc.is_out_of_memory(errors):
+        raise EngineBuildError(
+            f"the engine build ran out of memory (TensorRT: {errors[-1]}); lower --workspace-gib "
+            f"(now {options.workspace_gib:g}), export static shapes or a smaller --max-size, "
+            "close other GPU processes, and on Jetson add swap"
+        )
+    raise EngineBuildError(
+        f"TensorRT failed to build the engine: {'; '.join(errors) or 'no details'}"
+    )
+
+
+def _engine_meta(meta, trt, cuda, onnx_file, out, options, precision, mode) -> ModelMeta:
+    engine = {
+        **tc.provenance(trt, cuda),
+        "dla_core": options.dla_core,
+        "build_mode": mode,
+        "workspace_gib": options.workspace_gib,
+        "build_command": build_command(onnx_file, options),
+    }
+    hashes = {**meta.hashes, "source_onnx": sha256_file(onnx_file), "artifact": sha256_file(out)}
+    calibration = meta.calibration
+    if mode == "implicit-int8":
+        calibration = {
+            "method": "entropy",
+            "samples": options.calib_samples,
+            "library": f"TensorRT {trt.__version__} IInt8EntropyCalibrator2 (implicit)",
+            "data": options.calib_data,
+        }
+    return replace(meta, precision=precision, engine=engine, hashes=hashes, calibration=calibration)

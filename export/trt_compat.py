@@ -1,0 +1,198 @@
+"""Every TensorRT version difference the engine BUILDER cares about, in one place.
+
+- TensorRT 8.6 (JetPack 5): EXPLICIT_BATCH network flag; precision from builder flags (FP16,
+  INT8) plus per-layer FP32 constraints (OBEY_PRECISION_CONSTRAINTS); implicit INT8 calibrators.
+- TensorRT 10.x (JetPack 6 = 10.3): explicit batch is the only mode (the flag is deprecated);
+  STRONGLY_TYPED networks take each tensor's type from the ONNX (our FP16/INT8 graphs); the
+  FP16/INT8 flags and calibrators still exist but are deprecated.
+- TensorRT 11: the FP16/INT8/OBEY_PRECISION_CONSTRAINTS flags and the implicit calibrators are
+  gone (checked with hasattr, never with version numbers alone); strongly typed is the way.
+TensorRT subclasses (the calibrator) are created inside factory functions, so importing this
+module never needs TensorRT. Tested only with fakes here (tests/export/test_trt_build.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from types import ModuleType
+
+import numpy as np
+
+from runtime.deps import require
+from runtime.trt_compat import make_logger, parse_version
+
+MIN_BUILD_VERSION = (8, 6)  # the name-based API and ONNX LayerNormalization import
+OOM_PATTERNS = re.compile(
+    r"out of memory|outofmemory|cudaErrorMemoryAllocation|insufficient memory|"
+    r"requested amount of gpu memory|failed to allocate|allocation failed|OOM",
+    re.IGNORECASE,
+)
+
+
+def import_tensorrt() -> ModuleType:
+    trt = require("tensorrt", "to build TensorRT engines")
+    if version(trt)[:2] < MIN_BUILD_VERSION:
+        raise RuntimeError(
+            f"TensorRT {trt.__version__} is too old to build these engines (need >= 8.6, "
+            "JetPack 5.1.2+); run the .onnx with ONNX Runtime instead"
+        )
+    return trt
+
+
+def version(trt: ModuleType) -> tuple[int, ...]:
+    return parse_version(trt.__version__)
+
+
+def new_logger(trt: ModuleType):
+    return make_logger(trt)  # collects errors (for our messages), turns warnings into warnings
+
+
+def can_strongly_type(trt: ModuleType) -> bool:
+    return version(trt)[0] >= 10 and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+
+
+def has_precision_flags(trt: ModuleType) -> bool:
+    """FP16/INT8 builder flags exist (TensorRT < 11)."""
+    return all(hasattr(trt.BuilderFlag, f) for f in ("FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"))
+
+
+def has_implicit_calibrator(trt: ModuleType) -> bool:
+    return hasattr(trt, "IInt8EntropyCalibrator2") and hasattr(trt.BuilderFlag, "INT8")
+
+
+def network_flags(trt: ModuleType, strongly_typed: bool) -> int:
+    flags = 0
+    if version(trt)[0] < 10:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return flags
+
+
+def set_workspace(trt: ModuleType, config, workspace_bytes: int) -> None:
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
+
+
+def enable_weak_precision(trt: ModuleType, config, precision: str) -> None:
+    """TensorRT < 10 (or a weakly typed build): FP16/INT8 flags + obey per-layer constraints."""
+    if not has_precision_flags(trt):
+        raise RuntimeError(
+            f"TensorRT {trt.__version__} has no FP16/INT8 builder flags; build strongly typed "
+            "(the FP16/INT8 ONNX already carry their precision)"
+        )
+    # INT8 Q/DQ graphs get INT8 only: their float layers (norms, softmax) then stay FP32.
+    config.set_flag(trt.BuilderFlag.INT8 if precision == "int8" else trt.BuilderFlag.FP16)
+    config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+
+
+def constrain_fp32_layers(trt: ModuleType, network, onnx_node_names: Iterable[str]) -> list[str]:
+    """Pin the layers made from the given ONNX nodes to FP32; returns the layer names pinned.
+
+    The ONNX parser names a layer after its node, sometimes with a suffix (".../Softmax" ->
+    ".../Softmax" or ".../Softmax_1"), so a layer matches when its name starts with a node name.
+    """
+    wanted = tuple(n for n in onnx_node_names if n)
+    pinned = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if not wanted or not layer.name.startswith(wanted):
+            continue
+        layer.precision = trt.float32
+        for k in range(layer.num_outputs):
+            layer.set_output_type(k, trt.float32)
+        pinned.append(layer.name)
+    return pinned
+
+
+def use_dla(trt: ModuleType, builder, config, core: int) -> None:
+    """Run on DLA core `core`, falling back to the GPU for layers DLA cannot run."""
+    available = int(getattr(builder, "num_DLA_cores", 0))
+    if core < 0 or core >= available:
+        raise RuntimeError(
+            f"--dla-core {core} requested but this device has {available} DLA core(s)"
+            + ("; DLA exists only on Jetson Xavier/Orin" if available == 0 else "")
+        )
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(core)
+    config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def load_timing_cache(config, data: bytes | None) -> bool:
+    """Attach a timing cache made from `data`; returns False when it was refused and replaced
+    by an empty one (a cache from another GPU or TensorRT version fails verification)."""
+    cache = config.create_timing_cache(data or b"")
+    if config.set_timing_cache(cache, ignore_mismatch=False):
+        return bool(data)
+    config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    return False
+
+
+def serialize_timing_cache(config) -> bytes:
+    return bytes(memoryview(config.get_timing_cache().serialize()))
+
+
+def is_out_of_memory(errors: Iterable[str]) -> bool:
+    return any(OOM_PATTERNS.search(e) for e in errors)
+
+
+def make_entropy_calibrator(trt: ModuleType, batches: list[np.ndarray], cache_file, cuda):
+    """An IInt8EntropyCalibrator2 over preprocessed batches (TensorRT < 10 only, opt-in).
+
+    `cuda` is runtime.cuda_mem's API (pycuda or cuda-python) for the device buffer; the cache
+    file is read back when it exists, so TensorRT skips calibration on a rebuild.
+    """
+    if not has_implicit_calibrator(trt):
+        raise RuntimeError(
+            f"TensorRT {trt.__version__} has no implicit INT8 calibrator (removed in TensorRT "
+            "11); build the Q/DQ INT8 ONNX instead (the default)"
+        )
+    from pathlib import Path
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            # The base __init__ must be called explicitly or TensorRT crashes in get_batch.
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.index = 0
+            self.device = cuda.alloc_device(batches[0].nbytes)
+
+        def get_batch_size(self) -> int:
+            return int(batches[0].shape[0])
+
+        def get_batch(self, names):
+            if self.index >= len(batches):
+                return None
+            batch = np.ascontiguousarray(batches[self.index])
+            with cuda.active():
+                cuda.copy_htod_async(self.device, batch)
+                cuda.synchronize()
+            self.index += 1
+            return [int(self.device)] * len(names)
+
+        def read_calibration_cache(self):
+            path = Path(cache_file)
+            return path.read_bytes() if path.is_file() else None
+
+        def write_calibration_cache(self, cache) -> None:
+            from runtime.atomic import atomic_write_bytes
+
+            atomic_write_bytes(cache_file, bytes(memoryview(cache)))
+
+    return EntropyCalibrator()
+
+
+def provenance(trt: ModuleType, cuda=None) -> dict:
+    """TensorRT/CUDA versions, GPU, compute capability, JetPack: what an engine is tied to."""
+    from runtime.envinfo import jetson_info
+
+    info = {"tensorrt_version": trt.__version__}
+    if cuda is not None:
+        dev = cuda.device_info()
+        info.update(
+            gpu_name=dev.name,
+            compute_capability=dev.compute_capability,
+            cuda_version=dev.cuda_version,
+        )
+    jetson = jetson_info()
+    info["jetpack"] = (jetson or {}).get("jetpack")
+    return info

@@ -1,0 +1,198 @@
+"""The engine builder's logic, run against a FAKE tensorrt module (tests/export/fake_tensorrt.py).
+
+These prove which TensorRT calls we make on each version, not that real TensorRT accepts them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from export.trt_build import EngineBuildError, EngineOptions, build_command, build_engine
+from runtime.meta import ModelMeta, TensorSpec, read_meta, write_meta
+from runtime.preprocess import Preprocess
+from tests.export.fake_tensorrt import FakeCuda, fake_tensorrt
+
+LAYERS = ["/m/Conv", "/m/norm1/LayerNormalization", "/m/attn/Softmax_1", "/m/MatMul"]
+FP32_NODES = ("/m/norm1/LayerNormalization", "/m/attn/Softmax")
+
+
+def _artifact(tmp_path, precision="fp16", dynamic=False, name="m"):
+    path = tmp_path / f"{name}.{precision}.onnx"
+    path.write_bytes(b"not a real onnx: the fake parser never reads it")
+    shape = ("batch", 3, "height", "width") if dynamic else (1, 3, 64, 64)
+    profile = ((1, 3, 64, 64), (1, 3, 128, 128), (2, 3, 256, 256)) if dynamic else None
+    meta = ModelMeta(
+        variant="tiny",
+        precision=precision,
+        class_names=("a", "b"),
+        palette_rgb=((0, 0, 0), (1, 1, 1)),
+        input=TensorSpec("input", "float32", "NCHW", shape, profile),
+        output=TensorSpec("logits", "float32", "NCHW", (1, 2, 16, 16)),
+        output_kind="logits",
+        output_stride=4,
+        preprocess=Preprocess(64, 64),
+        fp32_nodes=FP32_NODES if precision == "fp16" else (),
+    )
+    write_meta(path, meta)
+    return path
+
+
+def _build(tmp_path, version="10.3.0", precision="fp16", options=None, **fake_kw):
+    """Build with a FAKE tensorrt module; fake_kw: dynamic, dla_cores, build_error, ..."""
+    dynamic = fake_kw.pop("dynamic", False)
+    trt = fake_tensorrt(version, layer_names=LAYERS, **fake_kw)
+    path = _artifact(tmp_path, precision, dynamic=dynamic)
+    result = build_engine(path, options or EngineOptions(), trt=trt, cuda=FakeCuda())
+    return trt, result
+
+
+def test_tensorrt_10_builds_fp16_onnx_strongly_typed_without_precision_flags(tmp_path):
+    trt, result = _build(tmp_path, "10.3.0")
+    flag = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert trt.networks[0].flags == flag  # no EXPLICIT_BATCH on 10 (deprecated, gone in 11)
+    cfg = trt.configs[0]
+    assert trt.BuilderFlag.FP16 not in cfg.flags and trt.BuilderFlag.INT8 not in cfg.flags
+    assert result.mode == "strongly-typed" and result.precision == "fp16"
+    assert cfg.pool_limits[trt.MemoryPoolType.WORKSPACE] == 2 * 1024**3
+
+
+def test_tensorrt_11_without_precision_flags_builds_strongly_typed(tmp_path):
+    trt, result = _build(tmp_path, "11.4.0", precision="int8")
+    assert not hasattr(trt.BuilderFlag, "FP16")
+    assert result.mode == "strongly-typed" and result.precision == "int8"
+
+
+def test_tensorrt_8_6_uses_flags_and_pins_fragile_layers_to_fp32(tmp_path):
+    trt, result = _build(tmp_path, "8.6.1")
+    net, cfg = trt.networks[0], trt.configs[0]
+    assert net.flags == 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    assert {trt.BuilderFlag.FP16, trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS} <= cfg.flags
+    pinned = {layer.name: layer for layer in net.layers if layer.precision == "float32"}
+    assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/attn/Softmax_1"}
+    assert all(layer.output_types == {0: "float32"} for layer in pinned.values())
+    assert result.mode == "builder-flags" and set(result.pinned_fp32_layers) == set(pinned)
+
+
+def test_tensorrt_8_6_int8_qdq_sets_int8_flag_only(tmp_path):
+    trt, _ = _build(tmp_path, "8.6.1", precision="int8")
+    cfg = trt.configs[0]
+    assert trt.BuilderFlag.INT8 in cfg.flags and trt.BuilderFlag.FP16 not in cfg.flags
+
+
+def test_profile_shapes_come_from_the_sidecar(tmp_path):
+    trt, _ = _build(tmp_path, dynamic=True)
+    (profile,) = trt.configs[0].profiles
+    assert profile.shapes == {"input": ((1, 3, 64, 64), (1, 3, 128, 128), (2, 3, 256, 256))}
+
+
+def test_static_export_adds_no_profile(tmp_path):
+    trt, _ = _build(tmp_path)
+    assert trt.configs[0].profiles == []
+
+
+def test_timing_cache_is_written_and_reused_by_the_next_build(tmp_path):
+    _, first = _build(tmp_path)
+    assert not first.timing_cache_reused and first.timing_cache.read_bytes() == b"fake-timing-cache"
+    trt2 = fake_tensorrt("10.3.0", layer_names=LAYERS)
+    second = build_engine(_artifact(tmp_path, "int8"), EngineOptions(), trt=trt2, cuda=FakeCuda())
+    assert second.timing_cache_reused
+    assert trt2.configs[0].timing_cache.data == b"fake-timing-cache"
+
+
+def test_a_refused_timing_cache_is_replaced_by_an_empty_one(tmp_path):
+    (tmp_path / "tensorrt.timing.cache").write_bytes(b"from-another-gpu")
+    trt, result = _build(tmp_path, rejected_cache=b"from-another-gpu")
+    assert not result.timing_cache_reused
+    assert trt.configs[0].timing_cache.data == b""
+
+
+def test_dla_core_with_gpu_fallback(tmp_path):
+    trt, _ = _build(tmp_path, options=EngineOptions(dla_core=1), dla_cores=2)
+    cfg = trt.configs[0]
+    assert cfg.default_device_type == trt.DeviceType.DLA and cfg.DLA_core == 1
+    assert trt.BuilderFlag.GPU_FALLBACK in cfg.flags
+
+
+def test_dla_on_tensorrt_10_uses_precision_flags(tmp_path):
+    trt, result = _build(tmp_path, options=EngineOptions(dla_core=0), dla_cores=1)
+    assert result.mode == "builder-flags"
+    assert trt.BuilderFlag.FP16 in trt.configs[0].flags
+
+
+def test_dla_refuses_fp32(tmp_path):
+    with pytest.raises(ValueError, match="DLA runs FP16 and INT8 only"):
+        _build(tmp_path, precision="fp32", options=EngineOptions(dla_core=0), dla_cores=1)
+
+
+def test_dla_core_missing_on_the_device_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="has 0 DLA core"):
+        _build(tmp_path, options=EngineOptions(dla_core=0), dla_cores=0)
+
+
+def test_out_of_memory_build_says_so(tmp_path):
+    msg = "Requested amount of GPU memory (4294967296 bytes) could not be allocated"
+    with pytest.raises(EngineBuildError, match=r"ran out of memory.*--workspace-gib"):
+        _build(tmp_path, build_error=msg)
+    assert not list(tmp_path.glob("*.engine"))
+
+
+def test_parse_errors_are_reported(tmp_path):
+    with pytest.raises(EngineBuildError, match=r"could not parse.*Unsupported op Foo"):
+        _build(tmp_path, parse_errors=["Unsupported op Foo"])
+
+
+def test_engine_sidecar_records_provenance_and_the_build_command(tmp_path):
+    _, result = _build(tmp_path, options=EngineOptions(workspace_gib=1.5))
+    meta = read_meta(result.path)
+    assert result.path.read_bytes() == b"FAKE-ENGINE"  # a plain engine file, no header
+    assert meta.precision == "fp16"
+    assert meta.engine["tensorrt_version"] == "10.3.0"
+    assert meta.engine["gpu_name"] == "Fake GPU" and meta.engine["compute_capability"] == "8.7"
+    assert meta.engine["build_command"].startswith("scaseg-export build-engine ")
+    assert "--workspace-gib 1.5" in meta.engine["build_command"]
+    assert meta.hashes["source_onnx"] and meta.hashes["artifact"]
+    json.loads((tmp_path / "m.fp16.engine.json").read_text())
+
+
+def test_existing_engine_needs_force(tmp_path):
+    _build(tmp_path)
+    trt = fake_tensorrt("10.3.0", layer_names=LAYERS)
+    with pytest.raises(FileExistsError, match="--force"):
+        build_engine(tmp_path / "m.fp16.onnx", EngineOptions(), trt=trt, cuda=FakeCuda())
+
+
+def test_implicit_int8_calibrator_is_refused_on_tensorrt_11(tmp_path):
+    trt = fake_tensorrt("11.4.0", layer_names=LAYERS)
+    path = _artifact(tmp_path, "fp32")
+    options = EngineOptions(implicit_int8=True, calib_samples=1)
+    with pytest.raises(RuntimeError, match="no implicit INT8 calibrator"):
+        build_engine(path, options, trt=trt, cuda=FakeCuda())
+
+
+def test_build_command_is_exact():
+    options = EngineOptions(workspace_gib=1, dla_core=0)
+    cmd = build_command("out/m.int8.onnx", options)
+    assert cmd == "scaseg-export build-engine out/m.int8.onnx --workspace-gib 1 --dla-core 0"
+
+
+def test_implicit_int8_entropy_calibrator_on_tensorrt_8_6(tmp_path):
+    trt = fake_tensorrt("8.6.1", layer_names=LAYERS)
+    cuda = FakeCuda()
+    options = EngineOptions(implicit_int8=True, calib_samples=2)
+    result = build_engine(_artifact(tmp_path, "fp32"), options, trt=trt, cuda=cuda)
+    cfg = trt.configs[0]
+    assert result.precision == "int8" and result.mode == "implicit-int8"
+    assert (
+        read_meta(result.path).calibration["library"].endswith("IInt8EntropyCalibrator2 (implicit)")
+    )
+    assert trt.BuilderFlag.INT8 in cfg.flags
+    calib = cfg.int8_calibrator
+    assert calib.get_batch_size() == 1
+    first = calib.get_batch(["input"])
+    assert first == [0x1000] and cuda.memory[0x1000].shape == (1, 3, 64, 64)
+    assert calib.get_batch(["input"]) is not None and calib.get_batch(["input"]) is None
+    assert calib.read_calibration_cache() is None
+    calib.write_calibration_cache(b"table")
+    assert calib.read_calibration_cache() == b"table"  # a rebuild skips calibration
