@@ -32,11 +32,31 @@ def command(name: str, module: str) -> list[str]:
 
 def run(cmd: list[str]) -> None:
     print("$", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    rc = subprocess.run(cmd, check=False).returncode
+    if rc != 0:
+        raise SystemExit(
+            f"demo: {Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''} failed (exit {rc})"
+        )
 
 
 def read_labels(folder: Path) -> list[np.ndarray]:
-    return [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(folder.glob("*.png"))]
+    """Class-id maps from PNGs: single-channel ones as they are; palettised ones (which OpenCV
+    expands to colour) mapped back through the demo palette, whose colours are all distinct."""
+    colours = palette_bgr().astype(np.int32)
+    keys = (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
+    order = np.argsort(keys)
+    maps = []
+    for path in sorted(folder.glob("*.png")):
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if img.ndim == 3:
+            img = img[..., :3].astype(np.int32)
+            packed = (img[..., 0] << 16) | (img[..., 1] << 8) | img[..., 2]
+            idx = np.clip(np.searchsorted(keys[order], packed), 0, len(keys) - 1)
+            if not np.array_equal(keys[order][idx], packed):
+                raise SystemExit(f"demo: {path} holds colours outside the demo palette")
+            img = order[idx].astype(np.uint8)
+        maps.append(img)
+    return maps
 
 
 def side_by_side(video: Path, pred: list, truth: list, out: Path, png: Path) -> None:
@@ -80,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     info = write_scene_video(video, args.seed, height, width, args.frames, labels_dir=truth_dir)
     print(f"rendered {video} ({info.num_frames} frames, {width}x{height})")
 
-    run([*command("scaseg-export", "export.cli"), "--precision", args.precision, "--out", str(out)])
+    export_cmd = [*command("scaseg-export", "export.cli"), "--precision", args.precision]
+    run([*export_cmd, "--name", "scaseg_t_demo", "--out", str(out), "--verify-frames", "8"])
     model = out / f"scaseg_t_demo.{args.precision}.onnx"
     run(
         [
