@@ -1,0 +1,167 @@
+"""GPU table (only where a CUDA GPU, TensorRT and trtexec are present): TensorRT FP16/INT8 engines
+through our runtime vs ONNX Runtime CUDA vs trtexec on the same engine.
+
+Engines are built by the export library (export.trt_build, what `scaseg-export build-engine`
+runs) from the suite's FP16 and INT8 (TensorRT Q/DQ) ONNX files; trtexec then loads the very same
+engine file for its timing (--loadEngine), so only the runners differ. "Our overhead"
+= our synchronous infer (H2D + compute + D2H, host staging copies included) p50 over trtexec's
+per-query Latency median on the same engine file.
+
+Status: written against trtexec's "Performance summary" lines (TensorRT 8.6-10.x) and the
+runtime's TensorRT backend; it has never run: the machine that produced BENCHMARKS.md has no GPU.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from benchmarks.common import Context, Table, md_table
+from runtime.deps import available
+
+TRTEXEC_CANDIDATES = ("trtexec", "/usr/src/tensorrt/bin/trtexec", "/opt/tensorrt/bin/trtexec")
+STAT = r"min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, median = ([\d.]+) ms"
+SUMMARY = re.compile(rf"\]\s+(Latency|GPU Compute Time|H2D Latency|D2H Latency): {STAT}")
+
+
+def find_trtexec() -> str | None:
+    for candidate in TRTEXEC_CANDIDATES:
+        path = shutil.which(candidate) or (candidate if Path(candidate).is_file() else None)
+        if path:
+            return path
+    return None
+
+
+def skip_reason() -> str | None:
+    """Why the GPU table cannot run here, or None when it can."""
+    missing = [m for m in ("tensorrt",) if not available(m)]
+    if not (
+        available("pycuda.driver") or available("cuda.bindings.runtime") or available("cuda.cudart")
+    ):
+        missing.append("pycuda or cuda-python")
+    if find_trtexec() is None:
+        missing.append("trtexec")
+    if shutil.which("nvidia-smi") is None and not Path("/etc/nv_tegra_release").exists():
+        missing.append("an NVIDIA GPU (no nvidia-smi, not a Jetson)")
+    return f"skipped: {', '.join(missing)} not found on this machine" if missing else None
+
+
+def parse_trtexec(text: str) -> dict[str, dict[str, float]]:
+    """{"Latency" | "GPU Compute Time" | "H2D Latency" | "D2H Latency": {min, max, mean, median}}"""
+    out = {}
+    for match in SUMMARY.finditer(text):
+        name, *values = match.groups()
+        out[name] = dict(zip(("min", "max", "mean", "median"), (float(v) for v in values)))
+    return out
+
+
+def build_engine(onnx: Path) -> Path:
+    """The engine scaseg-export builds (export.trt_build), next to the ONNX, with its sidecar."""
+    from export.trt_build import EngineOptions
+    from export.trt_build import build_engine as export_build_engine
+
+    return export_build_engine(onnx, EngineOptions(force=True)).path
+
+
+def trtexec_latency(trtexec: str, engine: Path, iters: int) -> dict[str, dict[str, float]]:
+    cmd = [
+        trtexec,
+        f"--loadEngine={engine}",
+        f"--iterations={iters}",
+        "--warmUp=500",
+        "--duration=0",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    stats = parse_trtexec(done.stdout)
+    if done.returncode != 0 or "Latency" not in stats:
+        raise RuntimeError(f"trtexec could not time {engine.name}: {done.stdout[-400:]}")
+    return stats
+
+
+def our_latency(engine: Path, batch, warmup: int, iters: int) -> dict[str, float]:
+    """p50 of our TensorRT backend: whole infer, and its stream-synchronised H2D/compute/D2H."""
+    from runtime.profiler import StageRecorder, TimedStages, latency_stats, open_profiled_backend
+    from runtime.segmenter import Segmenter
+
+    backend, cuda = open_profiled_backend(engine)
+    with Segmenter(backend) as seg:
+        stages = TimedStages(seg, StageRecorder(), cuda)
+        for _ in range(warmup):
+            stages.infer(batch)
+        totals = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            stages.infer(batch)
+            totals.append((time.perf_counter() - t0) * 1e3)
+    out = {s: latency_stats(v[warmup:]).p50_ms for s, v in stages.recorder.samples.items() if v}
+    out["total"] = latency_stats(totals).p50_ms
+    return out
+
+
+def ort_cuda_latency(onnx: Path, batch, warmup: int, iters: int) -> float | str:
+    from benchmarks.common import time_call
+    from runtime.backends import BackendOptions
+    from runtime.segmenter import Segmenter
+
+    try:
+        with Segmenter(onnx, options=BackendOptions(provider="cuda")) as seg:
+            return time_call(lambda: seg.infer(batch), warmup, iters).p50_ms
+    except (RuntimeError, ImportError) as err:
+        return f"not run: {str(err).splitlines()[0][:120]}"
+
+
+def run(ctx: Context) -> Table:
+    t0 = time.perf_counter()
+    reason = skip_reason()
+    if reason is not None:
+        lines = (f"TensorRT FP16/INT8 vs ONNX Runtime CUDA vs trtexec: {reason}. Run "
+                 "`make bench` on a GPU machine or a Jetson to fill this table.",)  # fmt: skip
+        return Table(
+            "gpu",
+            "GPU: TensorRT vs ONNX Runtime CUDA vs trtexec",
+            lines,
+            (),
+            time.perf_counter() - t0,
+        )
+    return _run_gpu(ctx, t0)
+
+
+def _run_gpu(ctx: Context, t0: float) -> Table:
+    from benchmarks.precision import eval_samples
+    from runtime.preprocess import Preprocess, preprocess
+
+    s, trtexec = ctx.settings, find_trtexec()
+    pp = Preprocess(ctx.spec.height, ctx.spec.width)
+    batch = preprocess(eval_samples(pp, 1)[0][0], pp)
+    rows = []
+    for precision, key in (("fp16", "fp16"), ("int8", "int8_trt")):
+        onnx = ctx.onnx(key)
+        if not isinstance(onnx, Path):
+            rows.append([precision, "-", "-", "-", "-", "-", f"no ONNX: {onnx}"])
+            continue
+        ctx.step(f"building the {precision} engine (export.trt_build)")
+        engine = build_engine(onnx)
+        ctx.step(f"timing the {precision} engine")
+        ours = our_latency(engine, batch, s.warmup, max(s.iters, 50))
+        ref = trtexec_latency(trtexec, engine, max(s.iters, 200))
+        ort = ort_cuda_latency(onnx, batch, s.warmup, max(s.iters, 50))
+        ref_lat = ref["Latency"]["median"]
+        rows.append([
+            precision, f"{ours['total']:.2f} (h2d {ours.get('h2d', 0):.2f}, compute {ours.get('infer', 0):.2f}, d2h {ours.get('d2h', 0):.2f})",
+            f"{ref_lat:.2f} (compute {ref['GPU Compute Time']['median']:.2f})",
+            f"{ours['total'] / ref_lat:.2f}x",
+            ort if isinstance(ort, str) else f"{ort:.2f}",
+            "-" if isinstance(ort, str) else f"{ort / ours['total']:.2f}x", "",
+        ])  # fmt: skip
+    header = ["engine", "our runtime p50 ms", "trtexec median ms", "our overhead (ours / trtexec)",
+              "ONNX Runtime CUDA p50 ms", "ORT CUDA / ours", "note"]  # fmt: skip
+    return Table(
+        "gpu",
+        "GPU: TensorRT vs ONNX Runtime CUDA vs trtexec",
+        tuple(md_table(header, rows)),
+        (),
+        time.perf_counter() - t0,
+    )

@@ -1,0 +1,138 @@
+"""Profile reports (stable JSON schema, CSV, PNG, comparison) and environment capture."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from runtime import envinfo
+from runtime.deps import MissingDependencyError
+from runtime.envinfo import MemoryUsage, capture_environment, jetson_info, measure_memory
+from runtime.layer_profile import aggregate
+from runtime.profile_report import (
+    SCHEMA_VERSION,
+    ReportError,
+    build_report,
+    compare_reports,
+    read_report,
+    write_report,
+)
+from runtime.profiler import StageRecorder
+
+TOP_KEYS = {"schema_version", "tool", "created_utc", "command", "model", "run", "stages",
+            "end_to_end", "samples_ms", "layers", "memory", "environment"}  # fmt: skip
+STAT_KEYS = {"count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms",
+             "jitter_ms", "throughput_fps"}  # fmt: skip
+MODEL = {"path": "m.onnx", "name": "m.onnx", "variant": "t", "precision": "fp32", "input": {},
+         "output": {}, "fused_preprocess": False, "fused_argmax": False}  # fmt: skip
+
+
+def make_report(infer_ms: float = 10.0, frames: int = 8, layers: bool = True) -> dict:
+    rec = StageRecorder()
+    for i in range(frames):
+        for stage, ms in (("decode", 1.0), ("preprocess", 2.0), ("infer", infer_ms + i % 2)):
+            rec.add(stage, ms)
+        rec.frame_start[i], rec.frame_end[i] = float(i), i + (infer_ms + 3.0) / 1e3
+    profile = (
+        aggregate({"conv": 6.0, "mm": 2.0}, {"conv": "Conv", "mm": "MatMul"}, 2, "test")
+        if layers
+        else None
+    )
+    memory = MemoryUsage(100.0, "test", 90.0, None, None, None, 1.0)
+    return build_report(
+        tool="test", command="scaseg-profile m.onnx", model=MODEL, recorder=rec, warmup=2,
+        source="generated", pipelined=False, layers=profile, memory=memory,
+        environment=capture_environment(),
+    )  # fmt: skip
+
+
+def test_report_has_the_documented_schema():
+    report = make_report()
+    assert set(report) == TOP_KEYS and report["schema_version"] == SCHEMA_VERSION
+    assert list(report["stages"]) == ["decode", "preprocess", "infer"]
+    for stats in (*report["stages"].values(), report["end_to_end"]):
+        assert set(stats) == STAT_KEYS
+    assert report["end_to_end"]["count"] == 6  # 8 frames - 2 warm-up
+    assert set(report["run"]["stages_timed"]) == {"decode", "preprocess", "infer", "end_to_end"}
+    assert len(report["samples_ms"]["infer"]) == 6
+    assert set(report["memory"]) >= {"rss_peak_mb", "gpu_used_mb", "engine_device_memory_mb"}
+    env = report["environment"]
+    assert set(env) == {"os", "cpu", "memory_total_mb", "gpu", "jetson", "versions", "backend"}
+    json.dumps(report)  # JSON-ready as it is
+
+
+def test_files_are_written_and_csv_matches_json(tmp_path):
+    report = make_report()
+    written, skipped = write_report(report, tmp_path / "out")
+    names = sorted(p.name for p in written)
+    assert names == ["layers.csv", "op_types.csv", "profile.json", "profile.png", "stages.csv"]
+    assert skipped is None
+    rows = list(csv.DictReader((tmp_path / "out" / "stages.csv").open()))
+    assert [r["stage"] for r in rows] == ["decode", "preprocess", "infer", "end_to_end"]
+    assert float(rows[2]["p50_ms"]) == report["stages"]["infer"]["p50_ms"]
+    assert (tmp_path / "out" / "profile.png").read_bytes()[:4] == b"\x89PNG"
+    assert read_report(tmp_path / "out" / "profile.json") == report
+
+
+def test_missing_matplotlib_skips_only_the_png_and_says_so(tmp_path, monkeypatch):
+    import runtime.profile_report as pr
+
+    def no_matplotlib(module, purpose):
+        raise MissingDependencyError(
+            f"{module} is needed {purpose} but is not installed: pip install matplotlib"
+        )
+
+    monkeypatch.setattr(pr, "require", no_matplotlib)
+    written, skipped = write_report(make_report(layers=False), tmp_path)
+    assert sorted(p.name for p in written) == ["profile.json", "stages.csv"]
+    assert "PNG not written" in skipped and "pip install matplotlib" in skipped
+
+
+def test_compare_gives_b_over_a_ratios_and_what_changed():
+    a, b = make_report(10.0), make_report(20.0)
+    b["model"] = {**MODEL, "precision": "int8"}
+    comparison = compare_reports(a, b)
+    infer = next(r for r in comparison.rows if r.stage == "infer")
+    assert infer.p50_ratio == pytest.approx(20.5 / 10.5)
+    assert next(r for r in comparison.rows if r.stage == "decode").p50_ratio == pytest.approx(1.0)
+    assert comparison.end_to_end.p50_ratio == pytest.approx(23.0 / 13.0, rel=1e-3)
+    assert "precision: fp32 -> int8" in comparison.differences
+
+
+def test_unreadable_or_other_version_reports_are_refused(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ReportError, match="is not JSON"):
+        read_report(bad)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"schema_version": 0}))
+    with pytest.raises(ReportError, match="schema_version 0 is not 1"):
+        read_report(old)
+
+
+def test_environment_capture_never_fails_here():
+    env = capture_environment()
+    assert env["cpu"]["logical_cores"] >= 1 and env["versions"]["python"]
+    memory = measure_memory()
+    assert memory.rss_peak_mb > 0 and memory.gpu_used_mb is None
+
+
+def test_jetson_power_mode_and_clocks_are_read_where_present(monkeypatch):
+    files = {
+        "/etc/nv_tegra_release": "# R36 (release), REVISION: 3.0, GCID: 1, BOARD: generic",
+        "/proc/device-tree/model": "NVIDIA Jetson AGX Orin Developer Kit",
+    }
+    monkeypatch.setattr(envinfo, "read_text", lambda path: files.get(str(path)))
+    monkeypatch.setattr(envinfo, "run_quiet", lambda args, timeout_s=5.0: (
+        "NV Power Mode: MAXN\n0" if args[0] == "nvpmodel" else None))  # fmt: skip
+    info = jetson_info()
+    assert info["model"] == "NVIDIA Jetson AGX Orin Developer Kit"
+    assert info["l4t_release"].startswith("# R36") and info["power_mode"] == "MAXN"
+    assert info["power_mode_id"] == "0"
+
+
+def test_no_jetson_here_is_none(monkeypatch):
+    monkeypatch.setattr(envinfo, "read_text", lambda path: None)
+    assert jetson_info() is None
