@@ -29,7 +29,7 @@ demo: venv
 	$(PY) -m tools.demo $(DEMO_ARGS)
 
 bench: venv
-	$(PY) -m benchmarks.run $(BENCH_ARGS)
+	$(PY) -m benchmarks.run --write BENCHMARKS.md $(BENCH_ARGS)
 
 summary: venv
 	$(PY) -m scaseg.summary --update-readme README.md
