@@ -4,6 +4,7 @@ The metric takes label maps, so anything that turns a BGR frame into labels can 
 PyTorch checkpoint here, ONNX and engine artifacts through the runtime.
 
     python -m export.evaluate --checkpoint scaseg/weights/scaseg_t_demo.safetensors --frames 200
+    python -m export.evaluate --model artifacts/scaseg_t_demo.int8.onnx --frames 200
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from runtime.metrics import ConfusionMatrix, format_iou_table
-from runtime.scenes import render_scene, split_seeds
 
 from runtime.classes import DEMO_CLASSES
+from runtime.metrics import ConfusionMatrix, format_iou_table
 from runtime.preprocess import Preprocess, logits_to_labels, preprocess
+from runtime.scenes import render_scene, split_seeds
 
 Segment = Callable[[np.ndarray], np.ndarray]  # frame_bgr (H,W,3) -> labels (H,W)
 
@@ -61,28 +62,45 @@ def torch_segmenter(model, pp: Preprocess) -> Segment:
     return segment
 
 
-def main(argv: list[str] | None = None) -> None:
-    from rich.progress import Progress
+def _segmenter(args) -> tuple[Segment, tuple[str, ...], int]:
+    """(segment, class names, model input size) for a checkpoint or an exported artifact."""
+    if args.model:
+        from runtime.segmenter import Segmenter
+
+        seg = Segmenter(args.model, provider=args.provider)
+        return seg, seg.meta.class_names, seg.meta.preprocess.height
+    import torch
 
     from scaseg.checkpoint import load_model
 
-    parser = argparse.ArgumentParser(description="mIoU of a checkpoint on generated scenes")
-    parser.add_argument("--checkpoint", required=True)
+    torch.set_grad_enabled(False)
+    model, info = load_model(args.checkpoint)
+    names = tuple(info.get("class_names", DEMO_CLASSES))
+    return torch_segmenter(model, Preprocess(args.size, args.size)), names, args.size
+
+
+def main(argv: list[str] | None = None) -> None:
+    from rich.progress import Progress
+
+    parser = argparse.ArgumentParser(
+        description="mIoU of a checkpoint or artifact on generated scenes"
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a PyTorch checkpoint (.safetensors, .pth)")
+    source.add_argument("--model", help="an exported .onnx or .engine with its sidecar")
+    parser.add_argument("--provider", default="auto", help="--model: ONNX Runtime provider")
     parser.add_argument("--split", default="val")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--start", type=int, default=0, help="offset into the split's seeds")
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument(
+        "--size", type=int, default=512, help="frame size (checkpoints: also the model input)"
+    )
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_grad_enabled(False)
-    model, info = load_model(args.checkpoint)
-    names = info.get("class_names", DEMO_CLASSES)
-    pp = Preprocess(args.size, args.size)
+    segment, names, _ = _segmenter(args)
     with Progress() as bar:
         task = bar.add_task("evaluating", total=args.frames)
         result = evaluate(
-            torch_segmenter(model, pp),
+            segment,
             scene_frames(args.split, args.frames, args.size, args.size, args.start),
             len(names),
             progress=lambda: bar.advance(task),

@@ -33,6 +33,9 @@ class BackendOptions:
     trt_cache_dir: str | None = None  # ONNX Runtime TensorRT EP engine/timing cache folder
     cuda_graph: bool = False  # TensorRT backend: capture inference in a CUDA graph
     intra_op_threads: int | None = None  # ONNX Runtime CPU threads (None: all cores)
+    # ONNX Runtime's CPU threads spin between ops by default, which takes the cores a video
+    # pipeline's decode/encode threads need; off unless asked (measured in benchmarks/).
+    allow_spinning: bool = False
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:

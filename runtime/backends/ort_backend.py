@@ -90,6 +90,9 @@ class OrtBackend:
         so = ort.SessionOptions()
         if options.intra_op_threads:
             so.intra_op_num_threads = options.intra_op_threads
+        so.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if options.allow_spinning else "0"
+        )
         so.log_severity_level = 3  # errors only: the provider check below reports fallbacks
         with warnings.catch_warnings():
             # ORT warns "Specified provider ... is not in available provider names"; the
