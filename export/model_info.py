@@ -52,8 +52,8 @@ def load(request: ExportRequest) -> tuple[torch.nn.Module, dict]:
 
 
 def default_name(request: ExportRequest, info: dict) -> str:
-    if request.checkpoint is None or info.get("is_demo"):
-        return f"scaseg_{info['variant']}"
+    """The checkpoint's stem (the bundled model: scaseg_t_demo, the name the runtime and the
+    docs use), else scaseg_<variant>."""
     return Path(info["checkpoint"]).name.split(".")[0] or f"scaseg_{info['variant']}"
 
 
