@@ -123,18 +123,13 @@ def test_profile_help_and_imports_need_no_heavy_modules(tmp_path):
 
 
 def test_engine_without_tensorrt_is_a_one_line_error(tmp_path):
-    from runtime.meta import ModelMeta, TensorSpec, write_meta
-    from runtime.preprocess import Preprocess
+    from tests.tiny_onnx import build_tiny_model
 
-    engine = tmp_path / "m.fp16.engine"
-    engine.write_bytes(b"engine")
-    write_meta(engine, ModelMeta(
-        variant="t", precision="fp16", class_names=("a", "b"), palette_rgb=((0, 0, 0), (9, 9, 9)),
-        input=TensorSpec("input", "float32", "NCHW", (1, 3, 64, 64)),
-        output=TensorSpec("logits", "float32", "NCHW", (1, 2, 16, 16)),
-        output_kind="logits", output_stride=4, preprocess=Preprocess(64, 64),
+    engine = build_tiny_model(
+        tmp_path / "m.fp16.engine",  # a sidecar and placeholder bytes: TensorRT never gets that far
+        precision="fp16",
         engine={"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"},
-    ))  # fmt: skip
+    )
     result = run_blocked(tmp_path, "-m", "runtime.profile_cli", str(engine), "--frames", "1")
     assert result.returncode == 1, result.stderr
     assert "tensorrt is needed to run .engine files but is not installed" in result.stderr
