@@ -85,7 +85,7 @@ def _resolve_model(model: Path | None) -> Path:
     if model is None:
         raise UsageError(
             f"no model given and no demo model at {DEMO_MODEL}: pass --model PATH, set "
-            "SCASEG_MODEL, or run `scaseg-export` to create the demo model"
+            "SCASEG_MODEL, or create the demo model with `scaseg-export --out ~/.cache/scaseg`"
         )
     return model
 
