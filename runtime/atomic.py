@@ -41,6 +41,8 @@ def check_writable_target(path: str | os.PathLike, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass --force to replace it")
     folder = path.parent if str(path.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is a file, not a folder; choose another output path")
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):

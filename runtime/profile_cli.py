@@ -201,8 +201,9 @@ def _check_out(out: Path, force: bool) -> None:
         raise UsageError(
             f"{existing} already exists; pass --force to replace it or choose another --out"
         )
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder")
+    nearest = next((p for p in (out, *out.parents) if p.exists()), None)  # out may not exist yet
+    if nearest is not None and not nearest.is_dir():
+        raise UsageError(f"--out {out}: {nearest} is a file, not a folder; give a folder")
 
 
 @app.command(

@@ -150,6 +150,11 @@ class CaptureSource:
         while True:
             ok, frame = self._cap.read()
             if not ok:
+                if index == 0 and not self.info.live:
+                    raise SourceError(
+                        f"{self.info.kind} {self.info.spec} has no frames OpenCV can decode; "
+                        "give a complete video file (is it empty, truncated or not a video?)"
+                    )
                 if not self.loop or this_pass == 0:
                     return
                 self._cap.release()

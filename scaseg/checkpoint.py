@@ -118,7 +118,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 tensors[key] = f.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"cannot read safetensors file {path}: {_first_line(err)}") from err
+        raise CheckpointError(
+            f"cannot read safetensors file {path}: {_first_line(err)}; is it truncated or not a "
+            "safetensors file? Re-download or re-save it"
+        ) from err
     info = json.loads(meta["scaseg"]) if "scaseg" in meta else {}
     return tensors, info
 
@@ -184,7 +187,7 @@ def load_into(
         and not (backbone_only and not k.startswith("backbone."))
     ]
     if strict and not report.ok:
-        hint = ""
+        hint = "; is it a checkpoint of another variant or model? Pass the matching checkpoint"
         if any(k in CLASSIFIER_KEYS for k, _, _ in report.mismatched):
             hint = "; the class count differs: pass reinit_classifier (--reinit-classifier) to start a new classifier"
         raise CheckpointError(f"checkpoint does not fit the model: {report.format()}{hint}")
@@ -246,7 +249,8 @@ def load_model(
     variant = variant or info.get("variant")
     if variant is None:
         raise CheckpointError(
-            f"{path} does not say which variant it is; pass --variant (tiny, t, s, b, l)"
+            f"{path} does not say which variant it is: pass variant= (tiny, t, s, b, l) to "
+            "load_model, or re-save it with scaseg.checkpoint.save_checkpoint and its variant"
         )
     file_classes = info.get("num_classes")
     if num_classes is None:
@@ -263,7 +267,10 @@ def load_model(
         if k in known
     }
     model = SCASeg(variant_config(variant, num_classes, **decoder))
-    load_into(model, state, strict=True, reinit_classifier=reinit_classifier)
+    try:
+        load_into(model, state, strict=True, reinit_classifier=reinit_classifier)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from err
     info = dict(info, variant=variant, num_classes=num_classes)
     return model.eval(), info
 

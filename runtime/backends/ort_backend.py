@@ -98,7 +98,7 @@ class OrtBackend:
             # ORT warns "Specified provider ... is not in available provider names"; the
             # check below turns that into a specific error instead.
             warnings.simplefilter("ignore")
-            self._session = ort.InferenceSession(str(self.path), so, providers=providers)
+            self._session = _load_session(ort, self.path, so, providers)
         self.providers = list(self._session.get_providers())
         check_loaded(options.provider, wanted, self.providers, self.path)
         self._check_io()
@@ -113,6 +113,17 @@ class OrtBackend:
                 f"{self.meta.output.name!r} but the graph has inputs {inputs} and outputs "
                 f"{outputs}; the sidecar belongs to another model: re-export both together"
             )
+        graph = next(i.shape for i in self._session.get_inputs() if i.name == self.meta.input.name)
+        sidecar = list(self.meta.input.shape)
+        if len(graph) != len(sidecar) or any(
+            isinstance(g, int) and isinstance(m, int) and g != m
+            for g, m in zip(graph, sidecar, strict=True)
+        ):
+            raise MetaError(
+                f"{self.path.name}: sidecar input shape {sidecar} does not match the graph's "
+                f"{graph}; the sidecar belongs to another model: "
+                "re-export both together"
+            )
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         (out,) = self._session.run([self.meta.output.name], {self.meta.input.name: batch})
@@ -126,3 +137,17 @@ class OrtBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_session(ort, path: Path, so, providers: list):
+    """An InferenceSession; bytes that are not an ONNX graph are bad input, not a crash."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf
+
+    try:
+        return ort.InferenceSession(str(path), so, providers=providers)
+    except (InvalidProtobuf, InvalidGraph) as err:
+        detail = " ".join(str(err).split()).replace(f"{path}", path.name)
+        raise MetaError(
+            f"cannot load {path}: not a valid ONNX model ({detail}); is it truncated or "
+            "mislabelled? Re-export it with scaseg-export"
+        ) from err
