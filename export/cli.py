@@ -299,11 +299,13 @@ def _one_line(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console script: `build-engine` goes to the engine command, everything else to export."""
+    from runtime.cli_app import run_app
+
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "build-engine":
-        engine_app(args[1:], prog_name="scaseg-export build-engine")
+        run_app(engine_app, "scaseg-export build-engine", args[1:])
     else:
-        app(args, prog_name="scaseg-export")
+        run_app(app, "scaseg-export", args)
 
 
 if __name__ == "__main__":

@@ -278,7 +278,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main() -> None:
-    app()
+    from runtime.cli_app import run_app
+
+    run_app(app, "scaseg-profile")
 
 
 if __name__ == "__main__":
