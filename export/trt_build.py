@@ -16,6 +16,7 @@ from export import trt_compat as tc
 from export.artifacts import engine_path_for, preflight
 from runtime.atomic import atomic_write_bytes
 from runtime.meta import ModelMeta, read_meta, sha256_file, write_meta
+from runtime.onnx_guard import check_external_data
 
 
 class EngineBuildError(RuntimeError):
@@ -80,6 +81,7 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     """Build `<onnx stem>.engine` next to the ONNX; trt/cuda are injectable (tests use fakes)."""
     onnx_file = Path(onnx_file)
     meta = read_meta(onnx_file)
+    check_external_data(onnx_file)  # TensorRT's parser follows external paths unchecked
     out = engine_path_for(onnx_file)
     preflight([out], options.force)
     trt = trt or tc.import_tensorrt()

@@ -16,6 +16,7 @@ import numpy as np
 from runtime.backends import BackendOptions, ProviderFallbackWarning
 from runtime.deps import require
 from runtime.meta import MetaError, ModelMeta
+from runtime.onnx_guard import check_external_data
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -143,6 +144,7 @@ def _load_session(ort, path: Path, so, providers: list):
     """An InferenceSession; bytes that are not an ONNX graph are bad input, not a crash."""
     from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf
 
+    check_external_data(path)  # older ONNX Runtime releases follow any external-data path
     try:
         return ort.InferenceSession(str(path), so, providers=providers)
     except (InvalidProtobuf, InvalidGraph) as err:

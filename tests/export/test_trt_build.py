@@ -196,3 +196,24 @@ def test_implicit_int8_entropy_calibrator_on_tensorrt_8_6(tmp_path):
     assert calib.read_calibration_cache() is None
     calib.write_calibration_cache(b"table")
     assert calib.read_calibration_cache() == b"table"  # a rebuild skips calibration
+
+
+def test_external_data_outside_the_folder_is_refused_before_tensorrt_parses(tmp_path):
+    """TensorRT's parser follows external-data paths; the guard refuses before it is reached."""
+    from onnx import TensorProto, helper
+
+    from runtime.meta import MetaError
+
+    path = _artifact(tmp_path, "fp32")
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4], [1.0] * 4)
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [x], [weight])
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    trt = fake_tensorrt("10.3.0", layer_names=LAYERS)
+    with pytest.raises(MetaError, match=r"refusing to load.*etc/passwd"):
+        build_engine(path, EngineOptions(), trt=trt, cuda=FakeCuda())
+    assert not trt.networks  # the fake parser was never handed the file
