@@ -93,3 +93,48 @@ def test_config_is_validated():
     with pytest.raises(ValueError, match="positive"):
         Preprocess(0, 8)
     assert Preprocess.from_dict(Preprocess(8, 16).to_dict()) == Preprocess(8, 16)
+
+
+@pytest.mark.parametrize("color", ["rgb", "bgr"])
+def test_normalise_is_bit_identical_to_the_broadcast_formula(color):
+    """The plane-by-plane fast path computes exactly (x - mean) * (1 / std) in float32."""
+    pp = Preprocess(24, 40, color=color)
+    batch = np.random.default_rng(2).integers(0, 256, (2, 24, 40, 3), dtype=np.uint8)
+    x = batch[..., ::-1] if color == "rgb" else batch
+    inv_std = 1.0 / np.asarray(pp.std, np.float32)
+    expected = ((x.astype(np.float32) - np.asarray(pp.mean, np.float32)) * inv_std).transpose(
+        0, 3, 1, 2
+    )
+    out = normalise(batch, pp)
+    assert out.flags.c_contiguous and out.dtype == np.float32
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("classes", "dtype", "labels_dtype"),
+    [(8, np.float32, np.uint8), (19, np.float16, np.uint8), (150, np.float32, np.uint8),
+     (300, np.float32, np.int32), (1, np.float32, np.uint8)],
+)  # fmt: skip
+def test_logits_to_labels_any_class_count_equals_plane_upsample_then_argmax(
+    classes, dtype, labels_dtype
+):
+    """150-class (ADE20K) logits once failed: OpenCV cannot resize a 150-channel image."""
+    import cv2
+
+    pp = Preprocess(64, 96)
+    logits = np.random.default_rng(classes).standard_normal((classes, 16, 24)).astype(dtype)
+    planes = [
+        cv2.resize(p.astype(np.float32), (96, 64), interpolation=cv2.INTER_LINEAR) for p in logits
+    ]
+    labels = logits_to_labels(logits, pp)
+    assert labels.dtype == labels_dtype
+    assert np.array_equal(labels, np.stack(planes).argmax(0))
+
+
+def test_logits_to_labels_ties_keep_the_lower_class_like_argmax():
+    pp = Preprocess(8, 8)
+    logits = np.zeros((4, 2, 2), np.float32)
+    logits[2] = logits[3] = 1.0
+    assert np.all(logits_to_labels(logits, pp) == 2)
+    same_size = np.random.default_rng(3).standard_normal((5, 8, 8)).astype(np.float32)
+    assert np.array_equal(logits_to_labels(same_size, pp), same_size.argmax(0))
