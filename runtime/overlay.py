@@ -15,7 +15,14 @@ def palette_for(palette_rgb, num_classes: int) -> np.ndarray:
 
 def colorize(labels: np.ndarray, table_bgr: np.ndarray) -> np.ndarray:
     """(H,W) class ids -> (H,W,3) uint8 BGR; ids past the table (e.g. 255 = ignore) get its last colour."""
-    return np.take(table_bgr, labels, axis=0, mode="clip")
+    table_bgr = np.asarray(table_bgr, np.uint8)
+    if labels.dtype != np.uint8 or len(table_bgr) > 256:
+        return np.take(table_bgr, labels, axis=0, mode="clip")
+    # uint8 ids: OpenCV's table lookup is about twice as fast as numpy's take.
+    lut = np.empty((256, 1, 3), np.uint8)
+    lut[: len(table_bgr), 0] = table_bgr
+    lut[len(table_bgr) :, 0] = table_bgr[-1]
+    return cv2.LUT(cv2.merge((labels, labels, labels)), lut)
 
 
 def blend(

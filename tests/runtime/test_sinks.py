@@ -141,3 +141,17 @@ def test_bad_video_suffix_and_alpha(tmp_path):
         OverlayVideoSink(tmp_path / "o.gif", 25.0, TABLE, 0.5)
     with pytest.raises(ValueError, match="alpha must be in"):
         OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("classes", "dtype"), [(1, np.uint8), (8, np.uint8), (256, np.uint8), (300, np.int32)]
+)
+def test_colorize_matches_a_clipped_table_lookup(classes, dtype):
+    """Ids past the palette (255 = ignore) take its last colour, on both lookup paths."""
+    from runtime.overlay import colorize
+
+    rng = np.random.default_rng(classes)
+    table = rng.integers(0, 256, (classes, 3)).astype(np.uint8)
+    labels = rng.integers(0, 256 if dtype == np.uint8 else 400, (37, 53)).astype(dtype)
+    expected = np.take(table, labels, axis=0, mode="clip")
+    assert np.array_equal(colorize(labels, table), expected)
