@@ -24,7 +24,7 @@ from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions
 from runtime.meta import MetaError
 from runtime.sinks import OutputSpec, display_available
-from runtime.sources import SourceError
+from runtime.sources import RECONNECT_MAX_DELAY_S, Reconnect, SourceError
 
 DEMO_MODEL = Path("~/.cache/scaseg/scaseg_t_demo.fp32.onnx")
 USAGE_ERRORS = (
@@ -69,6 +69,7 @@ class RunArgs:
     max_frames: int | None
     profile: Path | None = None  # write a latency report (JSON, CSV, PNG) into this folder
     profile_warmup: int = 5  # frames left out of the profile's statistics
+    reconnect: Reconnect | None = None  # live sources: reopen after a drop (None: never)
 
 
 def default_model_path() -> Path | None:
@@ -145,7 +146,7 @@ def execute(args: RunArgs) -> int:
     stop = threading.Event()
     report = None
     with _stop_on_signals(stop) as state:
-        src = open_source(args.source, loop=args.loop)
+        src = open_source(args.source, loop=args.loop, reconnect=args.reconnect, stop=stop)
         try:
             model, cuda = _open_model(args)
             with Segmenter(model, backend=args.backend, options=args.options) as seg:
@@ -277,6 +278,15 @@ def run(
     ),
     show: bool = typer.Option(False, "--show", help="Show the overlay in a window (q quits). Example: --show"),
     loop: bool = typer.Option(False, "--loop", help="Restart file sources at the end. Example: --loop --max-frames 1000"),
+    reconnect: int = typer.Option(
+        0, "--reconnect",
+        help="Live sources (cameras, streams): reopen a dropped source up to N times, waiting "
+        f"--reconnect-delay, doubled each attempt (at most {RECONNECT_MAX_DELAY_S:g} s); 0: the run "
+        "ends when the source drops. Example: --reconnect 5",
+    ),
+    reconnect_delay: float = typer.Option(
+        1.0, "--reconnect-delay", help="Seconds before the first reconnect attempt. Example: --reconnect-delay 0.5"
+    ),
     max_frames: int | None = typer.Option(None, min=1, help="Stop after N frames. Example: --max-frames 300"),
     codec: str = typer.Option(
         "mp4v", help="FourCC for video outputs; falls back with a warning. Example: --codec avc1"
@@ -316,6 +326,7 @@ def run(
                 max_frames=max_frames,
                 profile=profile,
                 profile_warmup=profile_warmup,
+                reconnect=Reconnect(reconnect, reconnect_delay),
             )
             code = execute(args)
         except KeyboardInterrupt:

@@ -11,7 +11,9 @@ frames are preprocessed only once picked, so dropped frames cost no preprocessin
 
 Stopping (`stop` event, set by the CLI's Ctrl-C/SIGTERM handler or a window's q key) ends
 inference after the current frame; every frame already inferred is still written and the sinks
-are finalised. An exception instead aborts the sinks, so a crash leaves no half-written output.
+are finalised. An exception instead aborts the sinks, so a crash leaves no half-written output;
+except SourceLostError (a live source that did not come back): that ends the stream like its
+end, the outputs are finalised, and then the error is raised.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from runtime.segmenter import StageTimes
 from runtime.sinks import Result, Sink
-from runtime.sources import Frame
+from runtime.sources import Frame, SourceLostError
 
 _END = object()  # end-of-stream marker in both queues
 _POLL_S = 0.05
@@ -212,7 +214,8 @@ def run_pipeline(
         _put(out_q, _END, lambda: not writer.is_alive())
         writer.join()
         reader.join(timeout=2.0)  # a live read may block; the thread is a daemon
-        failed = failed or writer.error is not None or reader.error is not None
+        lost = isinstance(reader.error, SourceLostError)  # keep what was made, then raise
+        failed = failed or writer.error is not None or (reader.error is not None and not lost)
         outputs = _finish(sinks, failed)
     for worker in (writer, reader):
         if worker.error is not None:

@@ -4,13 +4,22 @@
   clip.mp4 | photo.jpg | frames/ | 'frames/*.png' | 0 | /dev/video0 | rtsp://... | http://...
   | 'v4l2src ! ... ! appsink' (GStreamer) | csi://0 (Jetson CSI camera via nvarguscamerasrc)
 Every frame comes out as (H,W,3) uint8 BGR whatever the file held (gray, BGRA, 16-bit).
+
+A source that stops early ends the stream with the frames so far: a file that ends before the
+frame count in its header says so in a warning (a truncated file). A live source (camera, stream)
+that drops ends the stream too, unless `Reconnect(attempts=N)` lets it be reopened: each attempt
+waits (1 s, 2 s, 4 s, ... at most 30 s, interrupted by `stop` or close()), a frame after a
+reopening resets the count, and after N failed attempts frames() raises SourceLostError.
 """
 
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,8 +40,49 @@ SOURCE_HELP = (
 )
 
 
+RECONNECT_MAX_DELAY_S = 30.0  # backoff cap between reconnect attempts
+_POLL_S = 0.05  # how often a backoff wait looks at the stop event
+
+
 class SourceError(ValueError):
     """A source that does not exist or cannot be opened; the message says what to give instead."""
+
+
+class SourceLostError(RuntimeError):
+    """A live source dropped and did not come back within its reconnect attempts.
+
+    Not a SourceError: the input was right, the camera or network failed (scaseg-run exit code
+    1). runtime.pipeline ends the stream on it like on a normal end (every frame already inferred
+    is written and the outputs are finalised) and then raises it.
+    """
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """How a live source is reopened after it drops: up to `attempts` times (0: never), waiting
+    `delay_s` before the first attempt and twice as long before each next one, capped at
+    `max_delay_s` (or `delay_s` if that is longer)."""
+
+    attempts: int = 0
+    delay_s: float = 1.0
+    max_delay_s: float = RECONNECT_MAX_DELAY_S
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ValueError(f"--reconnect takes a whole number of attempts, got {self.attempts!r}")
+        if self.attempts < 0:
+            raise ValueError(
+                f"--reconnect must be >= 0 (attempts to reopen a dropped live source; 0 turns "
+                f"it off), got {self.attempts}"
+            )
+        for name, value in (("--reconnect-delay", self.delay_s), ("max_delay_s", self.max_delay_s)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a number of seconds > 0, e.g. 1.0, got {value!r}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (counting from 1)."""
+        doubled = self.delay_s * 2.0 ** min(max(attempt - 1, 0), 64)
+        return min(doubled, max(self.max_delay_s, self.delay_s))
 
 
 @dataclass(frozen=True)
@@ -76,6 +126,15 @@ def _image_paths(spec: str) -> list[Path] | None:
     return sorted(paths, key=_natural_key)
 
 
+def _warn_reconnect_unused(spec: str, kind: str, reconnect: Reconnect | None) -> None:
+    if reconnect is not None and reconnect.attempts:
+        warnings.warn(
+            f"--reconnect has no effect on {kind} {spec}: only live sources (cameras, streams) "
+            "are reopened after they drop",
+            stacklevel=3,
+        )
+
+
 class ImageSource:
     """A list of image files, read one by one."""
 
@@ -113,7 +172,11 @@ class ImageSource:
 
 
 class CaptureSource:
-    """Anything cv2.VideoCapture opens: files, cameras, URLs, GStreamer pipelines."""
+    """Anything cv2.VideoCapture opens: files, cameras, URLs, GStreamer pipelines.
+
+    `reconnect` applies to live sources only; `stop` (the pipeline's stop event) and close() end
+    a backoff wait early. `wait(seconds) -> interrupted` replaces that wait in tests.
+    """
 
     def __init__(
         self,
@@ -122,6 +185,9 @@ class CaptureSource:
         live: bool | None,  # None: live unless the stream reports a length (http file vs camera)
         open_capture: Callable[[], cv2.VideoCapture],
         loop: bool = False,
+        reconnect: Reconnect | None = None,
+        stop: threading.Event | None = None,
+        wait: Callable[[float], bool] | None = None,
     ):
         self._open = open_capture
         self._cap = open_capture()
@@ -131,7 +197,14 @@ class CaptureSource:
         live = count <= 0 if live is None else live
         if loop and live:
             warnings.warn(f"--loop has no effect on live source {spec}", stacklevel=3)
+        if not live:
+            _warn_reconnect_unused(spec, kind, reconnect)
         self.loop = loop and not live  # a live source has no end to loop from
+        self.reconnect = reconnect if live and reconnect is not None else Reconnect()
+        self._expected = count if count > 0 and not live else None  # the header's frame count
+        self._stop = stop or threading.Event()
+        self._closed = threading.Event()
+        self._wait = wait or self._wait_unless_stopped
         size = (
             int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
@@ -147,28 +220,103 @@ class CaptureSource:
 
     def frames(self) -> Iterator[Frame]:
         index = this_pass = 0
+        attempt = 0  # reconnect attempts since the last frame (live sources)
+        what = f"{self.info.kind} {self.info.spec}"
         while True:
-            ok, frame = self._cap.read()
-            if not ok:
-                if index == 0 and not self.info.live:
-                    raise SourceError(
-                        f"{self.info.kind} {self.info.spec} has no frames OpenCV can decode; "
-                        "give a complete video file (is it empty, truncated or not a video?)"
+            ok, frame = self._read()
+            if self._closed.is_set():
+                return
+            if ok:
+                if attempt:
+                    warnings.warn(
+                        f"{what} reconnected (attempt {attempt}/{self.reconnect.attempts}); "
+                        f"continuing at frame {index}",
+                        stacklevel=2,
                     )
-                if not self.loop or this_pass == 0:
-                    return
-                self._cap.release()
-                self._cap = self._open()  # reopening is more reliable than seeking to frame 0
-                this_pass = 0
+                    attempt = 0
+                yield Frame(index, as_bgr8(frame), f"{index:06d}")
+                index += 1
+                this_pass += 1
                 continue
-            yield Frame(index, as_bgr8(frame), f"{index:06d}")
-            index += 1
-            this_pass += 1
+            if self.info.live:
+                if index == 0 and attempt == 0:
+                    return  # never delivered a frame: nothing dropped, nothing to reconnect
+                if not self.reconnect.attempts:
+                    warnings.warn(
+                        f"{what} ended after {index} frames; if it dropped, --reconnect N "
+                        "reopens it up to N times",
+                        stacklevel=2,
+                    )
+                    return
+                attempt += 1
+                if attempt > self.reconnect.attempts:
+                    self._release()
+                    raise SourceLostError(
+                        f"{what} lost after {self.reconnect.attempts} reconnect attempts "
+                        f"({index} frames read); check the camera or stream, or raise --reconnect"
+                    )
+                delay = self.reconnect.delay(attempt)
+                warnings.warn(
+                    f"{what} dropped after {index} frames; reconnecting (attempt "
+                    f"{attempt}/{self.reconnect.attempts} in {delay:g} s)",
+                    stacklevel=2,
+                )
+                self._release()
+                if self._wait(delay):
+                    return  # stopped (Ctrl-C, SIGTERM, q) or closed during the wait
+                self._reopen()  # a failed reopening reads nothing: the next attempt follows
+                continue
+            if index == 0:
+                raise SourceError(
+                    f"{what} has no frames OpenCV can decode; "
+                    "give a complete video file (is it empty, truncated or not a video?)"
+                )
+            if index == this_pass and self._expected is not None and this_pass < self._expected:
+                warnings.warn(
+                    f"{what} ended after {this_pass} of the expected {self._expected} frames: "
+                    f"is the file truncated? Keeping the {this_pass} frames that decoded",
+                    stacklevel=2,
+                )
+            if not self.loop or this_pass == 0:
+                return
+            self._release()
+            self._reopen()  # reopening is more reliable than seeking to frame 0
+            this_pass = 0
+
+    def _read(self) -> tuple[bool, np.ndarray | None]:
+        cap = self._cap
+        if cap is None or self._closed.is_set():
+            return False, None
+        return cap.read()
+
+    def _release(self) -> None:
+        cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
+
+    def _reopen(self) -> None:
+        try:
+            cap = self._open()
+        except cv2.error:
+            return  # counts as a failed attempt, like a capture that does not open
+        if self._closed.is_set():  # closed while opening: do not leak the new capture
+            cap.release()
+            return
+        self._cap = cap
+
+    def _wait_unless_stopped(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as `stop` is set or the source is closed."""
+        deadline = time.monotonic() + seconds
+        while not (self._stop.is_set() or self._closed.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(left, _POLL_S))
+        return True
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._closed.set()
+        self._release()
 
 
 def csi_pipeline(spec: str) -> str:
@@ -204,37 +352,48 @@ def _camera(spec: str, device: int | str) -> cv2.VideoCapture:
     return cap
 
 
-def open_source(spec: str, loop: bool = False) -> ImageSource | CaptureSource:
-    """Open a source from its command-line spelling (see the module docstring)."""
+def open_source(
+    spec: str,
+    loop: bool = False,
+    reconnect: Reconnect | None = None,
+    stop: threading.Event | None = None,
+) -> ImageSource | CaptureSource:
+    """Open a source from its command-line spelling (see the module docstring).
+
+    `reconnect` reopens a live source that drops (a warning on other sources); `stop` (the
+    pipeline's stop event) cuts a reconnect wait short."""
     spec = str(spec)
     scheme = urlparse(spec).scheme.lower() if "://" in spec else ""
+    live_opts = {"reconnect": reconnect, "stop": stop}
     if scheme == "csi":
         _require_gstreamer(spec)
         pipeline = csi_pipeline(spec)
         return CaptureSource(
-            spec, "csi", True, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+            spec, "csi", True, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER), **live_opts
         )
     if scheme in STREAM_SCHEMES:
         live = True if scheme in LIVE_SCHEMES else None
         return CaptureSource(
-            spec, "stream", live, lambda: cv2.VideoCapture(spec, cv2.CAP_FFMPEG), loop
+            spec, "stream", live, lambda: cv2.VideoCapture(spec, cv2.CAP_FFMPEG), loop, **live_opts
         )
     if "!" in spec and "appsink" in spec:
         _require_gstreamer(spec)
         return CaptureSource(
-            spec, "gstreamer", True, lambda: cv2.VideoCapture(spec, cv2.CAP_GSTREAMER)
+            spec, "gstreamer", True, lambda: cv2.VideoCapture(spec, cv2.CAP_GSTREAMER), **live_opts
         )
     if spec.isdigit():
-        return CaptureSource(spec, "camera", True, lambda: _camera(spec, int(spec)))
+        return CaptureSource(spec, "camera", True, lambda: _camera(spec, int(spec)), **live_opts)
     if re.fullmatch(r"/dev/video\d+", spec):
         if not os.path.exists(spec):
             raise SourceError(f"camera {spec} does not exist; list cameras with `ls /dev/video*`")
-        return CaptureSource(spec, "camera", True, lambda: _camera(spec, spec))
+        return CaptureSource(spec, "camera", True, lambda: _camera(spec, spec), **live_opts)
     paths = _image_paths(spec)
     if paths is not None:
+        _warn_reconnect_unused(spec, "images", reconnect)
         return ImageSource(spec, paths, loop)
     if not os.path.exists(spec):
         raise SourceError(f"source {spec} not found; {SOURCE_HELP}")
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
+        _warn_reconnect_unused(spec, "image", reconnect)
         return ImageSource(spec, [Path(spec)], loop)
-    return CaptureSource(spec, "video", False, lambda: cv2.VideoCapture(spec), loop)
+    return CaptureSource(spec, "video", False, lambda: cv2.VideoCapture(spec), loop, reconnect)
