@@ -13,7 +13,6 @@ training graphs and in local functions is visited. Weight bytes are skipped, nev
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,17 +156,13 @@ def external_data(path: str | os.PathLike) -> list[tuple[str, str]]:
 
     Raises ValueError when the bytes are not a well-formed protobuf message.
     """
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return []
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                return list(_model(view))
-            except _MalformedError as err:
-                raise ValueError(str(err)) from None
-            finally:
-                view.release()
+    # Plain bytes rather than mmap: the slices held by the parser's frames (in a traceback too)
+    # would keep a mapping from closing.
+    view = memoryview(Path(path).read_bytes())
+    try:
+        return list(_model(view))
+    except _MalformedError as err:
+        raise ValueError(str(err)) from None
 
 
 def _unsafe_reason(location: str, folder: Path) -> str | None:

@@ -141,6 +141,9 @@ def test_not_protobuf_is_left_to_the_loader(tmp_path):
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")
     assert check_external_data(empty) == []
+    cut = build_tiny_model(tmp_path / "cut.onnx")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # truncated mid-message
+    assert check_external_data(cut) == []
 
 
 def test_backend_refuses_before_onnx_runtime_reads_anything(tmp_path, monkeypatch):
