@@ -138,13 +138,13 @@ def execute(args: RunArgs) -> int:
     from runtime.pipeline import PipelineConfig, run_pipeline
     from runtime.segmenter import Segmenter
     from runtime.sinks import build_sinks
-    from runtime.sources import open_source
+    from runtime.sources import SourceLostError, open_source
 
     _check_outputs(args.source, args.outputs)
     if args.profile is not None:
         _check_profile_dir(args.profile, args.outputs.overwrite)
     stop = threading.Event()
-    report = None
+    report = lost = None
     with _stop_on_signals(stop) as state:
         src = open_source(args.source, loop=args.loop, reconnect=args.reconnect, stop=stop)
         try:
@@ -163,10 +163,15 @@ def execute(args: RunArgs) -> int:
                     err_console, progress_total(info, args.max_frames)
                 )
                 with progress:
-                    summary = run_pipeline(
-                        frames, info.live, stages, sinks,
-                        PipelineConfig(max_frames=args.max_frames), stop, on_frame,
-                    )  # fmt: skip
+                    try:
+                        summary = run_pipeline(
+                            frames, info.live, stages, sinks,
+                            PipelineConfig(max_frames=args.max_frames), stop, on_frame,
+                        )  # fmt: skip
+                    except SourceLostError as err:
+                        if err.summary is None:
+                            raise
+                        lost, summary = err, err.summary
                 if recorder is not None:
                     report = _profile_report(args, seg, cuda, recorder, summary.frames)
         finally:
@@ -174,6 +179,8 @@ def execute(args: RunArgs) -> int:
     print_summary(out_console, summary, state["signum"])
     if report is not None:
         _write_profile(report, args.profile)
+    if lost is not None:  # the outputs hold every frame read before the source was lost
+        raise lost
     return 128 + state["signum"] if state["signum"] is not None else 0
 
 
@@ -341,7 +348,9 @@ def run(
 
 
 def main() -> None:
-    app()
+    from runtime.cli_app import run_app
+
+    run_app(app, "scaseg-run")
 
 
 if __name__ == "__main__":

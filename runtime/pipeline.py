@@ -217,6 +217,8 @@ def run_pipeline(
         lost = isinstance(reader.error, SourceLostError)  # keep what was made, then raise
         failed = failed or writer.error is not None or (reader.error is not None and not lost)
         outputs = _finish(sinks, failed)
+    if lost and writer.error is None:
+        reader.error.summary = _summary(stats, interrupted, outputs)
     for worker in (writer, reader):
         if worker.error is not None:
             raise worker.error

@@ -53,8 +53,11 @@ class SourceLostError(RuntimeError):
 
     Not a SourceError: the input was right, the camera or network failed (scaseg-run exit code
     1). runtime.pipeline ends the stream on it like on a normal end (every frame already inferred
-    is written and the outputs are finalised) and then raises it.
+    is written and the outputs are finalised) and then raises it, with `summary` set to the run's
+    RunSummary so far.
     """
+
+    summary: object | None = None
 
 
 @dataclass(frozen=True)

@@ -224,9 +224,10 @@ def test_pipeline_finalises_outputs_then_raises_source_lost(tmp_path):
         OverlayVideoSink(out, 25.0, palette_bgr(num_classes=4), 0.5, "MJPG"),
         JsonLinesSink(stats, ("a", "b", "c", "d")),
     ]
-    with pytest.warns(UserWarning, match="reconnecting"), pytest.raises(SourceLostError):
+    with pytest.warns(UserWarning, match="reconnecting"), pytest.raises(SourceLostError) as lost:
         run_pipeline(source.frames(), True, _Stages(), sinks)
     written = [json.loads(line)["frame"] for line in stats.read_text().splitlines()]
+    assert lost.value.summary.frames == len(written)  # the CLI prints this summary
     assert written and written == sorted(written) and written[-1] == 5  # the last one is kept
     cap, count = cv2.VideoCapture(str(out)), 0
     while cap.read()[0]:
@@ -400,6 +401,7 @@ def test_mjpeg_stream_lost_exits_1_with_its_frames_written(tmp_path, plain_model
     assert "Traceback" not in result.stderr
     indices, decoded = _outputs(tmp_path)
     assert indices[-1] == 24 and decoded == len(indices) >= 1
+    assert _summary_frames(result.stdout) == decoded  # the summary still names what was written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.avi", "s.jsonl"]
 
 
