@@ -13,7 +13,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from runtime.atomic import atomic_path, check_writable_target
+from runtime.atomic import atomic_path, check_writable_target, remove_durably
 from runtime.meta import ModelMeta, sidecar_path, write_meta
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -53,11 +53,18 @@ def preflight(targets: list[Path], force: bool) -> None:
 
 
 def place(staged: Path, target: Path, meta: ModelMeta, force: bool) -> Path:
-    """Copy a staged file to `target` atomically, then write its sidecar (also atomically)."""
+    """Copy a staged file to `target` atomically, then write its sidecar (also atomically).
+
+    The sidecar is the commit mark: the runtime refuses an artifact without one. An old sidecar
+    (--force) is removed once the copy is complete and before the rename, so a kill at any point
+    leaves the old pair, an artifact without sidecar, or the new pair; never the new artifact
+    described by the old sidecar.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     check_writable_target(target, overwrite=force)
     with atomic_path(target, overwrite=force) as tmp:
         shutil.copyfile(staged, tmp)
+        remove_durably(sidecar_path(target))
     try:
         write_meta(target, meta)
     except BaseException:

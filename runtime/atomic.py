@@ -70,6 +70,17 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
             tmp_path.unlink()
 
 
+def remove_durably(path: str | os.PathLike) -> bool:
+    """Remove `path` if it exists and sync its folder, so the removal lands before later renames."""
+    path = Path(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    _fsync_dir(path.parent)
+    return True
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> Path:
     with atomic_path(path, overwrite) as tmp:
         tmp.write_bytes(data)
