@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from export import trt_compat as tc
-from export.artifacts import engine_path_for, preflight
-from runtime.atomic import atomic_write_bytes
+from export.artifacts import engine_path_for, preflight, sidecar_path
+from runtime.atomic import atomic_path, atomic_write_bytes, remove_durably
 from runtime.meta import ModelMeta, read_meta, sha256_file, write_meta
 from runtime.onnx_guard import check_external_data
 
@@ -109,9 +109,17 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     reused = tc.load_timing_cache(config, cache_path.read_bytes() if cache_path.is_file() else None)
     engine_bytes = _build(builder, network, config, logger, options)
     precision = "int8" if mode == "implicit-int8" else meta.precision
-    atomic_write_bytes(out, engine_bytes, overwrite=options.force)
+    # As for ONNX artifacts (export.artifacts.place): the old sidecar goes once the new engine
+    # is written and before it lands, so a kill never leaves a new engine under an old sidecar.
+    with atomic_path(out, overwrite=options.force) as tmp:
+        tmp.write_bytes(engine_bytes)
+        remove_durably(sidecar_path(out))
     atomic_write_bytes(cache_path, tc.serialize_timing_cache(config), overwrite=True)
-    write_meta(out, _engine_meta(meta, trt, cuda, onnx_file, out, options, precision, mode))
+    try:
+        write_meta(out, _engine_meta(meta, trt, cuda, onnx_file, out, options, precision, mode))
+    except BaseException:
+        out.unlink(missing_ok=True)  # never an engine without its sidecar
+        raise
     return EngineResult(out, precision, mode, cache_path, reused, tuple(pinned))
 
 

@@ -164,3 +164,23 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def check_artifact_hash(artifact: str | os.PathLike, meta: ModelMeta) -> None:
+    """Refuse an artifact whose bytes are not the ones its sidecar was written for.
+
+    Sidecars written by scaseg-export record the artifact's sha256. A sidecar left beside a file
+    that was replaced (copied over by hand, re-saved by another tool, an interrupted copy)
+    describes another model: inputs, classes and preprocessing may all be wrong. Sidecars without
+    the hash (written by hand or by older versions) are accepted as they are.
+    """
+    recorded = meta.hashes.get("artifact")
+    if not recorded:
+        return
+    actual = sha256_file(artifact)
+    if actual != recorded:
+        raise MetaError(
+            f"{artifact} does not match its sidecar {sidecar_path(artifact).name} (sha256 "
+            f"{actual[:12]}… vs recorded {recorded[:12]}…): the file was replaced after export; "
+            "re-export the model with scaseg-export, or copy the artifact and its .json together"
+        )

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from runtime.meta import ModelMeta, read_meta
+from runtime.meta import ModelMeta, check_artifact_hash, read_meta
 
 PROVIDERS = ("auto", "tensorrt", "cuda", "cpu")
 KINDS = ("auto", "onnxruntime", "tensorrt")
@@ -97,6 +97,7 @@ def open_backend(
             f"{path} is a {detected} artifact, not {kind}; drop --backend or fix --model"
         )
     meta = read_meta(path)  # before the heavy import: a missing sidecar fails fast and cheaply
+    check_artifact_hash(path, meta)
     if detected == "onnxruntime":
         if options.cuda_graph:
             raise ValueError(

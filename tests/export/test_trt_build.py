@@ -217,3 +217,30 @@ def test_external_data_outside_the_folder_is_refused_before_tensorrt_parses(tmp_
     with pytest.raises(MetaError, match=r"refusing to load.*etc/passwd"):
         build_engine(path, EngineOptions(), trt=trt, cuda=FakeCuda())
     assert not trt.networks  # the fake parser was never handed the file
+
+
+def test_force_rebuild_drops_the_old_sidecar_before_the_new_engine_lands(tmp_path, monkeypatch):
+    """A kill between the engine's rename and its sidecar must not leave the old sidecar."""
+    import os
+    from pathlib import Path
+
+    import runtime.atomic
+    from export.artifacts import engine_path_for
+    from runtime.meta import sidecar_path
+
+    path = _artifact(tmp_path, "fp16")
+    engine = engine_path_for(path)
+    engine.write_bytes(b"old engine")
+    sidecar_path(engine).write_text("{}")
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append((Path(dst).name, sidecar_path(engine).exists()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(runtime.atomic.os, "replace", replace)
+    build_engine(path, EngineOptions(force=True), trt=fake_tensorrt("10.3.0", layer_names=LAYERS),
+                 cuda=FakeCuda())  # fmt: skip
+    assert (engine.name, False) in seen  # the sidecar was gone when the engine was renamed
+    assert read_meta(engine).hashes["artifact"]  # and the new one describes the new engine

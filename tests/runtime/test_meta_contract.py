@@ -88,3 +88,22 @@ def test_atomic_write_refuses_to_replace_unless_asked(tmp_path):
 def test_atomic_write_into_a_missing_folder_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         atomic_write_text(tmp_path / "nope" / "a.json", "x")
+
+
+def test_an_artifact_replaced_after_export_is_refused(tmp_path):
+    """The sidecar's recorded sha256 ties it to the artifact's bytes."""
+    from dataclasses import replace
+
+    from runtime.backends import BackendOptions, open_backend
+    from runtime.meta import sha256_file
+    from tests.tiny_onnx import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "m.onnx")
+    meta = read_meta(model)
+    write_meta(model, replace(meta, hashes={"artifact": sha256_file(model)}))
+    with open_backend(model, options=BackendOptions(provider="cpu")) as backend:
+        assert backend.meta.hashes["artifact"]  # the matching pair opens
+    other = build_tiny_model(tmp_path / "other.onnx", num_classes=3)
+    model.write_bytes(other.read_bytes())  # a different model copied over, sidecar left behind
+    with pytest.raises(MetaError, match=r"does not match its sidecar m\.onnx\.json.*re-export"):
+        open_backend(model, options=BackendOptions(provider="cpu"))
