@@ -75,8 +75,8 @@ class Reconnect:
             raise ValueError(f"--reconnect takes a whole number of attempts, got {self.attempts!r}")
         if self.attempts < 0:
             raise ValueError(
-                f"--reconnect must be >= 0 (attempts to reopen a dropped live source; 0 turns "
-                f"it off), got {self.attempts}"
+                f"--reconnect must be >= 0, got {self.attempts}: give the number of attempts to "
+                "reopen a dropped live source (0 turns it off)"
             )
         for name, value in (("--reconnect-delay", self.delay_s), ("max_delay_s", self.max_delay_s)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

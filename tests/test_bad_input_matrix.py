@@ -166,9 +166,27 @@ def _model_copy(env: Env, name: str, data: bytes | None = None, **meta_edit) -> 
     path = env.tmp / name
     path.write_bytes(env.onnx.read_bytes() if data is None else data)
     meta = json.loads(sidecar_path(env.onnx).read_text())
+    if data is not None:  # other bytes: let the check under test fire, not the hash check
+        meta["hashes"].pop("artifact", None)
     meta.update(meta_edit)
     sidecar_path(path).write_text(json.dumps(meta))
     return name
+
+
+def _escaping_external_data(env: Env) -> str:
+    """The tiny model with its first weight moved to '../secret.bin' (outside its folder)."""
+    import onnx
+
+    (env.tmp / "secret.bin").write_bytes(b"\0" * 4096)
+    (env.tmp / "models").mkdir()
+    model = onnx.load(str(env.onnx))
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "../secret.bin"), ("offset", "0")):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return _model_copy(env, "models/escape.onnx", model.SerializeToString())
 
 
 def _renamed_input(env: Env) -> str:
@@ -322,6 +340,12 @@ RUN_CASES = [
                       ("tensorrt",), ("out.mp4",)), id="run-engine-other-trt-gpu"),
     pytest.param(Case("run", _run_model(lambda e: _model_copy(e, "future.onnx", schema_version=99)), 2,
                       ("future.onnx.json", "schema_version", "re-export"), ("out.mp4",)), id="run-unknown-schema-version"),
+    pytest.param(Case("run", _run_model(lambda e: _model_copy(e, "swapped.onnx", hashes={"artifact": "0" * 64})), 2,
+                      ("swapped.onnx", "does not match its sidecar", "re-export"), ("out.mp4",)), id="run-onnx-replaced-after-export"),
+    pytest.param(Case("run", _run_model(_escaping_external_data), 2,
+                      ("escape.onnx", "../secret.bin", "climbs out", "own folder"), ("out.mp4",)), id="run-onnx-external-data-escapes"),
+    pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--reconnect", "-1"), 2,
+                      ("--reconnect",), ("out.mp4",)), id="run-reconnect-negative"),
     pytest.param(Case("run", lambda e: [str(e.video), "--model", str(e.onnx), "--out", str(e.video), "--force"], 2,
                       ("clip.mp4", "is the input")), id="run-output-is-input"),
     pytest.param(Case("run", lambda e: [str(e.video), "--model", str(e.onnx), "--out", _under_file(e, "out.mp4")], 2,
