@@ -147,3 +147,65 @@ def test_a_failing_model_aborts_and_raises(small_video):
     with pytest.raises(RuntimeError, match="model exploded"):
         run_pipeline(src.frames(), False, FakeSegmenter(fail=True), [sink])
     assert sink.aborted
+
+
+def test_latency_sample_is_bounded_and_represents_the_whole_run():
+    """A days-long run keeps a fixed-size uniform sample of its per-frame times."""
+    from runtime.pipeline import LatencySample, percentiles
+    from runtime.segmenter import StageTimes
+
+    sample = LatencySample(capacity=500)
+    for i in range(20_000):
+        sample.append(StageTimes(0.0, float(i), 0.0))
+    assert len(sample) == 500 and sample.seen == 20_000
+    infer = sorted(t.infer_ms for t in sample)
+    # uniform over all 20,000 frames, not the first or last 500
+    assert infer[0] < 1_000 and infer[-1] > 19_000
+    assert 8_000 < percentiles(sample)["infer"]["p50"] < 12_000
+    small = LatencySample(capacity=500)
+    for i in range(10):
+        small.append(StageTimes(0.0, float(i), 0.0))
+    assert [t.infer_ms for t in small] == [float(i) for i in range(10)]  # short runs: every frame
+
+
+def test_worker_nice_lowers_only_the_worker_threads(small_video):
+    """worker_nice applies to the reader/writer threads (Linux), never to the calling thread."""
+    import os
+    import sys
+    import threading
+
+    from runtime.pipeline import PipelineConfig, worker_nice_for
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread niceness is Linux-only")
+    seen = {}
+
+    class _Recording:
+        def __init__(self, stages):
+            self._stages = stages
+
+        def prepare(self, frame):
+            seen["read"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return self._stages.prepare(frame)
+
+        def infer(self, batch):
+            seen["infer"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return self._stages.infer(batch)
+
+        def postprocess(self, output, hw):
+            seen["write"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return self._stages.postprocess(output, hw)
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    src = open_source(str(small_video))
+    try:
+        run_pipeline(
+            src.frames(), False, _Recording(FakeSegmenter()), [], PipelineConfig(worker_nice=5)
+        )
+    finally:
+        src.close()
+    assert seen["infer"] == before
+    assert seen["read"] == seen["write"] == min(19, before + 5)
+    assert worker_nice_for(True) > 0 and worker_nice_for(False) == 0
+    with pytest.raises(ValueError, match="worker_nice"):
+        PipelineConfig(worker_nice=25)
