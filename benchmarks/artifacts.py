@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.classes import DEMO_CLASSES
-from runtime.meta import read_meta, write_meta
+from runtime.meta import read_meta, sha256_file, write_meta
 from runtime.preprocess import Preprocess, preprocess
 from runtime.scenes import render_scene, split_seeds
 
@@ -92,7 +92,13 @@ def export_with_library(checkpoint: Path, spec: ModelSpec, folder: Path, calib_f
 def _with_precision(src: Path, dst: Path, precision: str, **changes) -> None:
     from dataclasses import replace
 
-    write_meta(dst, replace(read_meta(src), precision=precision, **changes))
+    meta = read_meta(src)
+    hashes = {
+        **meta.hashes,
+        "source_onnx": meta.hashes.get("artifact", ""),
+        "artifact": sha256_file(dst),
+    }
+    write_meta(dst, replace(meta, precision=precision, hashes=hashes, **changes))
 
 
 def calibration_batches(pp: Preprocess, count: int) -> list[np.ndarray]:
