@@ -18,11 +18,8 @@ end, the outputs are finalised, and then the error is raised.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -52,13 +49,8 @@ class PipelineConfig:
     max_frames: int | None = None  # stop after this many frames (None: the whole source)
     queue_size: int = 4  # file sources: frames decoded ahead / waiting to be encoded
     live_queue_size: int = 1  # live sources: newest frames kept; older ones are dropped
-    # Niceness added to the reader and writer threads (Linux only; 0 = unchanged). For a model
-    # on CPU cores: see `worker_nice_for`.
-    worker_nice: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.worker_nice <= 19:
-            raise ValueError(f"worker_nice must be in 0..19, got {self.worker_nice}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
         if self.queue_size < 1 or self.live_queue_size < 1:
@@ -182,43 +174,16 @@ def _prepare(stages: Stages, item: _Item) -> _Item:
     return item
 
 
-CPU_WORKER_NICE = 10
-
-
-def worker_nice_for(model_on_cpu: bool) -> int:
-    """The reader/writer niceness to use when the model runs on the CPU (else 0).
-
-    A CPU model's intra-op thread pool fills every core, and each parallel operator waits for
-    its slowest thread: a decode or encode thread at equal priority that preempts one worker
-    stalls the whole operator. Niced, those threads mostly run in the gaps (single-threaded
-    operators, the hand-off between frames) and the queues keep them from falling behind: when
-    the model waits on a full or empty queue, they get the cores. A GPU model leaves the CPU to
-    them, so nothing changes there.
-    """
-    return CPU_WORKER_NICE if model_on_cpu else 0
-
-
-def _lower_this_thread(nice: int) -> None:
-    """Add `nice` to the calling thread's niceness (Linux schedules threads individually)."""
-    if nice <= 0 or not sys.platform.startswith("linux"):
-        return  # elsewhere setpriority would change the whole process
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError):  # a sandbox may forbid it: run at normal priority
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-
-
 class _Worker(threading.Thread):
     """A daemon thread that keeps its exception for the calling thread to re-raise."""
 
-    def __init__(self, name: str, target: Callable[[], None], nice: int = 0):
+    def __init__(self, name: str, target: Callable[[], None]):
         super().__init__(name=name, daemon=True)
         self._work = target
-        self._nice = nice
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            _lower_this_thread(self._nice)
             self._work()
         except BaseException as err:  # re-raised by run_pipeline on the calling thread
             self.error = err
@@ -267,8 +232,7 @@ def run_pipeline(
             stats.times.append(times)
             stats.frames_written += 1
 
-    reader = _Worker("scaseg-read", read, config.worker_nice)
-    writer = _Worker("scaseg-write", write, config.worker_nice)
+    reader, writer = _Worker("scaseg-read", read), _Worker("scaseg-write", write)
     reader.start()
     writer.start()
     interrupted, failed = False, False

@@ -113,7 +113,7 @@ def test_attention_table(ctx):
 @pytest.mark.slow
 def test_pipeline_table(ctx):
     table = pipeline_fps.run(ctx)
-    assert "scaseg-run pipeline (threaded)" in "\n".join(table.lines)
+    assert "scaseg-run pipeline FPS" in "\n".join(table.lines)
     assert table.targets[0].name == "video pipeline efficiency >= 0.9"
 
 
