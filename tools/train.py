@@ -213,7 +213,7 @@ def finalize(best: Path, dest: Path = DEMO_WEIGHTS, frames: int = 200) -> Path:
         f"`{dest.name}`: SCASeg-{info['variant'].upper()}, {len(DEMO_CLASSES)} classes "
         f"({', '.join(DEMO_CLASSES)}), float16 storage, {dest.stat().st_size / 1e6:.1f} MB.",
         "",
-        "Trained on generated street scenes (`runtime/scenes.py`, train seed range) on a 2-core CPU:",
+        "Trained on generated street scenes (`runtime/scenes/`, train seed range) on a 2-core CPU:",
         "",
         "```",
         f"python -m tools.train --variant {info['variant']} --minutes <budget> --seed {trained.get('seed')}",
