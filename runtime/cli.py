@@ -25,6 +25,7 @@ from runtime.backends import BackendOptions
 from runtime.meta import MetaError
 from runtime.sinks import OutputSpec, display_available
 from runtime.sources import RECONNECT_MAX_DELAY_S, Reconnect, SourceError
+from runtime.video_sinks import existing_segments
 
 DEMO_MODEL = Path("~/.cache/scaseg/scaseg_t_demo.fp32.onnx")
 USAGE_ERRORS = (
@@ -102,6 +103,14 @@ def _check_outputs(source: str, outputs: OutputSpec) -> None:
         resolved = path.resolve()
         if src is not None and resolved == src:
             raise UsageError(f"output {path} is the input {source}; choose another output path")
+        if (
+            src is not None
+            and outputs.segment_minutes is not None
+            and src in {p.resolve() for p in existing_segments(path)}
+        ):
+            raise UsageError(
+                f"the input {source} is one of {path.name}'s segment files; choose another output path"
+            )
         if resolved in seen:
             raise UsageError(f"{path} is given as two different outputs; give each its own path")
         seen.add(resolved)
@@ -299,6 +308,11 @@ def run(
         "mp4v", help="FourCC for video outputs; falls back with a warning. Example: --codec avc1"
     ),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs. Example: --force"),
+    segment_minutes: float | None = typer.Option(
+        None, "--segment-minutes",
+        help="Video outputs: cut into numbered files (out_00000.mp4, ...) of this many minutes, "
+        "each playable once full; for runs that last days. Example: --segment-minutes 10",
+    ),
     cuda_graph: bool = typer.Option(
         False, "--cuda-graph", help="TensorRT engines: replay inference as a CUDA graph. Example: --cuda-graph"
     ),
@@ -322,7 +336,9 @@ def run(
             args = RunArgs(
                 source=source,
                 model=_resolve_model(model),
-                outputs=OutputSpec(out, labels_out, jsonl, show, alpha, codec, force),
+                outputs=OutputSpec(
+                    out, labels_out, jsonl, show, alpha, codec, force, segment_minutes
+                ),
                 backend=backend.value,
                 options=BackendOptions(
                     provider=provider.value,

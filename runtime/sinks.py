@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,19 +21,18 @@ import cv2
 import numpy as np
 
 from runtime.atomic import atomic_path, check_writable_target
-from runtime.overlay import blend, class_areas, colorize
+from runtime.overlay import blend, class_areas
 from runtime.segmenter import StageTimes
-from runtime.video import VIDEO_SUFFIXES, VideoOutput, discard_atomic, encode_label_png
+from runtime.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
+from runtime.video_sinks import LabelVideoSink, OverlayVideoSink, SizeChangeWarning
+
+__all__ = ["LabelVideoSink", "OverlayVideoSink", "SizeChangeWarning"]  # kept importable from here
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-class SizeChangeWarning(UserWarning):
-    """Frames of different sizes went into one video and were resized to the first one's size."""
 
 
 @dataclass(frozen=True)
@@ -50,85 +48,6 @@ class Sink(Protocol):
     def write(self, result: Result) -> None: ...
     def close(self) -> str | None: ...  # what was written, for the summary; None if nothing
     def abort(self) -> None: ...
-
-
-class _VideoSink:
-    """Opens its VideoOutput on the first frame (image folders only know their size then)."""
-
-    def __init__(self, path: Path, fps: float, codec: str, overwrite: bool):
-        self.path = check_writable_target(path, overwrite)  # fail before the run, not at frame 1
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"{self.path}: video output must end in one of {VIDEO_SUFFIXES}")
-        self.fps, self.codec, self.overwrite = fps, codec, overwrite
-        self.output: VideoOutput | None = None
-        self._warned_size = False
-
-    def _write_image(self, image_bgr: np.ndarray) -> None:
-        if self.output is None:
-            size_wh = (image_bgr.shape[1], image_bgr.shape[0])
-            self.output = VideoOutput(self.path, self.fps, size_wh, self.codec, self.overwrite)
-        elif (
-            image_bgr.shape[1],
-            image_bgr.shape[0],
-        ) != self.output.size_wh and not self._warned_size:
-            self._warned_size = True
-            warnings.warn(
-                f"frames differ in size; {self.path.name} resizes them to the first frame's "
-                f"{self.output.size_wh[0]}x{self.output.size_wh[1]}",
-                SizeChangeWarning,
-                stacklevel=2,
-            )
-        self.output.write(image_bgr)
-
-    def close(self) -> str | None:
-        if self.output is None or not self.output.close():
-            return None
-        return f"{self.path} ({self.output.frames} frames, {self.output.codec})"
-
-    def abort(self) -> None:
-        if self.output is not None:
-            self.output.abort()
-
-
-class OverlayVideoSink(_VideoSink):
-    def __init__(
-        self,
-        path: Path,
-        fps: float,
-        table_bgr: np.ndarray,
-        alpha: float,
-        codec: str = "mp4v",
-        overwrite: bool = False,
-    ):
-        super().__init__(path, fps, codec, overwrite)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"--alpha must be in [0, 1], got {alpha}")
-        self.table_bgr, self.alpha = table_bgr, alpha
-
-    def write(self, result: Result) -> None:
-        self._write_image(blend(result.frame_bgr, result.labels, self.table_bgr, self.alpha))
-
-
-class LabelVideoSink(_VideoSink):
-    """Label maps in palette colours, for viewing: video codecs are lossy, so exact class ids
-    belong in a PNG folder."""
-
-    def __init__(
-        self,
-        path: Path,
-        fps: float,
-        table_bgr: np.ndarray,
-        codec: str = "mp4v",
-        overwrite: bool = False,
-    ):
-        # FFV1 is lossless and always available in .mkv/.avi; elsewhere honour --codec.
-        if Path(path).suffix.lower() in (".mkv", ".avi") and codec == "mp4v":
-            codec = "FFV1"
-        super().__init__(path, fps, codec, overwrite)
-        self.table_bgr = table_bgr
-
-    def write(self, result: Result) -> None:
-        self._write_image(colorize(result.labels, self.table_bgr))
 
 
 class LabelPngSink:
@@ -278,10 +197,16 @@ class OutputSpec:
     alpha: float = 0.5
     codec: str = "mp4v"
     overwrite: bool = False
+    segment_minutes: float | None = None  # videos: start a new numbered file this often
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.segment_minutes is not None and not self.segment_minutes > 0:
+            raise ValueError(
+                f"--segment-minutes must be > 0, got {self.segment_minutes}: give the length of "
+                "each video file in minutes, e.g. 10"
+            )
         if len(self.codec) != 4:
             raise ValueError(f"codec must be a 4-character FourCC such as mp4v, got {self.codec!r}")
 
@@ -298,16 +223,21 @@ def build_sinks(
 ) -> list[Sink]:
     """The sinks `spec` asks for; if one cannot be created, those already made are aborted."""
     fps = fps if fps > 0 else 25.0
+    segment = (
+        None if spec.segment_minutes is None else max(1, round(spec.segment_minutes * 60 * fps))
+    )
     sinks: list[Sink] = []
     try:
         if spec.overlay is not None:
             sinks.append(
                 OverlayVideoSink(
-                    spec.overlay, fps, table_bgr, spec.alpha, spec.codec, spec.overwrite
+                    spec.overlay, fps, table_bgr, spec.alpha, spec.codec, spec.overwrite, segment
                 )
             )
         if spec.labels is not None and spec.labels.suffix.lower() in VIDEO_SUFFIXES:
-            sinks.append(LabelVideoSink(spec.labels, fps, table_bgr, spec.codec, spec.overwrite))
+            sinks.append(
+                LabelVideoSink(spec.labels, fps, table_bgr, spec.codec, spec.overwrite, segment)
+            )
         elif spec.labels is not None:
             sinks.append(LabelPngSink(spec.labels, table_bgr, spec.overwrite))
         if spec.jsonl is not None:

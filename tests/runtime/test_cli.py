@@ -162,3 +162,24 @@ def test_interrupt_leaves_a_playable_video_with_every_frame_so_far(
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
     assert len(lines) == reported and json.loads(lines[-1])["frame"] == reported - 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "o.mp4", "s.jsonl"]
+
+
+def test_segment_minutes_cuts_the_video_into_numbered_files(
+    tmp_path, plain_model, make_video, decoded_frames
+):
+    clip = make_video(tmp_path / "clip.mp4", num_frames=25, fps=25.0)
+    # 0.004 min at 25 FPS = 6 frames per file -> 6, 6, 6, 6, 1
+    result = run_cli(clip, "--model", plain_model, "--out", tmp_path / "o.mp4",
+                     "--segment-minutes", "0.004", "--provider", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    files = sorted(tmp_path.glob("o_*.mp4"))
+    assert [p.name for p in files] == [f"o_{i:05d}.mp4" for i in range(5)]
+    assert [decoded_frames(p)[0] for p in files] == [6, 6, 6, 6, 1]
+    assert "25 frames in 5 file(s)" in result.output
+    again = run_cli(clip, "--model", plain_model, "--out", tmp_path / "o.mp4",
+                    "--segment-minutes", "0.004")  # fmt: skip
+    assert again.exit_code == 2 and "--force" in again.output
+    bad = run_cli(
+        clip, "--model", plain_model, "--out", tmp_path / "p.mp4", "--segment-minutes", "-1"
+    )
+    assert bad.exit_code == 2 and "--segment-minutes must be > 0" in bad.output

@@ -155,3 +155,38 @@ def test_colorize_matches_a_clipped_table_lookup(classes, dtype):
     labels = rng.integers(0, 256 if dtype == np.uint8 else 400, (37, 53)).astype(dtype)
     expected = np.take(table, labels, axis=0, mode="clip")
     assert np.array_equal(colorize(labels, table), expected)
+
+
+def test_segments_are_numbered_files_each_complete(tmp_path, decoded_frames):
+    sink = OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, alpha=0.5, segment_frames=3)
+    for r in results(n=7):
+        sink.write(r)
+    # the first two files are finalised (playable) while the run is still going
+    assert decoded_frames(tmp_path / "o_00000.mp4") == (3, (80, 48))
+    assert decoded_frames(tmp_path / "o_00001.mp4") == (3, (80, 48))
+    summary = sink.close()
+    assert "o_00000.mp4 ... o_00002.mp4 (7 frames in 3 file(s), mp4v)" in summary
+    assert decoded_frames(tmp_path / "o_00002.mp4") == (1, (80, 48))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "o_00000.mp4",
+        "o_00001.mp4",
+        "o_00002.mp4",
+    ]
+
+
+def test_a_crash_keeps_finished_segments_and_drops_the_open_one(tmp_path, decoded_frames):
+    sink = LabelVideoSink(tmp_path / "l.avi", 25.0, TABLE, segment_frames=2)
+    for r in results(n=5):
+        sink.write(r)
+    sink.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l_00000.avi", "l_00001.avi"]
+    assert decoded_frames(tmp_path / "l_00001.avi")[0] == 2
+
+
+def test_existing_segments_need_force(tmp_path):
+    (tmp_path / "o_00004.mp4").write_bytes(b"an older run")
+    with pytest.raises(FileExistsError, match=r"o_00004\.mp4 and 0 more segment.*--force"):
+        OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, alpha=0.5, segment_frames=3)
+    OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, alpha=0.5, overwrite=True, segment_frames=3)
+    with pytest.raises(ValueError, match="segment length"):
+        OverlayVideoSink(tmp_path / "p.mp4", 25.0, TABLE, alpha=0.5, segment_frames=0)
