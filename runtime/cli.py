@@ -24,7 +24,7 @@ from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions
 from runtime.meta import MetaError
 from runtime.sinks import OutputSpec, display_available
-from runtime.sources import RECONNECT_MAX_DELAY_S, Reconnect, SourceError
+from runtime.sources import RECONNECT_MAX_DELAY_S, STREAM_TIMEOUT_S, Reconnect, SourceError
 from runtime.video_sinks import existing_segments
 
 DEMO_MODEL = Path("~/.cache/scaseg/scaseg_t_demo.fp32.onnx")
@@ -71,6 +71,7 @@ class RunArgs:
     profile: Path | None = None  # write a latency report (JSON, CSV, PNG) into this folder
     profile_warmup: int = 5  # frames left out of the profile's statistics
     reconnect: Reconnect | None = None  # live sources: reopen after a drop (None: never)
+    stream_timeout_s: float = STREAM_TIMEOUT_S  # network streams: open / next-frame time-out
 
 
 def default_model_path() -> Path | None:
@@ -155,7 +156,10 @@ def execute(args: RunArgs) -> int:
     stop = threading.Event()
     report = lost = None
     with _stop_on_signals(stop) as state:
-        src = open_source(args.source, loop=args.loop, reconnect=args.reconnect, stop=stop)
+        src = open_source(
+            args.source, loop=args.loop, reconnect=args.reconnect, stop=stop,
+            stream_timeout_s=args.stream_timeout_s,
+        )  # fmt: skip
         try:
             model, cuda = _open_model(args)
             with Segmenter(model, backend=args.backend, options=args.options) as seg:
@@ -303,6 +307,11 @@ def run(
     reconnect_delay: float = typer.Option(
         1.0, "--reconnect-delay", help="Seconds before the first reconnect attempt. Example: --reconnect-delay 0.5"
     ),
+    stream_timeout: float = typer.Option(
+        STREAM_TIMEOUT_S, "--stream-timeout",
+        help="Network streams (rtsp://, http://...): seconds to wait for the stream to open or for "
+        "its next frame before treating it as dropped. Example: --stream-timeout 5",
+    ),
     max_frames: int | None = typer.Option(None, min=1, help="Stop after N frames. Example: --max-frames 300"),
     codec: str = typer.Option(
         "mp4v", help="FourCC for video outputs; falls back with a warning. Example: --codec avc1"
@@ -350,6 +359,7 @@ def run(
                 profile=profile,
                 profile_warmup=profile_warmup,
                 reconnect=Reconnect(reconnect, reconnect_delay),
+                stream_timeout_s=stream_timeout,
             )
             code = execute(args)
         except KeyboardInterrupt:

@@ -34,6 +34,7 @@ from runtime.preprocess import as_bgr8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 STREAM_SCHEMES = (*LIVE_SCHEMES, "http", "https")
+STREAM_TIMEOUT_S = 10.0  # network streams: longest wait to open, or for the next frame
 SOURCE_HELP = (
     "give a video file, an image file/folder/glob, a camera index or /dev/videoN, an rtsp:// or "
     "http:// URL, a GStreamer pipeline ending in appsink, or csi://N"
@@ -355,16 +356,34 @@ def _camera(spec: str, device: int | str) -> cv2.VideoCapture:
     return cap
 
 
+def _stream(spec: str, timeout_s: float) -> cv2.VideoCapture:
+    """A network stream through FFmpeg, with open and read time-outs.
+
+    A stream that stalls with its connection still open (a frozen camera, a dead route) gives no
+    error; FFmpeg's own default waits 30 s per read. With the time-out a stall reads as a drop,
+    which --reconnect then handles.
+    """
+    ms = int(timeout_s * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
+
+
 def open_source(
     spec: str,
     loop: bool = False,
     reconnect: Reconnect | None = None,
     stop: threading.Event | None = None,
+    stream_timeout_s: float = STREAM_TIMEOUT_S,
 ) -> ImageSource | CaptureSource:
     """Open a source from its command-line spelling (see the module docstring).
 
     `reconnect` reopens a live source that drops (a warning on other sources); `stop` (the
-    pipeline's stop event) cuts a reconnect wait short."""
+    pipeline's stop event) cuts a reconnect wait short; `stream_timeout_s` bounds how long a
+    network stream may take to open or to deliver the next frame."""
+    if not (math.isfinite(stream_timeout_s) and stream_timeout_s > 0):
+        raise ValueError(
+            f"--stream-timeout must be a number of seconds > 0, e.g. 10, got {stream_timeout_s!r}"
+        )
     spec = str(spec)
     scheme = urlparse(spec).scheme.lower() if "://" in spec else ""
     live_opts = {"reconnect": reconnect, "stop": stop}
@@ -377,7 +396,7 @@ def open_source(
     if scheme in STREAM_SCHEMES:
         live = True if scheme in LIVE_SCHEMES else None
         return CaptureSource(
-            spec, "stream", live, lambda: cv2.VideoCapture(spec, cv2.CAP_FFMPEG), loop, **live_opts
+            spec, "stream", live, lambda: _stream(spec, stream_timeout_s), loop, **live_opts
         )
     if "!" in spec and "appsink" in spec:
         _require_gstreamer(spec)

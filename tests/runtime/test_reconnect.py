@@ -243,10 +243,14 @@ class MjpegServer:
     """A multipart/x-mixed-replace MJPEG stream on 127.0.0.1 (how IP cameras serve video),
     served from threads of this process. After `drop_after` frames it cuts the connection in the
     middle of a frame and stops listening (the camera went away); `back_after_s` later it
-    listens again on the same port and streams without end."""
+    listens again on the same port and streams without end. With `stall`, it instead stops
+    sending after `drop_after` frames and keeps the connection open (a frozen camera)."""
 
-    def __init__(self, drop_after: int, back_after_s: float | None, fps: float = 50.0):
+    def __init__(
+        self, drop_after: int, back_after_s: float | None, fps: float = 50.0, stall: bool = False
+    ):
         self.drop_after, self.back_after_s, self.period_s = drop_after, back_after_s, 1.0 / fps
+        self.stall = stall
         self.port = 0
         self.dropped = threading.Event()
         self.served = 0
@@ -283,6 +287,10 @@ class MjpegServer:
         while self._server is not None:
             jpg = self._frames[self.served % len(self._frames)]
             part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+            if drop and self.stall and self.served == self.drop_after:
+                while self._server is not None:  # silent, connection open
+                    time.sleep(0.05)
+                return
             if drop and self.served == self.drop_after:
                 out.write(part + jpg[: len(jpg) // 2])  # cut mid-frame, like a killed server
                 out.flush()
@@ -334,8 +342,8 @@ def _summary_frames(stdout: str) -> int:
 def mjpeg_server():
     servers: list[MjpegServer] = []
 
-    def make(drop_after: int, back_after_s: float | None) -> MjpegServer:
-        servers.append(MjpegServer(drop_after, back_after_s).start())
+    def make(drop_after: int, back_after_s: float | None, stall: bool = False) -> MjpegServer:
+        servers.append(MjpegServer(drop_after, back_after_s, stall=stall).start())
         return servers[-1]
 
     yield make
@@ -440,3 +448,32 @@ def test_cli_rejects_bad_reconnect_values(tmp_path, plain_model, small_video):
         result = CliRunner().invoke(app, [str(small_video), "--model", str(plain_model), *flags])
         assert result.exit_code == 2, result.output
         assert match in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_stalled_stream_reads_as_dropped_after_stream_timeout(
+    tmp_path, plain_model, mjpeg_server
+):
+    """A camera that freezes with its connection open gives no error; --stream-timeout turns the
+    silence into a drop (FFmpeg alone would wait 30 s per read)."""
+    server = mjpeg_server(drop_after=20, back_after_s=None, stall=True)
+    t0 = time.monotonic()
+    result = _run_cli(
+        [server.url, "--model", str(plain_model), "--out", "o.avi", "--jsonl", "s.jsonl",
+         "--stream-timeout", "1"],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # 1.7 s here; the default 10 s time-out (or FFmpeg's own 30 s) could not end this soon
+    assert time.monotonic() - t0 < 8
+    assert "ended after 20 frames" in result.stderr
+    indices, decoded = _outputs(tmp_path)
+    # a live source drops stale frames (while the model loads); the last one is always kept
+    assert indices == sorted(indices) and indices[-1] == 19 and decoded == len(indices)
+
+
+def test_stream_timeout_must_be_positive(tmp_path):
+    from runtime.sources import open_source
+
+    with pytest.raises(ValueError, match=r"--stream-timeout must be a number of seconds > 0"):
+        open_source("http://127.0.0.1:9/x.mjpg", stream_timeout_s=0)
