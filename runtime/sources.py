@@ -10,6 +10,10 @@ frame count in its header says so in a warning (a truncated file). A live source
 that drops ends the stream too, unless `Reconnect(attempts=N)` lets it be reopened: each attempt
 waits (1 s, 2 s, 4 s, ... at most 30 s, interrupted by `stop` or close()), a frame after a
 reopening resets the count, and after N failed attempts frames() raises SourceLostError.
+
+CaptureSource and the openers for videos, cameras and streams are in runtime/capture.py; the
+types every source shares (Frame, SourceInfo, SourceError) in runtime/source_types.py. Both are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -19,96 +23,53 @@ import math
 import os
 import re
 import threading
-import time
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import cv2
 import numpy as np
 
+from runtime.capture import (
+    RECONNECT_MAX_DELAY_S,
+    CaptureSource,
+    Reconnect,
+    SourceLostError,
+    _camera,
+    _require_gstreamer,
+    _stream,
+    _warn_reconnect_unused,
+    csi_pipeline,
+    has_gstreamer,
+)
 from runtime.preprocess import as_bgr8
+from runtime.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 STREAM_SCHEMES = (*LIVE_SCHEMES, "http", "https")
 STREAM_TIMEOUT_S = 10.0  # network streams: longest wait to open, or for the next frame
-SOURCE_HELP = (
-    "give a video file, an image file/folder/glob, a camera index or /dev/videoN, an rtsp:// or "
-    "http:// URL, a GStreamer pipeline ending in appsink, or csi://N"
-)
 
-
-RECONNECT_MAX_DELAY_S = 30.0  # backoff cap between reconnect attempts
-_POLL_S = 0.05  # how often a backoff wait looks at the stop event
-
-
-class SourceError(ValueError):
-    """A source that does not exist or cannot be opened; the message says what to give instead."""
-
-
-class SourceLostError(RuntimeError):
-    """A live source dropped and did not come back within its reconnect attempts.
-
-    Not a SourceError: the input was right, the camera or network failed (scaseg-run exit code
-    1). runtime.pipeline ends the stream on it like on a normal end (every frame already inferred
-    is written and the outputs are finalised) and then raises it, with `summary` set to the run's
-    RunSummary so far.
-    """
-
-    summary: object | None = None
-
-
-@dataclass(frozen=True)
-class Reconnect:
-    """How a live source is reopened after it drops: up to `attempts` times (0: never), waiting
-    `delay_s` before the first attempt and twice as long before each next one, capped at
-    `max_delay_s` (or `delay_s` if that is longer)."""
-
-    attempts: int = 0
-    delay_s: float = 1.0
-    max_delay_s: float = RECONNECT_MAX_DELAY_S
-
-    def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise ValueError(f"--reconnect takes a whole number of attempts, got {self.attempts!r}")
-        if self.attempts < 0:
-            raise ValueError(
-                f"--reconnect must be >= 0, got {self.attempts}: give the number of attempts to "
-                "reopen a dropped live source (0 turns it off)"
-            )
-        for name, value in (("--reconnect-delay", self.delay_s), ("max_delay_s", self.max_delay_s)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a number of seconds > 0, e.g. 1.0, got {value!r}")
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt number `attempt` (counting from 1)."""
-        doubled = self.delay_s * 2.0 ** min(max(attempt - 1, 0), 64)
-        return min(doubled, max(self.max_delay_s, self.delay_s))
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    spec: str
-    kind: str  # video | images | camera | stream | gstreamer | csi
-    live: bool  # frames arrive in real time: stale ones are dropped rather than queued
-    fps: float  # 0.0 when unknown
-    frame_count: int | None  # None when unknown or endless
-    size_wh: tuple[int, int] | None
-
-
-@dataclass(frozen=True)
-class Frame:
-    index: int  # position in the output, counting from 0 across --loop passes
-    frame_bgr: np.ndarray  # (H,W,3) uint8
-    name: str  # image file stem, or the zero-padded index for video
-
-
-def has_gstreamer() -> bool:
-    info = cv2.getBuildInformation()
-    return re.search(r"GStreamer:\s+YES", info) is not None
+# The names this module had before CaptureSource moved to runtime.capture and the shared types to
+# runtime.source_types, kept importable from here.
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LIVE_SCHEMES",
+    "RECONNECT_MAX_DELAY_S",
+    "SOURCE_HELP",
+    "STREAM_SCHEMES",
+    "STREAM_TIMEOUT_S",
+    "CaptureSource",
+    "Frame",
+    "ImageSource",
+    "Reconnect",
+    "SourceError",
+    "SourceInfo",
+    "SourceLostError",
+    "csi_pipeline",
+    "has_gstreamer",
+    "open_source",
+]
 
 
 def _natural_key(path: Path) -> list:
@@ -128,15 +89,6 @@ def _image_paths(spec: str) -> list[Path] | None:
     if not paths:
         raise SourceError(f"{what} holds no images ({', '.join(IMAGE_SUFFIXES)}); {SOURCE_HELP}")
     return sorted(paths, key=_natural_key)
-
-
-def _warn_reconnect_unused(spec: str, kind: str, reconnect: Reconnect | None) -> None:
-    if reconnect is not None and reconnect.attempts:
-        warnings.warn(
-            f"--reconnect has no effect on {kind} {spec}: only live sources (cameras, streams) "
-            "are reopened after they drop",
-            stacklevel=3,
-        )
 
 
 class ImageSource:
@@ -173,199 +125,6 @@ class ImageSource:
 
     def close(self) -> None:
         pass
-
-
-class CaptureSource:
-    """Anything cv2.VideoCapture opens: files, cameras, URLs, GStreamer pipelines.
-
-    `reconnect` applies to live sources only; `stop` (the pipeline's stop event) and close() end
-    a backoff wait early. `wait(seconds) -> interrupted` replaces that wait in tests.
-    """
-
-    def __init__(
-        self,
-        spec: str,
-        kind: str,
-        live: bool | None,  # None: live unless the stream reports a length (http file vs camera)
-        open_capture: Callable[[], cv2.VideoCapture],
-        loop: bool = False,
-        reconnect: Reconnect | None = None,
-        stop: threading.Event | None = None,
-        wait: Callable[[float], bool] | None = None,
-    ):
-        self._open = open_capture
-        self._cap = open_capture()
-        if not self._cap.isOpened():
-            raise SourceError(f"cannot open {kind} {spec}: OpenCV could not read it; {SOURCE_HELP}")
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        live = count <= 0 if live is None else live
-        if loop and live:
-            warnings.warn(f"--loop has no effect on live source {spec}", stacklevel=3)
-        if not live:
-            _warn_reconnect_unused(spec, kind, reconnect)
-        self.loop = loop and not live  # a live source has no end to loop from
-        self.reconnect = reconnect if live and reconnect is not None else Reconnect()
-        self._expected = count if count > 0 and not live else None  # the header's frame count
-        self._stop = stop or threading.Event()
-        self._closed = threading.Event()
-        self._wait = wait or self._wait_unless_stopped
-        size = (
-            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        )
-        self.info = SourceInfo(
-            spec,
-            kind,
-            live,
-            float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0),
-            count if count > 0 and not live and not self.loop else None,
-            size if min(size) > 0 else None,
-        )
-
-    def frames(self) -> Iterator[Frame]:
-        index = this_pass = 0
-        attempt = 0  # reconnect attempts since the last frame (live sources)
-        what = f"{self.info.kind} {self.info.spec}"
-        while True:
-            ok, frame = self._read()
-            if self._closed.is_set():
-                return
-            if ok:
-                if attempt:
-                    warnings.warn(
-                        f"{what} reconnected (attempt {attempt}/{self.reconnect.attempts}); "
-                        f"continuing at frame {index}",
-                        stacklevel=2,
-                    )
-                    attempt = 0
-                yield Frame(index, as_bgr8(frame), f"{index:06d}")
-                index += 1
-                this_pass += 1
-                continue
-            if self.info.live:
-                if index == 0 and attempt == 0:
-                    return  # never delivered a frame: nothing dropped, nothing to reconnect
-                if not self.reconnect.attempts:
-                    warnings.warn(
-                        f"{what} ended after {index} frames; if it dropped, --reconnect N "
-                        "reopens it up to N times",
-                        stacklevel=2,
-                    )
-                    return
-                attempt += 1
-                if attempt > self.reconnect.attempts:
-                    self._release()
-                    raise SourceLostError(
-                        f"{what} lost after {self.reconnect.attempts} reconnect attempts "
-                        f"({index} frames read); check the camera or stream, or raise --reconnect"
-                    )
-                delay = self.reconnect.delay(attempt)
-                warnings.warn(
-                    f"{what} dropped after {index} frames; reconnecting (attempt "
-                    f"{attempt}/{self.reconnect.attempts} in {delay:g} s)",
-                    stacklevel=2,
-                )
-                self._release()
-                if self._wait(delay):
-                    return  # stopped (Ctrl-C, SIGTERM, q) or closed during the wait
-                self._reopen()  # a failed reopening reads nothing: the next attempt follows
-                continue
-            if index == 0:
-                raise SourceError(
-                    f"{what} has no frames OpenCV can decode; "
-                    "give a complete video file (is it empty, truncated or not a video?)"
-                )
-            if index == this_pass and self._expected is not None and this_pass < self._expected:
-                warnings.warn(
-                    f"{what} ended after {this_pass} of the expected {self._expected} frames: "
-                    f"is the file truncated? Keeping the {this_pass} frames that decoded",
-                    stacklevel=2,
-                )
-            if not self.loop or this_pass == 0:
-                return
-            self._release()
-            self._reopen()  # reopening is more reliable than seeking to frame 0
-            this_pass = 0
-
-    def _read(self) -> tuple[bool, np.ndarray | None]:
-        cap = self._cap
-        if cap is None or self._closed.is_set():
-            return False, None
-        return cap.read()
-
-    def _release(self) -> None:
-        cap, self._cap = self._cap, None
-        if cap is not None:
-            cap.release()
-
-    def _reopen(self) -> None:
-        try:
-            cap = self._open()
-        except cv2.error:
-            return  # counts as a failed attempt, like a capture that does not open
-        if self._closed.is_set():  # closed while opening: do not leak the new capture
-            cap.release()
-            return
-        self._cap = cap
-
-    def _wait_unless_stopped(self, seconds: float) -> bool:
-        """Sleep up to `seconds`; True as soon as `stop` is set or the source is closed."""
-        deadline = time.monotonic() + seconds
-        while not (self._stop.is_set() or self._closed.is_set()):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self._stop.wait(min(left, _POLL_S))
-        return True
-
-    def close(self) -> None:
-        self._closed.set()
-        self._release()
-
-
-def csi_pipeline(spec: str) -> str:
-    """csi://N[?width=W&height=H&fps=F] -> a Jetson nvarguscamerasrc pipeline ending in BGR appsink."""
-    url = urlparse(spec)
-    sensor = url.netloc or "0"
-    if not sensor.isdigit():
-        raise SourceError(f"{spec}: expected csi://N with a sensor number, e.g. csi://0")
-    query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-    width, height, fps = (
-        int(query.get(k, d)) for k, d in (("width", 1280), ("height", 720), ("fps", 30))
-    )
-    return (
-        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width={width}, "
-        f"height={height}, framerate={fps}/1 ! nvvidconv ! video/x-raw, format=BGRx ! "
-        "videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1"
-    )
-
-
-def _require_gstreamer(spec: str) -> None:
-    if not has_gstreamer():
-        raise SourceError(
-            f"{spec!r} needs OpenCV built with GStreamer, and this OpenCV has none (pip's "
-            "opencv-python never does); on a Jetson use JetPack's python3-opencv, or give a "
-            "camera index, /dev/videoN or a video file"
-        )
-
-
-def _camera(spec: str, device: int | str) -> cv2.VideoCapture:
-    backend = cv2.CAP_V4L2 if isinstance(device, str) else cv2.CAP_ANY
-    cap = cv2.VideoCapture(device, backend)
-    cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue adds latency; we keep our own
-    return cap
-
-
-def _stream(spec: str, timeout_s: float) -> cv2.VideoCapture:
-    """A network stream through FFmpeg, with open and read time-outs.
-
-    A stream that stalls with its connection still open (a frozen camera, a dead route) gives no
-    error; FFmpeg's own default waits 30 s per read. With the time-out a stall reads as a drop,
-    which --reconnect then handles.
-    """
-    ms = int(timeout_s * 1000)
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, params)
 
 
 def open_source(
