@@ -28,11 +28,18 @@ from runtime.meta import sidecar_path
 from tests.tiny_onnx import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = {"export": "export.cli", "run": "runtime.cli", "profile": "runtime.profile_cli"}
+MODULES = {
+    "export": "export.cli",
+    "run": "runtime.cli",
+    "profile": "runtime.profile_cli",
+    # scaseg-run with FAKE TensorRT/CUDA: reaches the engine checks on a machine without a GPU.
+    "run-fake-trt": "tests.runtime.fake_trt_cli",
+}
+FAKE_DEVICE = {"tensorrt_version": "10.3.0.30", "gpu_name": "Fake GPU", "compute_capability": "8.7"}
 EXPORT_FAST = ["--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2"]
 # Words of an error that says how to fix it (or, for click's choices, what is allowed).
 FIX_HINT = re.compile(
-    r"\b(pass|give|choose|re-export|re-download|re-save|use|put|keep|create|resize|copy|"
+    r"\b(pass|give|choose|re-export|re-download|re-save|rebuild|use|put|keep|create|resize|copy|"
     r"expected|is not one of|should be|is it)\b"
 )
 
@@ -213,6 +220,16 @@ def _engine(env: Env, sidecar: bool) -> str:
     return path.name
 
 
+def _engine_for(env: Env, **provenance) -> str:
+    """A placeholder .engine (not loadable) whose sidecar records `provenance`."""
+    engine = {
+        **FAKE_DEVICE,
+        "build_command": "scaseg-export build-engine tiny.fp32.onnx",
+        **provenance,
+    }
+    return build_tiny_model(env.tmp / "tiny.fp16.engine", engine=engine).name
+
+
 def _img_dir(env: Env, files: dict[str, bytes]) -> str:
     folder = env.tmp / "imgs"
     folder.mkdir()
@@ -337,7 +354,16 @@ RUN_CASES = [
     pytest.param(Case("run", _run_model(lambda e: _engine(e, sidecar=False)), 2,
                       ("model.fp16.engine.json",), ("out.mp4",)), id="run-engine-without-sidecar"),
     pytest.param(Case("run", _run_model(lambda e: _engine(e, sidecar=True)), 1,
-                      ("tensorrt",), ("out.mp4",)), id="run-engine-other-trt-gpu"),
+                      ("tensorrt", "install"), ("out.mp4",)), id="run-engine-without-tensorrt"),
+    pytest.param(Case("run-fake-trt", _run_model(lambda e: _engine_for(e, tensorrt_version="8.6.2")), 2,
+                      ("tiny.fp16.engine", "TensorRT 8.6.2 (this device runs 10.3.0.30)", "rebuild on this device", "build-engine"),
+                      ("out.mp4",)), id="run-engine-other-tensorrt-version"),
+    pytest.param(Case("run-fake-trt", _run_model(lambda e: _engine_for(e, gpu_name="Orin", compute_capability="8.6")), 2,
+                      ("tiny.fp16.engine", "compute capability 8.6", "GPU 'Orin'", "rebuild on this device"),
+                      ("out.mp4",)), id="run-engine-other-gpu"),
+    pytest.param(Case("run-fake-trt", _run_model(lambda e: _engine_for(e)), 2,
+                      ("tiny.fp16.engine", "could not load", "rebuild on this device"),
+                      ("out.mp4",)), id="run-engine-unreadable"),
     pytest.param(Case("run", _run_model(lambda e: _model_copy(e, "future.onnx", schema_version=99)), 2,
                       ("future.onnx.json", "schema_version", "re-export"), ("out.mp4",)), id="run-unknown-schema-version"),
     pytest.param(Case("run", _run_model(lambda e: _model_copy(e, "swapped.onnx", hashes={"artifact": "0" * 64})), 2,
@@ -424,8 +450,17 @@ def _one_frame_video(env: Env) -> str:
     return "one.mp4"
 
 
+def _video_4k(env: Env) -> str:
+    from runtime.scenes import write_scene_video
+
+    write_scene_video(env.tmp / "uhd.mp4", 1, 2160, 3840, 2)
+    return "uhd.mp4"
+
+
 HANDLED = [
     pytest.param(_image(np.full((1, 1, 3), 200, np.uint8)), id="run-image-1x1"),
+    pytest.param(_image(np.full((2160, 3840, 3), 90, np.uint8)), id="run-image-4k"),
+    pytest.param(_video_4k, id="run-video-4k"),
     pytest.param(_image(np.full((7, 13, 3), 90, np.uint8)), id="run-image-7x13"),
     pytest.param(_image(np.full((40, 48), 128, np.uint8)), id="run-image-grayscale"),
     pytest.param(_image(np.full((40, 48, 4), 128, np.uint8)), id="run-image-rgba"),
@@ -448,6 +483,38 @@ def test_handled_source(make_source, env: Env):
     assert "Traceback" not in result.stderr
     assert (env.tmp / "out.mp4").stat().st_size > 0
     assert len(list((env.tmp / "labels").glob("*.png"))) >= 1
+
+
+def test_calibration_folder_of_odd_images_is_handled(tmp_path):
+    """1x1, 7x13, grayscale, RGBA, 16-bit and 4K images calibrate like any others: every one
+    becomes a (H,W,3) uint8 BGR frame and a model input of the model's size."""
+    from calibration.sources import load_calibration_data, model_inputs
+    from runtime.preprocess import Preprocess
+
+    odd = {
+        "a_1x1.png": np.full((1, 1, 3), 200, np.uint8),
+        "b_7x13.png": np.full((7, 13, 3), 90, np.uint8),
+        "c_gray.png": np.full((40, 48), 128, np.uint8),
+        "d_rgba.png": np.full((40, 48, 4), 128, np.uint8),
+        "e_16bit.png": np.full((40, 48, 3), 40000, np.uint16),
+        "f_4k.png": np.full((2160, 3840, 3), 60, np.uint8),
+    }
+    for name, image in odd.items():
+        _png(tmp_path / name, image)
+    data = load_calibration_data(tmp_path, len(odd), 64, 64)
+    assert data.samples == len(odd)
+    assert all(f.ndim == 3 and f.shape[2] == 3 and f.dtype == np.uint8 for f in data.frames)
+    assert [f.shape[:2] for f in data.frames] == [
+        (1, 1),
+        (7, 13),
+        (40, 48),
+        (40, 48),
+        (40, 48),
+        (2160, 3840),
+    ]
+    assert data.frames[4].max() == 40000 >> 8  # 16-bit scaled to 8-bit, not clipped
+    inputs = list(model_inputs(data, Preprocess(64, 64), fused=False))
+    assert all(x.shape == (1, 3, 64, 64) and x.dtype == np.float32 for x in inputs)
 
 
 # --- Python API -------------------------------------------------------------------------------

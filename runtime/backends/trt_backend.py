@@ -28,8 +28,10 @@ from runtime.cuda_mem import CudaApi, open_cuda
 from runtime.meta import MetaError, ModelMeta
 
 
-class EngineMismatchError(RuntimeError):
-    """The engine was built for another TensorRT version or GPU, or its provenance is unknown."""
+class EngineMismatchError(MetaError):
+    """The engine was built for another TensorRT version or GPU, its provenance is unknown, or
+    TensorRT cannot load it: the wrong artifact for this device, so bad input (CLI exit code 2),
+    and the message ends with the command that rebuilds it here."""
 
 
 @dataclass(frozen=True)
