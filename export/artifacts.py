@@ -7,13 +7,17 @@ behind; files are moved into place atomically (temp file in the same folder, fsy
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from runtime.atomic import atomic_path, check_writable_target, remove_durably
+from runtime.atomic import (
+    atomic_path,
+    check_writable_folder,
+    check_writable_target,
+    remove_durably,
+)
 from runtime.meta import ModelMeta, sidecar_path, write_meta
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -43,13 +47,8 @@ def preflight(targets: list[Path], force: bool) -> None:
     if existing and not force:
         shown = ", ".join(str(p) for p in existing[:4])
         raise FileExistsError(f"{shown} already exist(s); pass --force to replace them")
-    for target in targets:
-        folder = target.parent
-        probe = folder
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK):
-            raise PermissionError(f"cannot create or write {folder}; choose another --out")
+    for folder in dict.fromkeys(t.parent for t in targets):
+        check_writable_folder(folder, "--out")
 
 
 def place(staged: Path, target: Path, meta: ModelMeta, force: bool) -> Path:

@@ -45,9 +45,36 @@ def check_writable_target(path: str | os.PathLike, overwrite: bool) -> Path:
         raise FileNotFoundError(f"{folder} is a file, not a folder; choose another output path")
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"output folder {folder} is not writable; choose another --out")
+    _probe_write(folder, f"output {path}", "choose another output path")
     return path
+
+
+def check_writable_folder(folder: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse, before any work starts, an output folder that is a file or cannot be written.
+
+    A folder that does not exist yet is judged by its nearest existing parent, where it will be
+    created."""
+    folder = Path(folder)
+    nearest = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not nearest.is_dir():
+        raise FileNotFoundError(
+            f"{flag} {folder}: {nearest} is a file, not a folder; choose another {flag}"
+        )
+    _probe_write(nearest, f"{flag} {folder}", f"choose another {flag}")
+    return folder
+
+
+def _probe_write(folder: Path, what: str, fix: str) -> None:
+    """Create and remove a probe file in `folder`; PermissionError saying `what` and `fix` if
+    that fails. os.access is not enough: it says yes to root for folders root still cannot
+    write (NFS with root_squash, FUSE mounts, /proc), and root is who runs most Jetson services."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".scaseg-write-probe.")
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PermissionError(f"{what}: cannot write in {folder} ({reason}); {fix}") from err
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextlib.contextmanager

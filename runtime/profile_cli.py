@@ -21,6 +21,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from runtime.atomic import check_writable_folder
 from runtime.backends import BackendOptions
 from runtime.cli import USAGE_ERRORS, BackendKind, Provider
 from runtime.profile_report import FILES, ReportError
@@ -201,9 +202,7 @@ def _check_out(out: Path, force: bool) -> None:
         raise UsageError(
             f"{existing} already exists; pass --force to replace it or choose another --out"
         )
-    nearest = next((p for p in (out, *out.parents) if p.exists()), None)  # out may not exist yet
-    if nearest is not None and not nearest.is_dir():
-        raise UsageError(f"--out {out}: {nearest} is a file, not a folder; give a folder")
+    check_writable_folder(out, "--out")  # out may not exist yet: judged by its nearest parent
 
 
 @app.command(

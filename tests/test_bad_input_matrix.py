@@ -35,6 +35,9 @@ MODULES = {
     # scaseg-run with FAKE TensorRT/CUDA: reaches the engine checks on a machine without a GPU.
     "run-fake-trt": "tests.runtime.fake_trt_cli",
 }
+# A folder nobody can create files in, root included (CI runs as root, which a chmod 555 folder
+# does not stop; NFS with root_squash and read-only mounts behave alike for real devices).
+UNWRITABLE = "/proc"
 FAKE_DEVICE = {"tensorrt_version": "10.3.0.30", "gpu_name": "Fake GPU", "compute_capability": "8.7"}
 EXPORT_FAST = ["--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2"]
 # Words of an error that says how to fix it (or, for click's choices, what is allowed).
@@ -310,6 +313,8 @@ EXPORT_CASES = [
                       ("imgs",), ("out",)), id="export-calib-folder-no-images"),
     pytest.param(Case("export", lambda e: _export(e, "--out", _under_file(e, "out")), 2,
                       ("file.txt",), ("out",)), id="export-out-under-a-file"),
+    pytest.param(Case("export", lambda e: _export(e, "--out", f"{UNWRITABLE}/scaseg-out"), 2,
+                      ("--out", "cannot write in /proc"), ("out",)), id="export-out-unwritable"),
     pytest.param(Case("export", lambda e: ["build-engine", "nope.onnx"], 2,
                       ("nope.onnx", "does not exist")), id="build-engine-missing-onnx"),
     pytest.param(Case("export", lambda e: ["build-engine", _model_copy(e, "text.onnx", b"not onnx\n")], 1,
@@ -376,6 +381,8 @@ RUN_CASES = [
                       ("clip.mp4", "is the input")), id="run-output-is-input"),
     pytest.param(Case("run", lambda e: [str(e.video), "--model", str(e.onnx), "--out", _under_file(e, "out.mp4")], 2,
                       ("file.txt",), ("out.mp4",)), id="run-output-under-a-file"),
+    pytest.param(Case("run", lambda e: [str(e.video), "--model", str(e.onnx), "--out", f"{UNWRITABLE}/out.mp4"], 2,
+                      ("/proc/out.mp4", "cannot write in /proc")), id="run-output-folder-unwritable"),
     pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--alpha", "2"), 2,
                       ("--alpha",), ("out.mp4",)), id="run-alpha-2"),
     pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--max-frames", "0"), 2,
@@ -412,6 +419,8 @@ PROFILE_CASES = [
                       ("a.json",)), id="profile-compare-missing"),
     pytest.param(Case("profile", lambda e: ["--compare", _bad_json(e), _bad_json(e)], 2,
                       ("bad.json",)), id="profile-compare-corrupt-json"),
+    pytest.param(Case("profile", lambda e: _profile(str(e.onnx), "--out", f"{UNWRITABLE}/prof"), 2,
+                      ("--out", "cannot write in /proc")), id="profile-out-unwritable"),
     pytest.param(Case("profile", lambda e: _profile(str(e.onnx), "--out", _under_file(e, "prof")), 2,
                       ("file.txt",), ("prof",)), id="profile-out-under-a-file"),
 ]  # fmt: skip
