@@ -22,6 +22,7 @@ from rich.console import Console
 
 from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions
+from runtime.disk_space import DEFAULT_MIN_FREE_MB
 from runtime.meta import MetaError
 from runtime.sinks import OutputSpec, display_available
 from runtime.sources import RECONNECT_MAX_DELAY_S, STREAM_TIMEOUT_S, Reconnect, SourceError
@@ -145,12 +146,16 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def execute(args: RunArgs) -> int:
     """Run one scaseg-run invocation; returns the exit code (exceptions go to the caller)."""
     from runtime.cli_report import make_progress, print_summary, progress_total
+    from runtime.disk_space import OutputSpaceError
     from runtime.pipeline import PipelineConfig, run_pipeline
     from runtime.segmenter import Segmenter
     from runtime.sinks import build_sinks
     from runtime.sources import SourceLostError, open_source
 
     _check_outputs(args.source, args.outputs)
+    guard = args.outputs.space_guard()
+    if guard is not None:
+        guard.check_before_start()
     if args.profile is not None:
         _check_profile_dir(args.profile, args.outputs.overwrite)
     stop = threading.Event()
@@ -179,9 +184,9 @@ def execute(args: RunArgs) -> int:
                     try:
                         summary = run_pipeline(
                             frames, info.live, stages, sinks,
-                            PipelineConfig(max_frames=args.max_frames), stop, on_frame,
+                            PipelineConfig(max_frames=args.max_frames), stop, on_frame, guard,
                         )  # fmt: skip
-                    except SourceLostError as err:
+                    except (SourceLostError, OutputSpaceError) as err:
                         if err.summary is None:
                             raise
                         lost, summary = err, err.summary
@@ -192,7 +197,7 @@ def execute(args: RunArgs) -> int:
     print_summary(out_console, summary, state["signum"])
     if report is not None:
         _write_profile(report, args.profile)
-    if lost is not None:  # the outputs hold every frame read before the source was lost
+    if lost is not None:  # the outputs hold every frame written before the source or disk gave out
         raise lost
     return 128 + state["signum"] if state["signum"] is not None else 0
 
@@ -322,6 +327,11 @@ def run(
         help="Video outputs: cut into numbered files (out_00000.mp4, ...) of this many minutes, "
         "each playable once full; for runs that last days. Example: --segment-minutes 10",
     ),
+    min_free_mb: float = typer.Option(
+        DEFAULT_MIN_FREE_MB, "--min-free-mb",
+        help="End the run, outputs finalised, when an output disk has less than this many MiB free "
+        "(a full disk makes OpenCV lose the video's index); 0 turns it off. Example: --min-free-mb 256",
+    ),
     cuda_graph: bool = typer.Option(
         False, "--cuda-graph", help="TensorRT engines: replay inference as a CUDA graph. Example: --cuda-graph"
     ),
@@ -346,7 +356,15 @@ def run(
                 source=source,
                 model=_resolve_model(model),
                 outputs=OutputSpec(
-                    out, labels_out, jsonl, show, alpha, codec, force, segment_minutes
+                    out,
+                    labels_out,
+                    jsonl,
+                    show,
+                    alpha,
+                    codec,
+                    force,
+                    segment_minutes,
+                    min_free_mb,
                 ),
                 backend=backend.value,
                 options=BackendOptions(

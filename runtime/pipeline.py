@@ -12,12 +12,14 @@ frames are preprocessed only once picked, so dropped frames cost no preprocessin
 Stopping (`stop` event, set by the CLI's Ctrl-C/SIGTERM handler or a window's q key) ends
 inference after the current frame; every frame already inferred is still written and the sinks
 are finalised. An exception instead aborts the sinks, so a crash leaves no half-written output;
-except SourceLostError (a live source that did not come back): that ends the stream like its
-end, the outputs are finalised, and then the error is raised.
+except SourceLostError (a live source that did not come back) and OutputSpaceError (the output
+disk is full, or below the SpaceGuard's margin): those end the stream like its end, the outputs
+are finalised with every frame written so far, and then the error is raised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -28,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
+from runtime.disk_space import OutputSpaceError, SpaceGuard, disk_full_error, is_disk_full
 from runtime.segmenter import StageTimes
 from runtime.sinks import Result, Sink
 from runtime.sources import Frame, SourceLostError
@@ -197,8 +200,10 @@ def run_pipeline(
     config: PipelineConfig | None = None,
     stop: threading.Event | None = None,
     on_frame: Callable[[PipelineStats], None] | None = None,
+    guard: SpaceGuard | None = None,
 ) -> RunSummary:
-    """Run every frame through `stages` (e.g. a Segmenter) into the sinks."""
+    """Run every frame through `stages` (e.g. a Segmenter) into the sinks; `guard` ends the run
+    before the output disk is full."""
     config = config or PipelineConfig()
     stop = stop or threading.Event()
     halt = threading.Event()  # internal: set when inference ends for any reason
@@ -227,8 +232,15 @@ def run_pipeline(
             labels = stages.postprocess(item.output, item.frame.frame_bgr.shape[:2])
             times = StageTimes(item.preprocess_ms, item.infer_ms, (time.perf_counter() - t0) * 1e3)
             result = Result(item.frame.index, item.frame.name, item.frame.frame_bgr, labels, times)
-            for sink in sinks:
-                sink.write(result)
+            if guard is not None:
+                guard.check(stats.frames_written)
+            try:
+                for sink in sinks:
+                    sink.write(result)
+            except OSError as err:
+                if is_disk_full(err):
+                    raise disk_full_error(err, stats.frames_written) from err
+                raise
             stats.times.append(times)
             stats.frames_written += 1
 
@@ -249,9 +261,19 @@ def run_pipeline(
         writer.join()
         reader.join(timeout=2.0)  # a live read may block; the thread is a daemon
         lost = isinstance(reader.error, SourceLostError)  # keep what was made, then raise
-        failed = failed or writer.error is not None or (reader.error is not None and not lost)
-        outputs = _finish(sinks, failed)
-    if lost and writer.error is None:
+        full = isinstance(writer.error, OutputSpaceError)  # likewise
+        failed = (
+            failed
+            or (writer.error is not None and not full)
+            or (reader.error is not None and not lost)
+        )
+        outputs = _finish(sinks, failed, best_effort=full)
+    if full:
+        outputs, unfinished = outputs
+        if unfinished:
+            writer.error.args = (f"{writer.error}; not finalised: {'; '.join(unfinished)}",)
+        writer.error.summary = _summary(stats, interrupted, outputs)
+    elif lost and writer.error is None:
         reader.error.summary = _summary(stats, interrupted, outputs)
     for worker in (writer, reader):
         if worker.error is not None:
@@ -297,10 +319,11 @@ def _summary(stats: PipelineStats, interrupted: bool, outputs: list[str]) -> Run
     )
 
 
-def _finish(sinks: list[Sink], failed: bool) -> list[str]:
+def _finish(sinks: list[Sink], failed: bool, best_effort: bool = False):
     """Finalise every sink (or abort them all after a failure); a failing close does not skip
-    the others."""
-    outputs, first_error = [], None
+    the others. `best_effort` (the disk is full): a sink that cannot be finalised is aborted
+    and named instead of raising; returns (outputs, [what could not be finalised, and why])."""
+    outputs, unfinished, first_error = [], [], None
     for sink in sinks:
         try:
             if failed:
@@ -309,6 +332,17 @@ def _finish(sinks: list[Sink], failed: bool) -> list[str]:
                 outputs.append(written)
         except Exception as err:
             first_error = first_error or err
+            if best_effort:
+                unfinished.append(f"{_sink_name(sink)} ({' '.join(str(err).split())})")
+                with contextlib.suppress(Exception):
+                    sink.abort()
+    if best_effort:
+        return outputs, unfinished
     if first_error is not None and not failed:
         raise first_error
     return outputs
+
+
+def _sink_name(sink: Sink) -> str:
+    path = getattr(sink, "path", None) or getattr(sink, "folder", None)
+    return str(path) if path is not None else type(sink).__name__

@@ -7,7 +7,9 @@ the temp away in `abort()` (after a crash). Sinks run on the pipeline's writer t
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import shutil
 import sys
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 
 from runtime.atomic import atomic_path, check_writable_target
+from runtime.disk_space import DEFAULT_MIN_FREE_MB, MIB, SpaceGuard, output_folders
 from runtime.overlay import blend, class_areas
 from runtime.segmenter import StageTimes
 from runtime.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
@@ -81,7 +84,13 @@ class LabelPngSink:
         else:  # more than 256 classes: 16-bit gray, no palette
             ok, buf = cv2.imencode(".png", labels.astype(np.uint16))
             data = buf.tobytes() if ok else b""
-        (self._tmp / f"{name}.png").write_bytes(data)
+        target = self._tmp / f"{name}.png"
+        try:
+            target.write_bytes(data)
+        except OSError:  # disk full: no half-written PNG among the finished ones
+            with contextlib.suppress(OSError):
+                target.unlink()
+            raise
         self.frames += 1
 
     def close(self) -> str | None:
@@ -103,13 +112,18 @@ class LabelPngSink:
 
 
 class JsonLinesSink:
-    """One JSON object per frame: index, name, class areas (fraction of the frame), latency."""
+    """One JSON object per frame: index, name, class areas (fraction of the frame), latency.
+
+    Lines go straight to the file (unbuffered), so a reader tailing it sees each frame as it is
+    done; a line that could not be written whole (disk full) is cut off again, so the file only
+    ever holds complete lines."""
 
     def __init__(self, path: Path, class_names: tuple[str, ...], overwrite: bool = False):
         self.path = Path(path)
         self.class_names = class_names
         self._atomic = atomic_path(self.path, overwrite)
-        self._file = open(self._atomic.__enter__(), "w", encoding="utf-8")  # noqa: SIM115
+        self._file = open(self._atomic.__enter__(), "wb", buffering=0)  # noqa: SIM115
+        self._complete_bytes = 0  # file length after the last whole line
         self.frames = 0
 
     def write(self, result: Result) -> None:
@@ -125,9 +139,22 @@ class JsonLinesSink:
                 "total": round(t.total_ms, 3),
             },
         }
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()  # a reader tailing the file sees each frame as it is done
+        self._write_whole((json.dumps(record) + "\n").encode("utf-8"))
         self.frames += 1
+
+    def _write_whole(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:  # an unbuffered write may take part of the line (ENOSPC comes next)
+                written = self._file.write(view)
+                if not written:
+                    raise OSError(errno.ENOSPC, "no bytes written", str(self.path))
+                view = view[written:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._file.truncate(self._complete_bytes)
+            raise
+        self._complete_bytes += len(data)
 
     def close(self) -> str | None:
         if self._file is None:
@@ -198,8 +225,14 @@ class OutputSpec:
     codec: str = "mp4v"
     overwrite: bool = False
     segment_minutes: float | None = None  # videos: start a new numbered file this often
+    min_free_mb: float = DEFAULT_MIN_FREE_MB  # end the run while this much is free (0: off)
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.min_free_mb) and self.min_free_mb >= 0):
+            raise ValueError(
+                f"--min-free-mb must be a number of MiB >= 0, e.g. 64 (0 turns the check off), "
+                f"got {self.min_free_mb!r}"
+            )
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.segment_minutes is not None and not self.segment_minutes > 0:
@@ -212,6 +245,13 @@ class OutputSpec:
 
     def paths(self) -> list[Path]:
         return [p for p in (self.overlay, self.labels, self.jsonl) if p is not None]
+
+    def space_guard(self) -> SpaceGuard | None:
+        """The free-space check for the folders the outputs land in; None without file outputs."""
+        paths = self.paths()
+        if not paths or not self.min_free_mb:
+            return None
+        return SpaceGuard(output_folders(paths), int(self.min_free_mb * MIB))
 
 
 def build_sinks(

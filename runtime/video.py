@@ -35,6 +35,10 @@ class CodecFallbackWarning(UserWarning):
     """The requested codec could not be opened; another one was used."""
 
 
+class UnreadableVideoWarning(UserWarning):
+    """A finalised video that OpenCV cannot read back (the disk filled up while it was written)."""
+
+
 class OddSizeWarning(UserWarning):
     """Frames of odd width or height were padded to the even size video codecs store."""
 
@@ -152,6 +156,15 @@ class VideoOutput:
             discard_atomic(self._atomic)
             return False
         self._atomic.__exit__(None, None, None)
+        if not readable_video(self.path):
+            # OpenCV's writer reports no errors: a full disk loses frames and the container's
+            # index silently. The file is kept (it may still be partly recoverable).
+            warnings.warn(
+                f"{self.path} was finalised but OpenCV cannot read it back: frames or the "
+                "container index were lost (disk full?); check free space and the file",
+                UnreadableVideoWarning,
+                stacklevel=2,
+            )
         return True
 
     def abort(self) -> None:
@@ -160,6 +173,16 @@ class VideoOutput:
             self._writer.release()
             self._writer = None
             discard_atomic(self._atomic)
+
+
+def readable_video(path: Path) -> bool:
+    """True if OpenCV opens `path` and decodes its first frame."""
+    with _quiet_native_stderr():  # FFmpeg's own "moov atom not found"; the caller says it better
+        cap = cv2.VideoCapture(str(path))
+    try:
+        return cap.isOpened() and cap.read()[0]
+    finally:
+        cap.release()
 
 
 def encode_label_png(labels: np.ndarray, table_rgb: np.ndarray) -> bytes:

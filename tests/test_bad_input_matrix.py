@@ -42,7 +42,7 @@ FAKE_DEVICE = {"tensorrt_version": "10.3.0.30", "gpu_name": "Fake GPU", "compute
 EXPORT_FAST = ["--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2"]
 # Words of an error that says how to fix it (or, for click's choices, what is allowed).
 FIX_HINT = re.compile(
-    r"\b(pass|give|choose|re-export|re-download|re-save|rebuild|use|put|keep|create|resize|copy|"
+    r"\b(pass|give|choose|re-export|re-download|re-save|rebuild|use|put|keep|create|resize|copy|free|"
     r"expected|is not one of|should be|is it)\b"
 )
 
@@ -383,6 +383,10 @@ RUN_CASES = [
                       ("file.txt",), ("out.mp4",)), id="run-output-under-a-file"),
     pytest.param(Case("run", lambda e: [str(e.video), "--model", str(e.onnx), "--out", f"{UNWRITABLE}/out.mp4"], 2,
                       ("/proc/out.mp4", "cannot write in /proc")), id="run-output-folder-unwritable"),
+    pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--min-free-mb", "-1"), 2,
+                      ("--min-free-mb",), ("out.mp4",)), id="run-min-free-negative"),
+    pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--min-free-mb", "1e12"), 1,
+                      ("free on the disk of", "--min-free-mb"), ("out.mp4",)), id="run-output-disk-below-margin"),
     pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--alpha", "2"), 2,
                       ("--alpha",), ("out.mp4",)), id="run-alpha-2"),
     pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--max-frames", "0"), 2,
