@@ -11,6 +11,7 @@ failed build -> exit 1; --debug shows the traceback.
 from __future__ import annotations
 
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from enum import Enum
@@ -288,8 +289,31 @@ def _guarded(run, debug: bool) -> int:
     except (RuntimeError, ImportError, OSError, MemoryError) as err:
         if debug:
             raise
-        console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True, highlight=False)
+        message = _disk_full(err) or _one_line(err)
+        console.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
         return 1
+
+
+def _disk_full(err: BaseException) -> str | None:
+    """The fix for a full disk, naming the folder (the output, or $TMPDIR where stages build)."""
+    from runtime.disk_space import is_disk_full
+
+    if not is_disk_full(err):
+        return None
+    target = err.filename2 or err.filename  # type: ignore[attr-defined]
+    tmp = Path(tempfile.gettempdir())  # stages are built in $TMPDIR/scaseg-*/, then placed
+    if not target:
+        return (
+            f"a disk is full ({err.strerror}): --out's, or {tmp} where stages are built; free "
+            "some space, choose another --out, or set TMPDIR to a disk with room"
+        )
+    folder = Path(target).parent
+    staging = folder.name.startswith("scaseg-") and folder.parent == tmp
+    fix = "set TMPDIR to a disk with room" if staging else "choose another --out"
+    return (
+        f"no space left on the disk of {folder} while writing into it; nothing was placed "
+        f"half-written. Free some space or {fix}"
+    )
 
 
 def _one_line(err: BaseException) -> str:

@@ -192,3 +192,37 @@ def test_build_engine_without_tensorrt_is_a_one_line_error(tmp_path):
     onnx_file = tmp_path / "m.fp16.onnx"
     result = _run(["build-engine", str(onnx_file)])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_full_output_disk_is_one_line_naming_the_folder_and_leaves_nothing(
+    tiny_checkpoint, tmp_path
+):
+    """A real 1 MiB tmpfs as --out: the tiny model's ONNX (~2 MB) does not fit."""
+    from tests.tmpfs import small_tmpfs
+
+    with small_tmpfs(tmp_path, "1m") as disk:
+        out = disk / "art"
+        result = _run(_args(tiny_checkpoint, out, tmp_path / "c"))
+        lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert result.exit_code == 1, result.output
+        assert len(lines) == 1 and f"no space left on the disk of {out}" in lines[0], result.output
+        assert "choose another --out" in lines[0] and "Traceback" not in result.output
+        assert not out.exists() or list(out.iterdir()) == []  # no temp file, no partial artifact
+
+
+@pytest.mark.parametrize(
+    ("filename", "expect"),
+    [
+        (None, "set TMPDIR to a disk with room"),
+        ("{tmp}/scaseg-export-x/model.onnx", "disk of {tmp}/scaseg-export-x while writing into it; nothing was placed half-written. Free some space or set TMPDIR"),
+        ("/data/art/.m.fp32.abc.tmp.onnx", "disk of /data/art while writing into it; nothing was placed half-written. Free some space or choose another --out"),
+    ],
+)  # fmt: skip
+def test_disk_full_messages_say_which_disk_and_the_fix(filename, expect):
+    import errno
+    import tempfile
+
+    tmp = tempfile.gettempdir()
+    err = OSError(errno.ENOSPC, "No space left on device", filename and filename.format(tmp=tmp))
+    assert expect.format(tmp=tmp) in cli._disk_full(err)
+    assert cli._disk_full(OSError(errno.EACCES, "Permission denied", "/x")) is None

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import cv2
@@ -25,6 +24,7 @@ from runtime.pipeline import run_pipeline
 from runtime.segmenter import StageTimes
 from runtime.sinks import JsonLinesSink, LabelPngSink, OutputSpec, OverlayVideoSink, Result
 from runtime.sources import Frame
+from tests.tmpfs import small_tmpfs
 
 TABLE = palette_bgr(num_classes=4)
 REPO = Path(__file__).resolve().parents[2]
@@ -236,21 +236,8 @@ def test_label_png_cut_off_by_a_full_disk_is_removed(tmp_path, monkeypatch):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 3 MiB tmpfs mounted for the test (needs root and mount permission)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / f"disk-{uuid.uuid4().hex[:8]}"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path, "3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _scaseg_run(*argv: str) -> subprocess.CompletedProcess:
