@@ -281,6 +281,14 @@ def _guarded(run, debug: bool) -> int:
                  PermissionError, ValueError, typer.BadParameter)  # fmt: skip
     try:
         return run()
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: stage folders and temp files are already gone
+        console.print(
+            "scaseg-export: interrupted; artifacts finished before the interrupt are complete, "
+            "nothing else was placed",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return 130
     except bad_input as err:
         if debug:
             raise

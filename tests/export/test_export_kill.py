@@ -140,12 +140,14 @@ class Export:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
-    def run_until(self, trigger: Callable[[Export], bool] | None) -> bool:
-        """Poll until trigger(self) holds (then SIGKILL: True) or the process exits (False)."""
+    def run_until(
+        self, trigger: Callable[[Export], bool] | None, sig: int = signal.SIGKILL
+    ) -> bool:
+        """Poll until trigger(self) holds (then send `sig`: True) or the process exits (False)."""
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while self.proc.poll() is None:
             if trigger is not None and trigger(self):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, sig)
                 self.finish()
                 return True
             assert time.monotonic() < deadline, f"export hung:\n{self.text}"
@@ -354,3 +356,21 @@ def test_sigkill_at_every_stage_leaves_only_complete_artifacts(tmp_path):
     print(f"left behind: {len(scratch)} scaseg-* folders in $TMPDIR; in --out: {hidden}")
     covered = {stage for _, stage, _ in log} & {"startup", *STAGE_LINES.values(), "placement"}
     assert len(covered) >= 5 and "placement" in covered, summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("line", ["exporting ONNX", "calibrating INT8", "verifying on"])
+def test_ctrl_c_in_any_stage_exits_130_and_leaves_nothing(tmp_path, line):
+    """SIGINT (Ctrl-C) instead of SIGKILL: the export says it was interrupted, exits 130, places
+    nothing, and removes its stage folders and temp files from $TMPDIR."""
+    ckpt, out = tmp_path / "tiny.safetensors", tmp_path / "out"
+    cache, tmpdir = tmp_path / "cache", tmp_path / "tmp"
+    tmpdir.mkdir()
+    _save_checkpoint(ckpt, seed=0)
+    run = Export(_command(ckpt, out, cache, force=False), out, tmpdir)
+    assert run.run_until(when_line(line), sig=signal.SIGINT), f"ended first:\n{run.text}"
+    assert run.proc.returncode == 130, run.text
+    assert "scaseg-export: interrupted" in run.text and "Traceback" not in run.text, run.text
+    assert not out.exists() or not any(out.iterdir())
+    # Our stage folders are scaseg-*; a dependency leaves its own '.ses' session file there.
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("scaseg")] == []
