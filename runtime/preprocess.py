@@ -88,7 +88,10 @@ def normalise(batch_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
 
     Computes (x - mean) / std per channel as float32 `(x - mean) * (1 / std)`, plane by plane
     into the NCHW output (no strided transpose): ~15x faster than one broadcast expression at
-    512x512 and bit-identical to it.
+    512x512 and bit-identical to it. The ufuncs read each colour plane straight from the HWC
+    frame: 0.49 ms at 512x512, vs 1.2 ms through cv2.split (measured); cv2.split also raised a
+    SystemError ("bad argument to internal function") in 1 of ~15 test runs in the pipeline's
+    reader thread under load (OpenCV 5.0.0.93, Python 3.11), never reproduced alone.
     """
     n, h, w, _ = batch_bgr.shape
     mean = np.asarray(pp.mean, np.float32)
@@ -96,9 +99,8 @@ def normalise(batch_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
     sources = (2, 1, 0) if pp.color == "rgb" else (0, 1, 2)  # BGR plane feeding each channel
     out = np.empty((n, 3, h, w), np.float32)
     for i in range(n):
-        planes = cv2.split(np.ascontiguousarray(batch_bgr[i]))
         for c, src in enumerate(sources):
-            np.subtract(planes[src], mean[c], out=out[i, c], dtype=np.float32)
+            np.subtract(batch_bgr[i, :, :, src], mean[c], out=out[i, c], dtype=np.float32)
             np.multiply(out[i, c], inv_std[c], out=out[i, c])
     return out
 
