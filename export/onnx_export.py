@@ -4,10 +4,10 @@ Plain graph:  "input"  (N,3,H,W) float32 normalised  -> "logits" (N,K,H/4,W/4) f
 Fused pre:    "image"  (N,H,W,3) uint8 BGR at model size, normalised inside the graph.
 Fused argmax: "labels" (N,H,W) int32 at input size (bilinear x4, align_corners=False, ArgMax).
 
-Why int32 labels and not uint8: TensorRT 8.5/8.6 (JetPack 5) only allow UINT8 at network I/O in
+Why int32 labels and not uint8: TensorRT 8.5/8.6 (JetPack 5, JetPack 6.0) only allow UINT8 at network I/O in
 narrow cases and its ONNX parser rejects Cast-to-UINT8 in many graphs; ArgMax is computed as an
 INT32 TopK index on every TensorRT version, so int32 is the one label dtype that builds on all of
-JetPack 5, JetPack 6 (TensorRT 10.3) and TensorRT 11. The runtime reads the dtype from the sidecar.
+TensorRT 8.6 (JetPack 6.0), 10.3 (JetPack 6.1+) and 11. The runtime reads the dtype from the sidecar.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Build a TensorRT engine from an exported ONNX and its sidecar, on the target device.
 
 The precision comes from the ONNX: FP16/INT8 graphs are built strongly typed on TensorRT >= 10,
-with builder flags + per-layer FP32 constraints (the sidecar's fp32_nodes) on 8.6. Optimization
+with builder flags + per-layer FP32 constraints (the sidecar's fp32_nodes) on 8.6. FP32 engines
+are built without TF32 (on by default on Ampere/Orin), so "fp32" means FP32. Optimization
 profiles come from the sidecar's (min, opt, max) shapes. Engines stay plain TensorRT files; the
 provenance goes into `<engine>.json`. Version differences live in export/trt_compat.py.
 """
@@ -9,6 +10,7 @@ provenance goes into `<engine>.json`. Version differences live in export/trt_com
 from __future__ import annotations
 
 import shlex
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,29 +87,42 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     out = engine_path_for(onnx_file)
     preflight([out], options.force)
     trt = trt or tc.import_tensorrt()
-    if cuda is None:
+    own_cuda = cuda is None
+    if own_cuda:
         from runtime.cuda_mem import open_cuda
 
         cuda = open_cuda()
-    mode = _mode(trt, meta, options)
-    logger = tc.new_logger(trt)
-    builder = trt.Builder(logger)
-    network = builder.create_network(tc.network_flags(trt, mode == "strongly-typed"))
-    _parse(trt, network, logger, onnx_file)
-    config = builder.create_builder_config()
-    tc.set_workspace(trt, config, int(options.workspace_gib * 1024**3))
-    pinned = _apply_precision(trt, config, network, meta, mode)
-    profile = _add_profile(builder, config, meta)
-    if mode == "implicit-int8":
-        config.int8_calibrator = _calibrator(trt, meta, options, onnx_file, cuda)
-        if profile is not None:
-            config.set_calibration_profile(profile)
-    if options.dla_core is not None:
-        _check_dla_precision(meta, mode)
-        tc.use_dla(trt, builder, config, options.dla_core)
-    cache_path = options.timing_cache or onnx_file.parent / "tensorrt.timing.cache"
-    reused = tc.load_timing_cache(config, cache_path.read_bytes() if cache_path.is_file() else None)
-    engine_bytes = _build(builder, network, config, logger, options)
+    calibrator = None
+    try:
+        mode = _mode(trt, meta, options)
+        logger = tc.new_logger(trt)
+        builder = trt.Builder(logger)
+        network = builder.create_network(tc.network_flags(trt, mode == "strongly-typed"))
+        _parse(trt, network, logger, onnx_file)
+        config = builder.create_builder_config()
+        tc.set_workspace(trt, config, int(options.workspace_gib * 1024**3))
+        pinned = _apply_precision(trt, config, network, meta, mode)
+        profile = _add_profile(builder, config, meta)
+        if mode == "implicit-int8":
+            calibrator = _calibrator(trt, meta, options, onnx_file, cuda)
+            config.int8_calibrator = calibrator
+            if profile is not None and config.set_calibration_profile(profile) is False:
+                raise EngineBuildError(
+                    f"TensorRT refused the calibration profile {meta.input.profile}"
+                )
+        if options.dla_core is not None:
+            _check_dla_precision(meta, mode)
+            tc.use_dla(trt, builder, config, options.dla_core)
+        cache_path = options.timing_cache or onnx_file.parent / "tensorrt.timing.cache"
+        cached = cache_path.read_bytes() if cache_path.is_file() else None
+        reused = tc.load_timing_cache(config, cached, logger)
+        engine_bytes = _build(builder, network, config, logger, options)
+        engine_env = tc.provenance(trt, cuda)  # while the CUDA handle is open
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+        if own_cuda:
+            cuda.close()
     precision = "int8" if mode == "implicit-int8" else meta.precision
     # As for ONNX artifacts (export.artifacts.place): the old sidecar goes once the new engine
     # is written and before it lands, so a kill never leaves a new engine under an old sidecar.
@@ -116,7 +131,9 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
         remove_durably(sidecar_path(out))
     atomic_write_bytes(cache_path, tc.serialize_timing_cache(config), overwrite=True)
     try:
-        write_meta(out, _engine_meta(meta, trt, cuda, onnx_file, out, options, precision, mode))
+        write_meta(
+            out, _engine_meta(meta, trt, engine_env, onnx_file, out, options, precision, mode)
+        )
     except BaseException:
         out.unlink(missing_ok=True)  # never an engine without its sidecar
         raise
@@ -157,9 +174,20 @@ def _parse(trt, network, logger, onnx_file: Path) -> None:
 def _apply_precision(trt, config, network, meta: ModelMeta, mode: str) -> list[str]:
     if mode == "builder-flags":
         tc.enable_weak_precision(trt, config, meta.precision)
-        return tc.constrain_fp32_layers(trt, network, meta.fp32_nodes)
+        pinned = tc.constrain_fp32_layers(trt, network, meta.fp32_nodes)
+        missing = tc.unpinned_nodes(meta.fp32_nodes, pinned)
+        if missing:
+            warnings.warn(
+                f"{len(missing)} of the {len(meta.fp32_nodes)} nodes the export kept in FP32 have "
+                f"no TensorRT layer of that name and may run in FP16: {', '.join(missing[:5])}"
+                + (" ..." if len(missing) > 5 else ""),
+                stacklevel=3,
+            )
+        return pinned
     if mode == "implicit-int8":
         config.set_flag(trt.BuilderFlag.INT8)
+    if mode == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # on by default: Ampere/Orin would run TF32
     return []
 
 
@@ -169,7 +197,11 @@ def _add_profile(builder, config, meta: ModelMeta):
     profile = builder.create_optimization_profile()
     lo, opt, hi = (tuple(int(d) for d in s) for s in meta.input.profile)
     profile.set_shape(meta.input.name, lo, opt, hi)
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:
+        raise EngineBuildError(
+            f"TensorRT refused the optimization profile {lo} / {opt} / {hi} for "
+            f"{meta.input.name!r}; re-export with min <= opt <= max"
+        )
     return profile
 
 
@@ -191,14 +223,16 @@ def _calibrator(trt, meta: ModelMeta, options: EngineOptions, onnx_file: Path, c
 
 
 def _build(builder, network, config, logger, options: EngineOptions) -> bytes:
+    mark = logger.mark()
+    raised = []
     try:
         serialized = builder.build_serialized_network(network, config)
     except (RuntimeError, MemoryError) as err:
-        logger.errors.append(str(err))
+        raised.append(str(err))
         serialized = None
     if serialized is not None:
         return bytes(memoryview(serialized))
-    errors = list(logger.errors)
+    errors = logger.errors_since(mark) + raised
     if tc.is_out_of_memory(errors):
         raise EngineBuildError(
             f"the engine build ran out of memory (TensorRT: {errors[-1]}); lower --workspace-gib "
@@ -210,9 +244,9 @@ def _build(builder, network, config, logger, options: EngineOptions) -> bytes:
     )
 
 
-def _engine_meta(meta, trt, cuda, onnx_file, out, options, precision, mode) -> ModelMeta:
+def _engine_meta(meta, trt, engine_env, onnx_file, out, options, precision, mode) -> ModelMeta:
     engine = {
-        **tc.provenance(trt, cuda),
+        **engine_env,
         "dla_core": options.dla_core,
         "build_mode": mode,
         "workspace_gib": options.workspace_gib,

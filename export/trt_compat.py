@@ -1,8 +1,10 @@
 """Every TensorRT version difference the engine BUILDER cares about, in one place.
 
-- TensorRT 8.6 (JetPack 5): EXPLICIT_BATCH network flag; precision from builder flags (FP16,
-  INT8) plus per-layer FP32 constraints (OBEY_PRECISION_CONSTRAINTS); implicit INT8 calibrators.
-- TensorRT 10.x (JetPack 6 = 10.3): explicit batch is the only mode (the flag is deprecated);
+- TensorRT 8.6 (JetPack 6.0 ships 8.6.2; desktops): EXPLICIT_BATCH network flag; precision from
+  builder flags (FP16, INT8) plus per-layer FP32 constraints (OBEY_PRECISION_CONSTRAINTS);
+  implicit INT8 calibrators. 8.6 is the oldest that builds our graphs: its ONNX parser is the
+  first with LayerNormalization. JetPack 5.1.x ships 8.5.2 and cannot build them.
+- TensorRT 10.x (JetPack 6.1+ = 10.3): explicit batch is the only mode (the flag is deprecated);
   STRONGLY_TYPED networks take each tensor's type from the ONNX (our FP16/INT8 graphs); the
   FP16/INT8 flags and calibrators still exist but are deprecated.
 - TensorRT 11: the FP16/INT8/OBEY_PRECISION_CONSTRAINTS flags and the implicit calibrators are
@@ -34,8 +36,10 @@ def import_tensorrt() -> ModuleType:
     trt = require("tensorrt", "to build TensorRT engines")
     if version(trt)[:2] < MIN_BUILD_VERSION:
         raise RuntimeError(
-            f"TensorRT {trt.__version__} is too old to build these engines (need >= 8.6, "
-            "JetPack 5.1.2+); run the .onnx with ONNX Runtime instead"
+            f"TensorRT {trt.__version__} is too old to build these engines: they need >= 8.6, "
+            "whose ONNX parser is the first with LayerNormalization (JetPack 6.0 ships 8.6, "
+            "JetPack 6.1+ 10.3; JetPack 5 ships 8.5); upgrade JetPack, or run the .onnx with "
+            "ONNX Runtime instead"
         )
     return trt
 
@@ -89,20 +93,40 @@ def enable_weak_precision(trt: ModuleType, config, precision: str) -> None:
 def constrain_fp32_layers(trt: ModuleType, network, onnx_node_names: Iterable[str]) -> list[str]:
     """Pin the layers made from the given ONNX nodes to FP32; returns the layer names pinned.
 
-    The ONNX parser names a layer after its node, sometimes with a suffix (".../Softmax" ->
-    ".../Softmax" or ".../Softmax_1"), so a layer matches when its name starts with a node name.
+    onnx-tensorrt names a node's first layer after the node and its further layers
+    `<node>_<counter>` (one counter for the whole import), so a layer matches its node's name
+    exactly or with a `_<digits>` suffix. That can also catch another node named like that
+    (torch's "/attn/MatMul_1" next to "/attn/MatMul"): it errs towards more FP32, never less.
+    Only floating-point outputs are retyped (Shape/ArgMax/Cast outputs stay integer).
     """
-    wanted = tuple(n for n in onnx_node_names if n)
+    wanted = {n for n in onnx_node_names if n}
+    floats = {trt.float32, trt.float16}
     pinned = []
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if not wanted or not layer.name.startswith(wanted):
+        if _node_of(layer.name, wanted) is None:
             continue
         layer.precision = trt.float32
         for k in range(layer.num_outputs):
-            layer.set_output_type(k, trt.float32)
+            if layer.get_output_type(k) in floats:
+                layer.set_output_type(k, trt.float32)
         pinned.append(layer.name)
     return pinned
+
+
+def _node_of(layer_name: str, nodes: set[str]) -> str | None:
+    """The ONNX node a layer was made from, by onnx-tensorrt's naming; None if not in `nodes`."""
+    if layer_name in nodes:
+        return layer_name
+    base, sep, counter = layer_name.rpartition("_")
+    return base if sep and counter.isdigit() and base in nodes else None
+
+
+def unpinned_nodes(onnx_node_names: Iterable[str], pinned_layers: Iterable[str]) -> list[str]:
+    """FP32 nodes that no layer was pinned for (renamed or fused away by the parser)."""
+    nodes = {n for n in onnx_node_names if n}
+    found = {_node_of(name, nodes) for name in pinned_layers}
+    return sorted(nodes - found)
 
 
 def use_dla(trt: ModuleType, builder, config, core: int) -> None:
@@ -118,12 +142,20 @@ def use_dla(trt: ModuleType, builder, config, core: int) -> None:
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
 
 
-def load_timing_cache(config, data: bytes | None) -> bool:
+def load_timing_cache(config, data: bytes | None, logger) -> bool:
     """Attach a timing cache made from `data`; returns False when it was refused and replaced
-    by an empty one (a cache from another GPU or TensorRT version fails verification)."""
+    by an empty one.
+
+    Two ways to refuse: a cache from another TensorRT version (or a corrupt one) fails inside
+    create_timing_cache, which logs "magicTagRead == kMAGIC_TAG" errors and may return None
+    (NVIDIA/TensorRT#3566); one from another GPU makes set_timing_cache return False. The
+    refused cache's log errors are forgotten: they are not the build's."""
+    mark = logger.mark()
     cache = config.create_timing_cache(data or b"")
-    if config.set_timing_cache(cache, ignore_mismatch=False):
+    accepted = cache is not None and not logger.errors_since(mark)
+    if accepted and config.set_timing_cache(cache, ignore_mismatch=False):
         return bool(data)
+    logger.forget_since(mark)
     config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     return False
 
@@ -154,7 +186,17 @@ def make_entropy_calibrator(trt: ModuleType, batches: list[np.ndarray], cache_fi
             # The base __init__ must be called explicitly or TensorRT crashes in get_batch.
             trt.IInt8EntropyCalibrator2.__init__(self)
             self.index = 0
-            self.device = cuda.alloc_device(batches[0].nbytes)
+            # pycuda allocates only inside its own context stack ("no currently active
+            # context" otherwise), even where TensorRT made the primary context current.
+            with cuda.active():
+                self.device = cuda.alloc_device(batches[0].nbytes)
+
+        def free(self) -> None:
+            """Release the device buffer (after the build; TensorRT holds no pointer to it)."""
+            device, self.device = self.device, None
+            if device is not None:
+                with cuda.active():
+                    cuda.free_device(device)
 
         def get_batch_size(self) -> int:
             return int(batches[0].shape[0])

@@ -1,8 +1,8 @@
 """The ONNX ops TensorRT's ONNX parser supports on every target version, and a check against it.
 
-The set is the intersection of onnx-tensorrt's docs/operators.md for TensorRT 8.6 (JetPack 5),
-10.3 (JetPack 6) and 10.x/11: ops added later (Gelu, opset-20 ops) are left out on purpose so an
-artifact exported here builds on JetPack 5 as well. Only the default ONNX domain counts: ONNX
+The set is the intersection of onnx-tensorrt's docs/operators.md for TensorRT 8.6 (JetPack 6.0),
+10.3 (JetPack 6.1+) and 10.x/11: ops added later (Gelu, opset-20 ops) are left out on purpose so an
+artifact exported here builds on TensorRT 8.6 as well. Only the default ONNX domain counts: ONNX
 Runtime's com.microsoft fused ops (FusedConv, QLinearConv, ...) are not TensorRT ops.
 """
 

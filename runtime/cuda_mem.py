@@ -137,7 +137,8 @@ class PycudaApi:
         raise RuntimeError("pycuda cannot destroy CUDA graphs; install cuda-python")
 
     def close(self) -> None:
-        self._stream = None
+        with self.active():  # pycuda frees the stream in its context ("out-of-thread" otherwise)
+            self._stream = None
         # The primary context is reference-counted by the driver; detach drops our reference.
         self._context.detach()
 

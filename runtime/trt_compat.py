@@ -1,6 +1,7 @@
 """Every TensorRT version difference the runtime cares about, in one place.
 
-Supported: TensorRT 8.5 / 8.6 (JetPack 5), 10.x (JetPack 6, desktop) and 11.x. All of them have
+Supported: TensorRT 8.5 (JetPack 5.1.x), 8.6 (JetPack 6.0), 10.x (JetPack 6.1+, desktop) and 11.x
+for running engines; building needs 8.6+ (export/trt_compat.py). All of them have
 the name-based tensor API (`num_io_tensors`, `set_tensor_address`, `execute_async_v3`); the
 binding-index API (`get_binding_index`, `execute_async_v2`) was removed in TensorRT 10 and is
 never used here. TensorRT < 8.5 (JetPack 4) is refused with a message rather than half-supported.
@@ -56,27 +57,62 @@ def check_version(version: str) -> None:
     if parse_version(version)[:2] < MIN_VERSION:
         raise RuntimeError(
             f"TensorRT {version} is too old: the runtime needs the name-based tensor API of "
-            f"TensorRT >= {'.'.join(map(str, MIN_VERSION))} (JetPack 5 or newer); run the .onnx "
+            f"TensorRT >= {'.'.join(map(str, MIN_VERSION))} (JetPack 5.1 or newer); run the .onnx "
             "model with ONNX Runtime instead"
         )
 
 
+_LOGGERS: dict[int, tuple[ModuleType, object]] = {}  # id(trt module) -> (module, its logger)
+MAX_KEPT_ERRORS = 200
+
+
 def make_logger(trt: ModuleType) -> object:
-    """A trt.ILogger that keeps errors for our exception messages instead of printing them."""
+    """The process's trt.ILogger for this TensorRT module: it keeps errors for our exception
+    messages instead of printing them.
+
+    One per process, not one per Runtime/Builder: TensorRT keeps a single logger pointer and
+    ignores the logger of every later Runtime or Builder while an earlier one is alive, so a
+    second logger would never see an error. Callers take `mark()` before an operation and read
+    `errors_since(mark)` after it.
+    """
+    known = _LOGGERS.get(id(trt))
+    if known is not None and known[0] is trt:
+        return known[1]
 
     class CollectingLogger(trt.ILogger):
         def __init__(self) -> None:
             # The base __init__ must be called explicitly or TensorRT crashes on the first log.
             trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+            self.errors: list[str] = []  # the latest MAX_KEPT_ERRORS errors, oldest first
+            self.total = 0  # errors logged so far, counting those no longer kept
 
         def log(self, severity, msg) -> None:
-            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
-                self.errors.append(str(msg))
-            elif severity == trt.ILogger.WARNING:
-                warnings.warn(f"TensorRT: {msg}", TensorRTLogWarning, stacklevel=2)
+            try:  # called from TensorRT's C++ (noexcept): an exception here would terminate
+                if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                    self.errors.append(str(msg))
+                    self.total += 1
+                    del self.errors[:-MAX_KEPT_ERRORS]
+                elif severity == trt.ILogger.WARNING:
+                    warnings.warn(f"TensorRT: {msg}", TensorRTLogWarning, stacklevel=2)
+            except Exception:  # e.g. warnings turned into errors with -W error
+                pass
 
-    return CollectingLogger()
+        def mark(self) -> int:
+            return self.total
+
+        def errors_since(self, mark: int) -> list[str]:
+            new = self.total - mark
+            return self.errors[-new:] if new > 0 else []
+
+        def forget_since(self, mark: int) -> None:
+            new = self.total - mark
+            if new > 0:
+                del self.errors[len(self.errors) - min(new, len(self.errors)) :]
+                self.total = mark
+
+    logger = CollectingLogger()
+    _LOGGERS[id(trt)] = (trt, logger)
+    return logger
 
 
 def make_profiler(trt: ModuleType, on_layer: Callable[[str, float], None]) -> object:

@@ -122,9 +122,11 @@ class TrtBackend:
         self._logger = trt_compat.make_logger(trt)
         self._runtime = trt.Runtime(self._logger)  # must outlive the engine
         trt_compat.set_dla_core(self._runtime, (self.meta.engine or {}).get("dla_core"))
+        mark = self._logger.mark()
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
-            detail = self._logger.errors[-1] if self._logger.errors else "no detail"
+            errors = self._logger.errors_since(mark)
+            detail = errors[-1] if errors else "no detail"
             raise EngineMismatchError(
                 f"TensorRT could not load {self.path.name} ({detail}); rebuild on this device: "
                 f"{rebuild_command(self.meta.engine, self.path)}"
@@ -180,6 +182,7 @@ class TrtBackend:
     def _prepare(self, input_shape: tuple[int, ...]) -> None:
         """Set the input shape, (re)allocate buffers whose shape changed, bind them by name."""
         self._release_graph()
+        self._input_shape = None  # until everything below, graph capture included, succeeded
         name_in = self.meta.input.name
         self._check_shape(input_shape)
         if any(d < 0 for d in self._tensors[name_in].shape):
@@ -202,9 +205,9 @@ class TrtBackend:
             self._buffers[name] = buf
             self.allocations += 1
             trt_compat.set_tensor_address(self._context, name, int(buf.device))
-        self._input_shape = input_shape
         if self._use_graph:
-            self._capture_graph()
+            self._capture_graph()  # a failed capture raises again next time, never runs graph-less
+        self._input_shape = input_shape
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         name = self.meta.input.name

@@ -6,6 +6,7 @@ These prove which TensorRT calls we make on each version, not that real TensorRT
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -108,6 +109,84 @@ def test_a_refused_timing_cache_is_replaced_by_an_empty_one(tmp_path):
     assert trt.configs[0].timing_cache.data == b""
 
 
+def test_a_timing_cache_from_another_tensorrt_is_dropped_with_its_errors(tmp_path):
+    """TensorRT returns None (and logs errors) for a cache of another version; the build goes on
+    with an empty one, and a later build failure does not blame the cache."""
+    (tmp_path / "tensorrt.timing.cache").write_bytes(b"from-tensorrt-8.6")
+    trt, result = _build(tmp_path, corrupt_cache=b"from-tensorrt-8.6")
+    assert not result.timing_cache_reused and trt.configs[0].timing_cache.data == b""
+    with pytest.raises(EngineBuildError) as err:
+        _build(tmp_path, options=EngineOptions(force=True), corrupt_cache=b"from-tensorrt-8.6",
+               build_error="some layer has no implementation")  # fmt: skip
+    assert "some layer has no implementation" in str(err.value)
+    assert "kMAGIC_TAG" not in str(err.value)
+
+
+def test_fp32_layer_names_match_exactly_or_with_the_parsers_counter(tmp_path):
+    """onnx-tensorrt names a node's further layers <node>_<counter>; an int32 output keeps its
+    type; a kept-FP32 node with no layer of its name is warned about."""
+    layers = ["/m/norm1/LayerNormalization", "/m/norm1/LayerNormalization_37:int32",
+              "/m/attn/Softmax_12", "/m/attn/SoftmaxCast", "/m/Conv"]  # fmt: skip
+    trt = fake_tensorrt("8.6.1", layer_names=layers)
+    path = _artifact(tmp_path, "fp16")
+    meta = read_meta(path)
+    write_meta(path, replace(meta, fp32_nodes=(*FP32_NODES, "/m/gone/ReduceMean")))
+    with pytest.warns(UserWarning, match=r"1 of the 3 nodes .* /m/gone/ReduceMean"):
+        result = build_engine(path, EngineOptions(), trt=trt, cuda=FakeCuda())
+    net = trt.networks[0]
+    pinned = {layer.name: layer for layer in net.layers if layer.precision == "float32"}
+    assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/norm1/LayerNormalization_37",
+                           "/m/attn/Softmax_12"}  # fmt: skip
+    assert pinned["/m/norm1/LayerNormalization"].output_types == {0: "float32"}
+    assert pinned["/m/norm1/LayerNormalization_37"].output_types == {}  # int32 stays int32
+    assert set(result.pinned_fp32_layers) == set(pinned)
+
+
+def test_an_invalid_profile_is_refused(tmp_path):
+    path = _artifact(tmp_path, "fp16", dynamic=True)
+    meta = read_meta(path)
+    bad = ((1, 3, 256, 256), (1, 3, 128, 128), (2, 3, 512, 512))  # min > opt
+    write_meta(path, replace(meta, input=replace(meta.input, profile=bad)))
+    with pytest.raises(EngineBuildError, match="refused the optimization profile"):
+        build_engine(path, EngineOptions(), trt=fake_tensorrt("10.3.0"), cuda=FakeCuda())
+
+
+def test_fp32_engines_are_built_without_tf32(tmp_path):
+    trt, result = _build(tmp_path, precision="fp32")
+    assert result.mode == "fp32"
+    assert trt.BuilderFlag.TF32 in trt.configs[0].cleared
+    (tmp_path / "fp16").mkdir()
+    trt16, _ = _build(tmp_path / "fp16", precision="fp16")
+    assert trt16.configs[0].cleared == set()  # FP16/INT8 graphs carry their own types
+
+
+def test_one_logger_per_tensorrt_module_and_errors_per_operation():
+    """TensorRT keeps the first logger it is given; later Builders/Runtimes share it."""
+    from runtime.trt_compat import make_logger
+
+    trt = fake_tensorrt("10.3.0")
+    logger = make_logger(trt)
+    assert make_logger(trt) is logger and make_logger(fake_tensorrt("10.3.0")) is not logger
+    logger.log(trt.ILogger.ERROR, "old")
+    mark = logger.mark()
+    logger.log(trt.ILogger.ERROR, "new")
+    assert logger.errors_since(mark) == ["new"]
+    logger.forget_since(mark)
+    assert logger.errors_since(mark) == [] and logger.errors[-1] == "old"
+
+
+def test_the_logger_never_raises_into_tensorrt(recwarn):
+    import warnings
+
+    from runtime.trt_compat import make_logger
+
+    trt = fake_tensorrt("10.3.0")
+    logger = make_logger(trt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # what `python -W error` does
+        logger.log(trt.ILogger.WARNING, "a warning TensorRT logs")  # must not raise
+
+
 def test_dla_core_with_gpu_fallback(tmp_path):
     trt, _ = _build(tmp_path, options=EngineOptions(dla_core=1), dla_cores=2)
     cfg = trt.configs[0]
@@ -181,21 +260,27 @@ def test_implicit_int8_entropy_calibrator_on_tensorrt_8_6(tmp_path):
     trt = fake_tensorrt("8.6.1", layer_names=LAYERS)
     cuda = FakeCuda()
     options = EngineOptions(implicit_int8=True, calib_samples=2)
-    result = build_engine(_artifact(tmp_path, "fp32"), options, trt=trt, cuda=cuda)
+    path = _artifact(tmp_path, "fp32")
+    result = build_engine(path, options, trt=trt, cuda=cuda)
     cfg = trt.configs[0]
     assert result.precision == "int8" and result.mode == "implicit-int8"
     assert (
         read_meta(result.path).calibration["library"].endswith("IInt8EntropyCalibrator2 (implicit)")
     )
     assert trt.BuilderFlag.INT8 in cfg.flags
-    calib = cfg.int8_calibrator
-    assert calib.get_batch_size() == 1
-    first = calib.get_batch(["input"])
-    assert first == [0x1000] and cuda.memory[0x1000].shape == (1, 3, 64, 64)
-    assert calib.get_batch(["input"]) is not None and calib.get_batch(["input"]) is None
-    assert calib.read_calibration_cache() is None
-    calib.write_calibration_cache(b"table")
-    assert calib.read_calibration_cache() == b"table"  # a rebuild skips calibration
+    # The fake build fed both batches through one device buffer (allocated inside an active
+    # context, as pycuda requires), then the buffer was freed and the cache written.
+    assert len(trt.calibration) == 2 and trt.calibration[0] == trt.calibration[1]
+    (pointer,) = trt.calibration[0]
+    assert cuda.memory[pointer].shape == (1, 3, 64, 64)
+    assert cuda.allocated == set() and not cuda.closed  # a caller's CUDA handle stays open
+    caches = list(tmp_path.glob("m.fp32.calib-*.cache"))
+    assert len(caches) == 1 and caches[0].read_bytes() == b"fake-calibration-table"
+    # A rebuild reads the cache instead of calibrating again.
+    trt2 = fake_tensorrt("8.6.1", layer_names=LAYERS)
+    build_engine(path, EngineOptions(implicit_int8=True, calib_samples=2, force=True), trt=trt2,
+                 cuda=FakeCuda())  # fmt: skip
+    assert trt2.calibration == ["cache"]
 
 
 def test_external_data_outside_the_folder_is_refused_before_tensorrt_parses(tmp_path):

@@ -239,6 +239,25 @@ def test_cuda_graph_is_captured_once_per_shape_and_replayed(tmp_path):
     backend.close()
 
 
+def test_a_failed_graph_capture_fails_again_instead_of_running_without_the_graph(tmp_path):
+    path, meta = make_engine(tmp_path)
+    backend, cuda = open_fake(path, meta, cuda_graph=True)
+    real_begin, calls = cuda.begin_capture, []
+
+    def failing_begin():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("cudaErrorStreamCaptureUnsupported (fake)")
+        real_begin()
+
+    cuda.begin_capture = failing_begin
+    with pytest.raises(RuntimeError, match="StreamCaptureUnsupported"):
+        backend.infer(batch())
+    backend.infer(batch())  # captured now: the shape was not taken as prepared after the failure
+    assert len(calls) == 2 and backend._graph is not None
+    backend.close()
+
+
 def test_segmenter_runs_on_the_trt_backend(tmp_path):
     path, _ = make_engine(tmp_path)
     backend, _ = open_fake(path, read_meta(path))
