@@ -104,28 +104,26 @@ class SpaceGuard:
         if now < self._next_check:
             return
         self._next_check = now + self.interval_s
-        low = self.low_folder()
-        if low is not None:
-            folder, left = low
-            raise OutputSpaceError(
-                f"only {_mib(left)} left on the disk of {folder} (margin --min-free-mb "
-                f"{self.min_free_bytes / MIB:g}): stopped after {frames_written} frames and kept "
-                "them; free some space, write to another disk, or record in --segment-minutes "
-                "files and collect them"
-            )
+        self._raise_if_low(
+            "left on the disk of {folder} (margin --min-free-mb {margin:g}): stopped after "
+            f"{frames_written} frames and kept them; free some space, write to another disk, or "
+            "record in --segment-minutes files and collect them"
+        )
 
     def check_before_start(self) -> None:
         """Refuse to start a run whose output disk is already below the margin."""
-        if not self.min_free_bytes:
-            return
+        if self.min_free_bytes:
+            self._raise_if_low(
+                "free on the disk of {folder}, below --min-free-mb {margin:g}; free some space, "
+                "write to another disk, or lower --min-free-mb"
+            )
+
+    def _raise_if_low(self, template: str) -> None:
         low = self.low_folder()
         if low is not None:
             folder, left = low
-            raise OutputSpaceError(
-                f"only {_mib(left)} free on the disk of {folder}, below --min-free-mb "
-                f"{self.min_free_bytes / MIB:g}; free some space, write to another disk, or "
-                "lower --min-free-mb"
-            )
+            detail = template.format(folder=folder, margin=self.min_free_bytes / MIB)
+            raise OutputSpaceError(f"only {_mib(left)} {detail}")
 
 
 def disk_full_error(err: OSError, frames_written: int) -> OutputSpaceError:

@@ -55,13 +55,7 @@ def test_cli_labels_match_export_time_evaluation(tmp_path, make_model, decoded_f
         model = make_model(tmp_path / "tiny8.fp32.onnx", num_classes=8)  # the scenes' 8 classes
     video, truth_dir = tmp_path / "scene.mp4", tmp_path / "truth"
     write_scene_video(video, split_seeds("bench", 1)[0], 360, 640, NUM_FRAMES, labels_dir=truth_dir)
-    result = CliRunner().invoke(
-        app,
-        [str(video), "--model", str(model), "--out", str(tmp_path / "out.mp4"),
-         "--labels-out", str(tmp_path / "labels"), "--provider", "cpu"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert decoded_frames(tmp_path / "out.mp4") == (NUM_FRAMES, (640, 360))
+    _run_cli(video, model, tmp_path, NUM_FRAMES, decoded_frames)
 
     segment, meta = reference_segment(model)
     cm_cli, cm_ref = ConfusionMatrix(meta.num_classes), ConfusionMatrix(meta.num_classes)
@@ -76,6 +70,18 @@ def test_cli_labels_match_export_time_evaluation(tmp_path, make_model, decoded_f
         cm_cli.update(cli_labels, truth)
         cm_ref.update(ref_labels, truth)
     assert cm_cli.miou() == cm_ref.miou()
+
+
+def _run_cli(video, model, tmp_path, frames: int, decoded_frames) -> None:
+    """scaseg-run on the CPU: overlay.mp4 and label PNGs in tmp_path; the video must hold every
+    frame at the source's 640x360."""
+    result = CliRunner().invoke(
+        app,
+        [str(video), "--model", str(model), "--out", str(tmp_path / "out.mp4"),
+         "--labels-out", str(tmp_path / "labels"), "--provider", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert decoded_frames(tmp_path / "out.mp4") == (frames, (640, 360))
 
 
 def _read_palette_png(path) -> np.ndarray:
@@ -115,13 +121,7 @@ def test_demo_int8_bar_cli_matches_export_time_evaluation(tmp_path, decoded_fram
 
     video, truth_dir = tmp_path / "street.mp4", tmp_path / "truth"
     write_scene_video(video, split_seeds("bench", 1)[0], 360, 640, BAR_FRAMES, labels_dir=truth_dir)
-    run = CliRunner().invoke(
-        app,
-        [str(video), "--model", str(model), "--out", str(tmp_path / "out.mp4"),
-         "--labels-out", str(tmp_path / "labels"), "--provider", "cpu"],
-    )  # fmt: skip
-    assert run.exit_code == 0, run.output
-    assert decoded_frames(tmp_path / "out.mp4") == (BAR_FRAMES, (640, 360))
+    _run_cli(video, model, tmp_path, BAR_FRAMES, decoded_frames)
 
     session = cpu_session(model)
     pp = meta.preprocess

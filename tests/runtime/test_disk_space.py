@@ -258,17 +258,25 @@ def _noisy_video(path: Path, frames: int) -> Path:
     return path
 
 
-@pytest.mark.slow
-def test_scaseg_run_stops_at_the_margin_on_a_real_small_disk(tmp_path, small_disk, plain_model):
+def _fill(tmp_path, disk: Path, model: Path, min_free_mb: str):
+    """scaseg-run of 200 noisy frames into `disk` (MJPG video + JSON lines); it must end with
+    exit 1, no traceback and one error line, which is returned with the result."""
     video = _noisy_video(tmp_path / "noise.avi", 200)
     result = _scaseg_run(
-        str(video), "--model", str(plain_model), "--out", str(small_disk / "out.avi"),
-        "--codec", "MJPG", "--jsonl", str(small_disk / "s.jsonl"), "--min-free-mb", "1",
+        str(video), "--model", str(model), "--out", str(disk / "out.avi"), "--codec", "MJPG",
+        "--jsonl", str(disk / "s.jsonl"), "--min-free-mb", min_free_mb,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "left on the disk of" in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    return result, errors[0]
+
+
+@pytest.mark.slow
+def test_scaseg_run_stops_at_the_margin_on_a_real_small_disk(tmp_path, small_disk, plain_model):
+    result, error = _fill(tmp_path, small_disk, plain_model, min_free_mb="1")
+    assert "left on the disk of" in error, result.stderr
     lines = (small_disk / "s.jsonl").read_text().splitlines()
     assert 0 < len(lines) < 200
     assert _count_frames(small_disk / "out.avi") == len(lines)  # playable, every frame written
@@ -279,17 +287,10 @@ def test_scaseg_run_stops_at_the_margin_on_a_real_small_disk(tmp_path, small_dis
 def test_scaseg_run_on_a_disk_that_fills_keeps_whole_lines(tmp_path, small_disk, plain_model):
     """No margin: the disk really fills. JSON lines stay whole; the run ends with exit 1 and one
     error line; a video whose index could not be written is reported, not silently passed."""
-    video = _noisy_video(tmp_path / "noise.avi", 200)
-    result = _scaseg_run(
-        str(video), "--model", str(plain_model), "--out", str(small_disk / "out.avi"),
-        "--codec", "MJPG", "--jsonl", str(small_disk / "s.jsonl"), "--min-free-mb", "0",
-    )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "output disk is full" in errors[0], result.stderr
+    result, error = _fill(tmp_path, small_disk, plain_model, min_free_mb="0")
+    assert "output disk is full" in error, result.stderr
     for line in (small_disk / "s.jsonl").read_text().splitlines():
         json.loads(line)  # every line whole
     frames = _count_frames(small_disk / "out.avi") if (small_disk / "out.avi").exists() else 0
     if frames == 0:
-        assert "cannot read it back" in result.stderr or "not finalised" in errors[0]
+        assert "cannot read it back" in result.stderr or "not finalised" in error
