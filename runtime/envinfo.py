@@ -102,20 +102,29 @@ def _mhz(value: str | None, divisor: float) -> float | None:
 
 
 def nvidia_smi_gpus() -> list[dict]:
-    """One dict per GPU from nvidia-smi (desktop/server GPUs; Jetson has none or a partial one)."""
-    out = run_quiet(
-        ["nvidia-smi", f"--query-gpu={','.join(SMI_GPU_FIELDS)}", "--format=csv,noheader,nounits"]
-    )
-    if not out:
-        return []
+    """One dict per GPU from nvidia-smi (desktop/server GPUs; Jetson has none or a partial one).
+
+    Drivers that do not know a field (compute_cap is recent) refuse the whole query, so it is
+    asked again without that field. GPUs come in nvidia-smi's order, which is the CUDA device
+    order only without CUDA_VISIBLE_DEVICES / CUDA_DEVICE_ORDER remapping."""
+    for fields in (SMI_GPU_FIELDS, tuple(f for f in SMI_GPU_FIELDS if f != "compute_cap")):
+        out = run_quiet(
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"]
+        )
+        if out:
+            return _smi_rows(out, fields)
+    return []
+
+
+def _smi_rows(out: str, fields: tuple[str, ...]) -> list[dict]:
     gpus = []
     for line in out.splitlines():
         values = [v.strip() for v in line.split(",")]
-        if len(values) == len(SMI_GPU_FIELDS):
+        if len(values) == len(fields):
             gpus.append(
                 {
                     k.replace(".", "_"): (None if v in ("[N/A]", "N/A") else v)
-                    for k, v in zip(SMI_GPU_FIELDS, values)
+                    for k, v in zip(fields, values)
                 }
             )
     return gpus
@@ -193,7 +202,13 @@ def versions() -> dict:
             "opencv-python", "opencv-python-headless", "opencv-contrib-python", "cv2"
         ),
         "onnxruntime": package_version("onnxruntime", "onnxruntime-gpu"),
-        "tensorrt": package_version("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt_libs"),
+        "tensorrt": package_version(
+            "tensorrt",
+            "tensorrt-cu12",
+            "tensorrt-cu13",
+            "tensorrt-cu12-bindings",
+            "tensorrt-cu13-bindings",
+        ),
         "cuda_toolkit": cuda_toolkit_version(),
         "pycuda": package_version("pycuda"),
         "cuda_python": package_version("cuda-python", "cuda-bindings"),

@@ -136,3 +136,20 @@ def test_jetson_power_mode_and_clocks_are_read_where_present(monkeypatch):
 def test_no_jetson_here_is_none(monkeypatch):
     monkeypatch.setattr(envinfo, "read_text", lambda path: None)
     assert jetson_info() is None
+
+
+def test_nvidia_smi_without_compute_cap_is_asked_again_without_it(monkeypatch):
+    """A FAKE nvidia-smi from a driver that does not know compute_cap (it refuses the query)."""
+    asked = []
+
+    def fake_smi(args, timeout_s=5.0):
+        asked.append(args[1])
+        if "compute_cap" in args[1]:
+            return None  # "Field "compute_cap" is not a valid field to query."
+        return "NVIDIA T4, 470.57, 15109, 300, 405, 1590, P8, 9.53, 70.00"
+
+    monkeypatch.setattr(envinfo, "run_quiet", fake_smi)
+    (gpu,) = envinfo.nvidia_smi_gpus()
+    assert len(asked) == 2 and "compute_cap" not in asked[1]
+    assert gpu["name"] == "NVIDIA T4" and gpu["driver_version"] == "470.57"
+    assert "compute_cap" not in gpu
