@@ -186,14 +186,6 @@ def set_dla_core(runtime: object, core: int | None) -> None:
         runtime.DLA_core = int(core)
 
 
-def network_creation_flags(trt: ModuleType) -> int:
-    """Builder flags for an ONNX network: EXPLICIT_BATCH before TensorRT 10, where it became the
-    only mode (the flag is deprecated in 10 and gone in 11)."""
-    if parse_version(trt.__version__)[0] >= 10:
-        return 0
-    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-
-
 def device_memory_bytes(trt: ModuleType, engine: object) -> int:
     """Device memory one execution context needs for activations and scratch, in bytes.
 

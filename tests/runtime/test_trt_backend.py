@@ -319,7 +319,9 @@ def _build_real_engine(trt, onnx_path, engine_path) -> None:
     for real artifacts)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(trt_compat.network_creation_flags(trt))
+    from export.trt_compat import network_flags  # the builder's one version branch
+
+    network = builder.create_network(network_flags(trt, strongly_typed=False))
     parser = trt.OnnxParser(network, logger)
     assert parser.parse(onnx_path.read_bytes()), [
         parser.get_error(i) for i in range(parser.num_errors)
