@@ -153,6 +153,7 @@ class JsonLinesSink:
         except OSError:
             with contextlib.suppress(OSError):
                 self._file.truncate(self._complete_bytes)
+                self._file.seek(self._complete_bytes)  # a later line follows the last whole one
             raise
         self._complete_bytes += len(data)
 
