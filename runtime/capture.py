@@ -145,7 +145,7 @@ class CaptureSource:
                         stacklevel=2,
                     )
                     attempt = 0
-                yield Frame(index, as_bgr8(frame), f"{index:06d}")
+                yield Frame(index, as_bgr8(frame), f"{index:06d}", time.time(), self._pts_ms())
                 index += 1
                 this_pass += 1
                 continue
@@ -199,6 +199,13 @@ class CaptureSource:
         if cap is None or self._closed.is_set():
             return False, None
         return cap.read()
+
+    def _pts_ms(self) -> float | None:
+        """The position of the frame just read, in a file (a camera's clock means nothing)."""
+        if self.info.live or self._cap is None:
+            return None
+        pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        return pts if math.isfinite(pts) and pts >= 0 else None
 
     def _release(self) -> None:
         cap, self._cap = self._cap, None

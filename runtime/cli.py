@@ -299,7 +299,9 @@ def run(
         "label maps. Example: --labels-out labels/",
     ),
     jsonl: Path | None = typer.Option(
-        None, help="Per-frame JSON lines: class areas and latency. Example: --jsonl stats.jsonl"
+        None,
+        help="Per-frame JSON lines: read time (unix s), position in a video file (pts_ms), class "
+        "areas and latency. Example: --jsonl stats.jsonl",
     ),
     show: bool = typer.Option(False, "--show", help="Show the overlay in a window (q quits). Example: --show"),
     loop: bool = typer.Option(False, "--loop", help="Restart file sources at the end. Example: --loop --max-frames 1000"),

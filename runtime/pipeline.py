@@ -231,7 +231,10 @@ def run_pipeline(
             t0 = time.perf_counter()
             labels = stages.postprocess(item.output, item.frame.frame_bgr.shape[:2])
             times = StageTimes(item.preprocess_ms, item.infer_ms, (time.perf_counter() - t0) * 1e3)
-            result = Result(item.frame.index, item.frame.name, item.frame.frame_bgr, labels, times)
+            frame = item.frame
+            result = Result(
+                frame.index, frame.name, frame.frame_bgr, labels, times, frame.time_s, frame.pts_ms
+            )
             if guard is not None:
                 guard.check(stats.frames_written)
             try:

@@ -45,6 +45,8 @@ class Result:
     frame_bgr: np.ndarray  # (H,W,3) uint8
     labels: np.ndarray  # (H,W) class ids at the frame's size
     times: StageTimes
+    time_s: float = 0.0  # wall clock when the frame was read (runtime.sources.Frame.time_s)
+    pts_ms: float | None = None  # position in a video file, if known
 
 
 class Sink(Protocol):
@@ -112,7 +114,8 @@ class LabelPngSink:
 
 
 class JsonLinesSink:
-    """One JSON object per frame: index, name, class areas (fraction of the frame), latency.
+    """One JSON object per frame: index, name, the unix time it was read, its position in a
+    video file (pts_ms, files only), class areas (fraction of the frame), latency.
 
     Lines go straight to the file (unbuffered), so a reader tailing it sees each frame as it is
     done; a line that could not be written whole (disk full) is cut off again, so the file only
@@ -131,6 +134,8 @@ class JsonLinesSink:
         record = {
             "frame": result.index,
             "name": result.name,
+            "time": round(result.time_s, 3),
+            **({"pts_ms": round(result.pts_ms, 1)} if result.pts_ms is not None else {}),
             "class_areas": class_areas(result.labels, self.class_names),
             "latency_ms": {
                 "preprocess": round(t.preprocess_ms, 3),

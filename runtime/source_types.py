@@ -36,3 +36,5 @@ class Frame:
     index: int  # position in the output, counting from 0 across --loop passes
     frame_bgr: np.ndarray  # (H,W,3) uint8
     name: str  # image file stem, or the zero-padded index for video
+    time_s: float = 0.0  # wall clock (time.time()) when it was read from the source
+    pts_ms: float | None = None  # its position in a video file; None for images and live sources

@@ -23,6 +23,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -118,7 +119,7 @@ class ImageSource:
         index = 0
         while True:
             for path in self.paths:
-                yield Frame(index, self._read(path), path.stem)
+                yield Frame(index, self._read(path), path.stem, time.time())
                 index += 1
             if not self.loop:
                 return

@@ -93,6 +93,26 @@ def test_json_lines_hold_class_areas_and_latency(tmp_path):
     }
 
 
+def test_json_lines_say_when_each_frame_was_read_and_where_it_sits_in_the_file(
+    tmp_path, make_video
+):
+    """Through the real pipeline from a real 25 FPS file: unix read time, and pts_ms = i * 40."""
+    import time
+
+    from runtime.pipeline import run_pipeline
+    from runtime.sources import open_source
+    from tests.runtime.test_pipeline import FakeSegmenter
+
+    video = make_video(tmp_path / "clip.avi", num_frames=6, fps=25.0)
+    sink = JsonLinesSink(tmp_path / "s.jsonl", tuple(f"c{i}" for i in range(8)))
+    before = time.time()
+    run_pipeline(open_source(str(video)).frames(), False, FakeSegmenter(), [sink])
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["pts_ms"] for r in lines] == [pytest.approx(40.0 * i, abs=1.0) for i in range(6)]
+    times = [r["time"] for r in lines]
+    assert before - 0.01 <= times[0] <= times[-1] <= time.time() and times == sorted(times)
+
+
 def test_existing_outputs_need_force(tmp_path):
     (tmp_path / "o.mp4").write_bytes(b"old")
     (tmp_path / "labels").mkdir()
