@@ -270,9 +270,8 @@ def run_pipeline(
             or (writer.error is not None and not full)
             or (reader.error is not None and not lost)
         )
-        outputs = _finish(sinks, failed, best_effort=full)
+        outputs, unfinished = _finish(sinks, failed, best_effort=full)
     if full:
-        outputs, unfinished = outputs
         if unfinished:
             writer.error.args = (f"{writer.error}; not finalised: {'; '.join(unfinished)}",)
         writer.error.summary = _summary(stats, interrupted, outputs)
@@ -322,10 +321,13 @@ def _summary(stats: PipelineStats, interrupted: bool, outputs: list[str]) -> Run
     )
 
 
-def _finish(sinks: list[Sink], failed: bool, best_effort: bool = False):
+def _finish(
+    sinks: list[Sink], failed: bool, best_effort: bool = False
+) -> tuple[list[str], list[str]]:
     """Finalise every sink (or abort them all after a failure); a failing close does not skip
-    the others. `best_effort` (the disk is full): a sink that cannot be finalised is aborted
-    and named instead of raising; returns (outputs, [what could not be finalised, and why])."""
+    the others. Returns (outputs, [what could not be finalised, and why]); the list is filled
+    only with `best_effort` (the disk is full), where such a sink is aborted instead of the
+    first close error being raised."""
     outputs, unfinished, first_error = [], [], None
     for sink in sinks:
         try:
@@ -339,11 +341,9 @@ def _finish(sinks: list[Sink], failed: bool, best_effort: bool = False):
                 unfinished.append(f"{_sink_name(sink)} ({' '.join(str(err).split())})")
                 with contextlib.suppress(Exception):
                     sink.abort()
-    if best_effort:
-        return outputs, unfinished
-    if first_error is not None and not failed:
+    if first_error is not None and not failed and not best_effort:
         raise first_error
-    return outputs
+    return outputs, unfinished
 
 
 def _sink_name(sink: Sink) -> str:
