@@ -4,6 +4,10 @@ PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 ORT_EXTRA  ?= cpu
+# OpenVINO comes with the CPU setup (x86 boxes without an NVIDIA GPU run it); empty on GPU setups.
+# Written with its trailing comma so an empty value leaves a valid extras list.
+OV_EXTRA   ?= $(if $(filter cpu,$(ORT_EXTRA)),openvino$(comma),)
+comma      := ,
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(ORT_EXTRA)
 
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[export,$(ORT_EXTRA),dev]"
+	$(PY) -m pip install --quiet -e ".[export,$(ORT_EXTRA),$(OV_EXTRA)dev]"
 	touch $(STAMP)
 
 lint: venv

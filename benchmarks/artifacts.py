@@ -81,7 +81,8 @@ def export_with_library(checkpoint: Path, spec: ModelSpec, folder: Path, calib_f
     request = ExportRequest(
         checkpoint=checkpoint, out=folder, name=f"scaseg_{spec.variant}_{spec.height}",
         precisions=LIBRARY_PRECISIONS, height=spec.height, width=spec.width,
-        calib_samples=calib_frames, calib_cache=folder / "calibration_cache", verify=False,
+        calib_samples=calib_frames, calib_data="generated",
+        calib_cache=folder / "calibration_cache", verify=False,
         force=True,
     )  # fmt: skip
     report = export_artifacts(request)

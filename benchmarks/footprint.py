@@ -1,4 +1,5 @@
-"""Table 4: runtime footprint: import time and peak RSS of scaseg-run vs a PyTorch runner.
+"""Table 4: runtime footprint: import time and peak RSS of scaseg-run (ONNX Runtime, OpenVINO) vs
+a PyTorch runner.
 
 Both run as child processes doing the same job (the pipeline table's generated video -> overlay
 video). Peak RSS is the child's own VmHWM, which it writes at exit: getrusage(RUSAGE_CHILDREN)
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import Context, Table, Target, md_table
+from runtime.deps import available
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_IMPORTS = "import runtime.cli, runtime.segmenter, runtime.pipeline, runtime.backends.ort_backend, onnxruntime"
+OV_IMPORTS = "import runtime.cli, runtime.segmenter, runtime.pipeline, runtime.backends.openvino_backend, openvino"
 TORCH_IMPORTS = "import torch, scaseg.model, scaseg.checkpoint, runtime.sources, runtime.video"
 
 
@@ -78,16 +81,29 @@ def run(ctx: Context) -> Table:
     ours = run_child(["runtime.cli", str(video), "--model", str(model), "--out",
                       str(ctx.workdir / "footprint_runtime.mp4"), "--force"],
                      ctx.workdir / "status_runtime.txt", s.threads)  # fmt: skip
+    ov = ov_imports = None
+    if available("openvino"):
+        ov_imports = import_seconds(OV_IMPORTS)
+        ctx.step("scaseg-run --backend openvino on the video")
+        ov = run_child(["runtime.cli", str(video), "--model", str(model), "--backend", "openvino",
+                        "--out", str(ctx.workdir / "footprint_openvino.mp4"), "--force"],
+                       ctx.workdir / "status_openvino.txt", s.threads)  # fmt: skip
     ctx.step("PyTorch runner on the video")
     torch_args = ["benchmarks.torch_runner", str(video), "--out", str(ctx.workdir / "footprint_torch.mp4"),
                   "--checkpoint", str(ctx.checkpoint()), "--size", str(ctx.spec.height)]  # fmt: skip
     theirs = run_child(torch_args, ctx.workdir / "status_torch.txt", s.threads)
-    for name, r in (("scaseg-run", ours), ("PyTorch runner", theirs)):
-        if r.returncode != 0:
+    for name, r in (
+        ("scaseg-run", ours),
+        ("PyTorch runner", theirs),
+        ("scaseg-run (OpenVINO)", ov),
+    ):
+        if r is not None and r.returncode != 0:
             raise RuntimeError(f"{name} failed with exit code {r.returncode}: {r.stderr_tail}")
     share = ours.peak_rss_mb / theirs.peak_rss_mb
     rows = [
         ["scaseg-run (ONNX Runtime, FP32 ONNX)", f"{imports['runtime']:.2f}", f"{ours.peak_rss_mb:.0f}", f"{ours.wall_s:.1f}"],
+        *([["scaseg-run --backend openvino (FP32 ONNX, f32)", f"{ov_imports:.2f}", f"{ov.peak_rss_mb:.0f}", f"{ov.wall_s:.1f}"]] if ov else
+          [["scaseg-run --backend openvino", "-", "-", "-"]]),
         ["PyTorch runner (torch eager, checkpoint)", f"{imports['torch']:.2f}", f"{theirs.peak_rss_mb:.0f}", f"{theirs.wall_s:.1f}"],
         ["ratio runtime / PyTorch", f"{imports['runtime'] / imports['torch']:.2f}", f"{share:.2f}", f"{ours.wall_s / theirs.wall_s:.2f}"],
     ]  # fmt: skip
@@ -99,9 +115,13 @@ def run(ctx: Context) -> Table:
         "",
         *md_table(["runner", "import s", "peak RSS MB", "job wall s"], rows),
     ]
-    target = Target(
+    targets = [Target(
         "runtime peak RSS <= 1/3 of the PyTorch runner's", f"{share:.2f}", share <= 1 / 3
-    )
+    )]  # fmt: skip
+    if ov is not None:
+        ov_share = ov.peak_rss_mb / theirs.peak_rss_mb
+        targets.append(Target("(info) OpenVINO runtime peak RSS vs the PyTorch runner's",
+                              f"{ov_share:.2f} ({ov.peak_rss_mb:.0f} MB)", None))  # fmt: skip
     return Table(
-        "footprint", "4. Runtime footprint", tuple(lines), (target,), time.perf_counter() - t0
+        "footprint", "4. Runtime footprint", tuple(lines), tuple(targets), time.perf_counter() - t0
     )

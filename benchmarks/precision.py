@@ -1,4 +1,5 @@
-"""Table 1: the same model and input in PyTorch eager FP32 and ONNX Runtime FP32 / FP16 / INT8 (CPU).
+"""Table 1: the same model and input in PyTorch eager FP32, ONNX Runtime FP32 / FP16 / INT8 and
+OpenVINO (CPU).
 
 Latency is the model call alone (a prepared (1,3,H,W) input; no decode or postprocessing), so
 the frameworks are compared on the same work. mIoU is measured on generated scenes (exact
@@ -39,7 +40,15 @@ VARIANTS = (
         "ONNX Runtime INT8, CPU QDQ U8S8, grouped convs float (quantize_static)",
     ),
 )
+# OpenVINO on the same artifacts: (row key, name, artifact key, ov_precision; None = the CPU's
+# own default inference precision, bf16 on CPUs with AMX/AVX512-BF16).
+OV_VARIANTS = (
+    ("ov_fp32_f32", "OpenVINO FP32 artifact, f32", "fp32", "f32"),
+    ("ov_fp32_default", "OpenVINO FP32 artifact, CPU default precision", "fp32", None),
+    ("ov_int8", "OpenVINO INT8 Q/DQ artifact (scaseg-export)", "int8_trt", "auto"),
+)
 MAX_MIOU_LOSS = 1.0  # points
+OV_INT8_MIN_SPEEDUP = 2.0  # vs ONNX Runtime FP32, p50 and mean
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,38 @@ def onnx_row(ctx: Context, key: str, name: str, samples, batch, ref_labels) -> t
     return Row(key, name, latency, miou, agree), labels
 
 
+def ov_default_precision() -> str:
+    """The CPU plugin's default INFERENCE_PRECISION_HINT here (bf16, f16 or f32)."""
+    import openvino
+
+    return openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
+def ov_row(ctx: Context, key: str, name: str, artifact_key: str, precision: str | None,
+           samples, batch, ref_labels) -> Row:  # fmt: skip
+    from runtime.backends import BackendOptions
+    from runtime.deps import available
+    from runtime.segmenter import Segmenter
+
+    if not available("openvino"):
+        return Row(
+            key, name, None, None, None, "OpenVINO not installed: pip install 'scaseg[openvino]'"
+        )
+    artifact = ctx.onnx(artifact_key)
+    if not isinstance(artifact, Path):
+        return Row(key, name, None, None, None, f"not built: {artifact}")
+    s = ctx.settings
+    options = BackendOptions(device="CPU", ov_precision=precision or ov_default_precision(),
+                             intra_op_threads=s.threads)  # fmt: skip
+    with Segmenter(artifact, backend="openvino", options=options) as seg:
+        ctx.step(f"timing {name}")
+        latency = time_call(lambda: seg.infer(batch), s.warmup, s.iters)
+        miou, labels = score(seg, samples, seg.meta.num_classes)
+        ran = seg.description
+    agree = float(np.mean([argmax_agreement(a, b) for a, b in zip(labels, ref_labels)]))
+    return Row(key, name, latency, miou, agree, ran)
+
+
 def run(ctx: Context) -> Table:
     t0 = time.perf_counter()
     pp = Preprocess(ctx.spec.height, ctx.spec.width)
@@ -121,11 +162,13 @@ def run(ctx: Context) -> Table:
         row, labels = onnx_row(ctx, key, name, samples, batch, fp32_labels)
         fp32_labels = labels if key == "fp32" else fp32_labels
         rows.append(row)
+    for key, name, artifact_key, precision in OV_VARIANTS:
+        rows.append(ov_row(ctx, key, name, artifact_key, precision, samples, batch, fp32_labels))
     by_key = {r.key: r for r in rows}
     # Table 5 turns these into GFLOP/s rather than timing the same calls again.
     ctx.cache["latency_p50_ms"] = {r.name: r.latency.p50_ms for r in rows if r.latency is not None}
     lines = _markdown(rows, by_key, ctx)
-    return Table("precision", "1. PyTorch eager vs ONNX Runtime FP32 / FP16 / INT8 (CPU)",
+    return Table("precision", "1. PyTorch eager vs ONNX Runtime FP32 / FP16 / INT8 vs OpenVINO (CPU)",
                  tuple(lines), _targets(by_key), time.perf_counter() - t0)  # fmt: skip
 
 
@@ -157,7 +200,8 @@ def _markdown(rows: list[Row], by_key: dict, ctx: Context) -> list[str]:
         f"SCASeg-{ctx.spec.variant.upper()} at {ctx.spec.height}x{ctx.spec.width}, batch 1, "
         f"weights: {ctx.torch_model().weights}. Latency: model call only, {s.warmup} warm-up + "
         f"{s.iters} timed. mIoU: {s.eval_frames} generated bench-split scenes. INT8 calibration: "
-        f"{s.calib_frames} calibration-split scenes. All on the CPU execution provider.",
+        f"{s.calib_frames} calibration-split scenes. ONNX Runtime rows: CPU execution provider; "
+        "OpenVINO rows: CPU device, the note says what ran (inference precision, int8 layers).",
         "",
     ]
     return intro + md_table(header, table)
@@ -190,6 +234,7 @@ def _targets(by_key: dict) -> tuple[Target, ...]:
         targets.append(Target("INT8 faster than FP32 on this CPU, <= 1.0 mIoU loss",
                               "no INT8 variant faster by p50 and mean", False,
                               "see the INT8 rows: speed and mIoU of each variant"))  # fmt: skip
+    targets += _ov_targets(by_key)
     trt = by_key.get("int8_trt")
     if trt is not None and trt.latency is not None and fp32.latency is not None:
         targets.append(Target(
@@ -197,3 +242,19 @@ def _targets(by_key: dict) -> tuple[Target, ...]:
             None, "made for TensorRT (symmetric int8 activations); ONNX Runtime CPU is not its target",
         ))  # fmt: skip
     return tuple(targets)
+
+
+def _ov_targets(by_key: dict) -> list[Target]:
+    fp32, int8, f32 = by_key["fp32"], by_key.get("ov_int8"), by_key.get("ov_fp32_f32")
+    if int8 is None or int8.latency is None or f32 is None or f32.latency is None:
+        why = (int8 or f32).note if (int8 or f32) is not None else "no OpenVINO rows"
+        return [Target("OpenVINO rows", "not measured", None, why)]
+    p50, mean = ratio(_p50(fp32), _p50(int8)), ratio(fp32.latency.mean_ms, int8.latency.mean_ms)
+    f32_speed = ratio(_p50(fp32), _p50(f32))
+    return [
+        Target(f"INT8 on OpenVINO >= {OV_INT8_MIN_SPEEDUP:g}x ONNX Runtime FP32 (p50 and mean)",
+               f"p50 {fmt_ratio(p50)}, mean {fmt_ratio(mean)}, labels = FP32 {int8.agreement:.2%}",
+               p50 >= OV_INT8_MIN_SPEEDUP and mean >= OV_INT8_MIN_SPEEDUP),
+        Target("OpenVINO f32 on the FP32 artifact no slower than ONNX Runtime FP32",
+               f"{fmt_ratio(f32_speed)}, labels = FP32 {f32.agreement:.2%}", f32_speed >= 1.0),
+    ]  # fmt: skip

@@ -142,7 +142,7 @@ def render(tables: list[Table], command: str, seconds: float, settings: Settings
         *machine_lines(),
         "",
     ]
-    lines += ["### Targets (issue 6)", "", *targets_section(tables), ""]
+    lines += ["### Targets", "", *targets_section(tables), ""]
     for t in tables:
         lines += [f"### {t.title}", "", *t.lines, "", f"_{t.seconds:.0f} s_", ""]
     lines.append(END)

@@ -20,6 +20,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from export import cli_options as opts
+from export.cli_options import VariantChoice
 from export.cli_report import StageProgress, print_engine_result, print_report
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -86,8 +88,20 @@ def export(
     num_classes: int = typer.Option(
         None, help="Expected class count; refuse a checkpoint with another."
     ),
+    variant: VariantChoice = opts.VARIANT,
+    classes: str = opts.CLASSES,
+    mean: str = opts.MEAN,
+    std: str = opts.STD,
+    rgb: bool = opts.RGB,
+    allow_random_decoder: bool = typer.Option(
+        False,
+        help="Export a checkpoint without decoder weights (random decoder): smoke tests only.",
+    ),
     calib_data: str = typer.Option(
-        "generated", help="INT8 calibration: image folder, video file, or 'generated'."
+        None,
+        help="INT8 calibration frames like the ones the model will see: image folder, glob "
+        "('frames/*.jpg'), video file, text file listing images, or 'generated' (street scenes; "
+        "the default for the bundled demo model only). Example: --calib-data frames/",
     ),
     calib_samples: int = typer.Option(
         32, help="Calibration frames (evenly spaced over a folder/video)."
@@ -99,11 +113,26 @@ def export(
         None, help="Calibration cache folder; default ~/.cache/scaseg/calibration."
     ),
     verify: bool = typer.Option(True, help="Run the accuracy gate (--no-verify skips it)."),
-    verify_frames: int = typer.Option(16, help="Held-out generated frames for the gate."),
+    verify_frames: int = typer.Option(
+        None,
+        help="Gate frames: default 16 (held-out --calib-data or generated frames), up to 100 "
+        "--val-data images (evenly spaced).",
+    ),
+    val_data: Path = typer.Option(None, help=opts.val_data_help("Gate on your images and masks")),
+    val_masks: Path = opts.VAL_MASKS,
+    val_split: str = opts.VAL_SPLIT,
+    ignore_index: int = opts.IGNORE_INDEX,
+    reduce_zero_label: bool = opts.REDUCE_ZERO_LABEL,
+    openvino_gate: bool = typer.Option(
+        True, help="Also run the gate on OpenVINO where it is installed (recorded in the sidecar)."
+    ),
     fp32_max_abs: float = typer.Option(1e-4, help="Budget: FP32 logits max |ONNX - PyTorch|."),
     fp32_agreement: float = typer.Option(99.9, help="Budget: FP32 argmax agreement, percent."),
     fp16_agreement: float = typer.Option(99.5, help="Budget: FP16 argmax agreement, percent."),
-    int8_max_drop: float = typer.Option(1.0, help="Budget: INT8 mIoU points below FP32."),
+    int8_agreement: float = typer.Option(97.0, help="Budget: INT8 argmax agreement, percent."),
+    int8_max_drop: float = typer.Option(
+        1.0, help="Budget: INT8 mIoU points below PyTorch FP32 (with --val-data masks)."
+    ),
     engines: EngineChoice = typer.Option(EngineChoice.auto, help="Build TensorRT engines too."),
     workspace_gib: float = typer.Option(2.0, help="TensorRT builder workspace limit, GiB."),
     dla_core: int = typer.Option(None, help="Jetson: build for this DLA core (GPU fallback on)."),
@@ -151,6 +180,12 @@ def export(
             fuse_preprocess=fuse_preprocess,
             fuse_argmax=fuse_argmax,
             num_classes=num_classes,
+            variant=None if variant is None else variant.value,
+            allow_random_decoder=allow_random_decoder,
+            classes=classes,
+            color=opts.color_order(rgb),
+            mean=opts.parse_triplet(mean, "--mean"),
+            std=opts.parse_triplet(std, "--std"),
             calib_data=calib_data,
             calib_samples=calib_samples,
             calibration=CalibrationSettings(
@@ -159,8 +194,18 @@ def export(
             calib_cache=calib_cache,
             verify=verify,
             verify_frames=verify_frames,
+            val_data=opts.existing_path(val_data, "--val-data"),
+            val_masks=opts.existing_path(val_masks, "--val-masks"),
+            val_split=val_split,
+            ignore_index=ignore_index,
+            reduce_zero_label=reduce_zero_label,
+            openvino_gate=openvino_gate,
             budgets=Budgets(
-                fp32_max_abs, fp32_agreement / 100, fp16_agreement / 100, int8_max_drop
+                fp32_max_abs,
+                fp32_agreement / 100,
+                fp16_agreement / 100,
+                int8_max_drop,
+                int8_agreement / 100,
             ),
             force=force,
         )
@@ -214,7 +259,7 @@ def _export(request, engines: EngineChoice, engine_options, scale_out: ScaleOut)
 
     try:
         with StageProgress(console) as progress:
-            report = export_artifacts(request, progress=progress.stage)
+            report = export_artifacts(request, progress=progress.stage, tick=progress.update)
     except GateFailedError as err:
         print_report(console, err.report, request)
         console.print(f"[red]error:[/] {err}", soft_wrap=True)

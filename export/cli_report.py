@@ -34,6 +34,11 @@ class StageProgress:
         self._finish()
         self._task = self._progress.add_task(description, total=1)
 
+    def update(self, description: str) -> None:
+        """New text for the running stage's line (e.g. a frame count)."""
+        if self._task is not None:
+            self._progress.update(self._task, description=description)
+
     def _finish(self) -> None:
         if self._task is not None:
             self._progress.update(self._task, completed=1)
@@ -45,38 +50,30 @@ def _pct(value: float | None) -> str:
 
 
 def print_report(console: Console, report, request) -> None:
+    for note in report.model_notes:
+        console.print(f"model: {note}", soft_wrap=True, highlight=False)
+    openvino = any(
+        a.check is not None and a.check.summary().get("openvino") for a in report.artifacts
+    )
+    columns = ["variant", "file", "size MB", "agreement %", "mIoU %", "max |diff|", "ORT CPU ms"]
+    if openvino:
+        columns += ["OpenVINO agree %", "OpenVINO ms"]
     table = Table(title="scaseg-export", show_lines=False)
-    for col in (
-        "variant",
-        "file",
-        "size MB",
-        "agreement %",
-        "mIoU %",
-        "max |diff|",
-        "ORT CPU ms",
-        "gate",
-    ):
+    for col in [*columns, "gate"]:
         table.add_column(col, justify="left" if col in ("variant", "file", "gate") else "right")
     for a in report.artifacts:
-        c = a.check
-        gate = "skipped" if c is None else ("[green]pass[/]" if c.passed else "[red]FAIL[/]")
-        table.add_row(
-            a.precision,
-            a.path.name if a.written else f"{a.path.name} (not written)",
-            f"{a.size_bytes / 1e6:.2f}",
-            _pct(c.agreement if c else None),
-            _pct(c.miou if c else None),
-            "-" if c is None or c.max_abs_diff is None else f"{c.max_abs_diff:.2g}",
-            "-" if c is None else f"{c.latency_ms:.1f}",
-            gate,
-        )
+        table.add_row(*_row(a, openvino))
     console.print(table)
     console.print(f"written to {request.out}/", highlight=False)
+    if report.gate_data:
+        console.print(f"gate data: {report.gate_data}", soft_wrap=True, highlight=False)
     if report.reference_miou is not None:
         console.print(
-            f"PyTorch FP32 mIoU {_pct(report.reference_miou)} on {request.verify_frames} held-out "
-            f"frames at {request.height}x{request.width}; ORT CPU latency = median of batch-1 runs"
+            f"PyTorch FP32 mIoU {_pct(report.reference_miou)} on {report.gate_frames} frames; "
+            "latencies = median of batch-1 runs",
+            highlight=False,
         )
+        _print_iou(console, report)
     if report.fp32_nodes:
         console.print(
             f"FP16: {len(report.fp32_nodes)} fragile nodes kept in FP32: {', '.join(report.fp32_nodes)}",
@@ -90,8 +87,53 @@ def print_report(console: Console, report, request) -> None:
             f"{len(report.float_matmuls)} attention MatMuls left in float",
             soft_wrap=True,
         )
+    for a in report.artifacts:
+        ov = a.check.summary().get("openvino") if a.check is not None else None
+        if ov and not ov.get("passed"):
+            why = ov.get("error") or "; ".join(a.check.openvino.failures)
+            console.print(
+                f"[yellow]warning:[/] {a.precision} not verified on OpenVINO ({why}); "
+                "scaseg-run --backend auto will not pick OpenVINO for it",
+                soft_wrap=True,
+                highlight=False,
+            )
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
     console.print(f"stages: {stages}")
+
+
+def _row(a, openvino: bool) -> list[str]:
+    c = a.check
+    gate = "skipped" if c is None else ("[green]pass[/]" if c.passed else "[red]FAIL[/]")
+    row = [
+        a.precision,
+        a.path.name if a.written else f"{a.path.name} (not written)",
+        f"{a.size_bytes / 1e6:.2f}",
+        _pct(c.agreement if c else None),
+        _pct(c.miou if c else None),
+        "-" if c is None or c.max_abs_diff is None else f"{c.max_abs_diff:.2g}",
+        "-" if c is None else f"{c.latency_ms:.1f}",
+    ]
+    if openvino:
+        ov = c.openvino if c is not None else None
+        row += [_pct(ov.agreement if ov else None), "-" if ov is None else f"{ov.latency_ms:.1f}"]
+    return [*row, gate]
+
+
+def _print_iou(console: Console, report) -> None:
+    """Per-class IoU of PyTorch FP32 and of each variant, where the gate had masks."""
+    checks = [a for a in report.artifacts if a.check is not None and a.check.iou is not None]
+    if report.reference_iou is None or not checks:
+        return
+    table = Table(title="per-class IoU % (gate data masks)", show_lines=False)
+    table.add_column("class")
+    table.add_column("PyTorch FP32", justify="right")
+    for a in checks:
+        table.add_column(a.precision, justify="right")
+    for i, name in enumerate(report.class_names):
+        table.add_row(name, _pct(report.reference_iou[i]), *(_pct(a.check.iou[i]) for a in checks))
+    console.print(table)
 
 
 def print_engine_result(console: Console, result) -> None:

@@ -1,22 +1,19 @@
-"""Evaluate a segmenter on generated scenes with exact masks: mIoU and per-class IoU.
+"""Evaluation building blocks: score any frame -> labels function on (frame, mask) pairs.
 
 The metric takes label maps, so anything that turns a BGR frame into labels can be evaluated: a
-PyTorch checkpoint here, ONNX and engine artifacts through the runtime.
-
-    python -m export.evaluate --checkpoint scaseg/weights/scaseg_t_demo.safetensors --frames 200
-    python -m export.evaluate --model artifacts/scaseg_t_demo.int8.onnx --frames 200
+PyTorch checkpoint (`torch_segmenter`), ONNX and engine artifacts through the runtime. Generated
+scenes (`scene_frames`) serve the demo model's training and tests; a user's own images and masks
+go through `scaseg-eval` (export/eval_cli.py), which is also `python -m export.evaluate`.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.classes import DEMO_CLASSES
-from runtime.metrics import ConfusionMatrix, format_iou_table
+from runtime.metrics import ConfusionMatrix
 from runtime.preprocess import Preprocess, logits_to_labels, preprocess
 from runtime.scenes import render_scene, split_seeds
 
@@ -62,53 +59,11 @@ def torch_segmenter(model, pp: Preprocess) -> Segment:
     return segment
 
 
-def _segmenter(args) -> tuple[Segment, tuple[str, ...], int]:
-    """(segment, class names, model input size) for a checkpoint or an exported artifact."""
-    if args.model:
-        from runtime.segmenter import Segmenter
-
-        seg = Segmenter(args.model, provider=args.provider)
-        return seg, seg.meta.class_names, seg.meta.preprocess.height
-    import torch
-
-    from scaseg.checkpoint import load_model
-
-    torch.set_grad_enabled(False)
-    model, info = load_model(args.checkpoint)
-    names = tuple(info.get("class_names", DEMO_CLASSES))
-    return torch_segmenter(model, Preprocess(args.size, args.size)), names, args.size
-
-
 def main(argv: list[str] | None = None) -> None:
-    from rich.progress import Progress
+    """`python -m export.evaluate` is `scaseg-eval` (export/eval_cli.py)."""
+    from export.eval_cli import main as eval_main
 
-    parser = argparse.ArgumentParser(
-        description="mIoU of a checkpoint or artifact on generated scenes"
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a PyTorch checkpoint (.safetensors, .pth)")
-    source.add_argument("--model", help="an exported .onnx or .engine with its sidecar")
-    parser.add_argument("--provider", default="auto", help="--model: ONNX Runtime provider")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--frames", type=int, default=200)
-    parser.add_argument("--start", type=int, default=0, help="offset into the split's seeds")
-    parser.add_argument(
-        "--size", type=int, default=512, help="frame size (checkpoints: also the model input)"
-    )
-    args = parser.parse_args(argv)
-    segment, names, _ = _segmenter(args)
-    with Progress() as bar:
-        task = bar.add_task("evaluating", total=args.frames)
-        result = evaluate(
-            segment,
-            scene_frames(args.split, args.frames, args.size, args.size, args.start),
-            len(names),
-            progress=lambda: bar.advance(task),
-        )
-    print(format_iou_table(names, result.iou))
-    print(
-        f"mIoU {result.miou:.4f}  pixel accuracy {result.pixel_accuracy:.4f}  ({result.frames} frames)"
-    )
+    eval_main(argv)
 
 
 if __name__ == "__main__":

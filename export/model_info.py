@@ -10,7 +10,7 @@ import torch
 
 from export.onnx_export import OPSET, GraphIO
 from export.request import DEMO_CHECKPOINT, ExportInputError, ExportRequest
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB, palette_bgr
+from runtime.classes import palette_bgr, resolve_class_spec
 from runtime.meta import ModelMeta, sha256_file
 from runtime.preprocess import Preprocess
 from scaseg.checkpoint import CheckpointError, load_model
@@ -28,10 +28,13 @@ def checkpoint_path(request: ExportRequest) -> Path:
 
 
 def load(request: ExportRequest) -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, info with checkpoint path and sha256); bad files -> ExportInputError."""
+    """(model in eval mode, info with checkpoint path and sha256, class names, palette and their
+    source); bad files or contradicting flags -> ExportInputError."""
     path = checkpoint_path(request)
     try:
-        model, info = load_model(path)
+        model, info = load_model(
+            path, variant=request.variant, allow_random_decoder=request.allow_random_decoder
+        )
     except CheckpointError as err:
         raise ExportInputError(str(err)) from err
     k = int(model.num_classes)
@@ -40,15 +43,81 @@ def load(request: ExportRequest) -> tuple[torch.nn.Module, dict]:
             f"{path} has {k} classes but --num-classes {request.num_classes} was given; "
             f"drop --num-classes or export the checkpoint trained for {request.num_classes} classes"
         )
-    names = info.get("class_names")
-    if names is not None and len(names) != k:
-        raise ExportInputError(
-            f"{path} lists {len(names)} class names but its classifier has {k} outputs; "
-            "the checkpoint metadata is inconsistent: re-save it with matching class_names"
-        )
     info = dict(info, checkpoint=str(path), checkpoint_sha256=sha256_file(path))
     info["is_demo"] = path.resolve() == DEMO_CHECKPOINT.resolve()
+    names, colours, source, warnings = resolve_classes(request.classes, info, k, path)
+    info.update(class_names=names, palette_rgb=colours, class_source=source)
+    info["class_warnings"] = warnings
     return model, info
+
+
+def resolve_classes(
+    spec: str | None, info: dict, k: int, path: Path
+) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...], str, list[str]]:
+    """Class names and palette: --classes, then the checkpoint's metadata, then class_<i>.
+
+    Returns (names, palette RGB, where the names came from, warnings). The demo's names are only
+    ever those of the bundled demo checkpoint's own metadata, never a fallback for another model.
+    """
+    warnings = []
+    palette_given = None
+    if spec is not None:
+        try:
+            names, palette_given, source = resolve_class_spec(spec)
+        except ValueError as err:
+            raise ExportInputError(f"--classes: {err}") from err
+        if len(names) != k:
+            raise ExportInputError(
+                f"--classes {spec} lists {len(names)} classes but {path.name}'s classifier has "
+                f"{k} outputs; pass a class list with {k} names"
+            )
+        source = f"--classes {source}"
+    elif info.get("class_names"):
+        names = tuple(str(n) for n in info["class_names"])
+        if len(names) != k:
+            raise ExportInputError(
+                f"{path} lists {len(names)} class names but its classifier has {k} outputs; "
+                "the checkpoint metadata is inconsistent: pass --classes with the right list"
+            )
+        source = "checkpoint metadata"
+    else:
+        names = tuple(f"class_{i}" for i in range(k))
+        source = "numbered (no names given)"
+        warnings.append(
+            f"{path.name} names no classes: the sidecars call them class_0..class_{k - 1}; pass "
+            "--classes (cityscapes, ade20k, voc, or a .json/.txt file) to name them"
+        )
+    colours = palette_given
+    if colours is None and spec is None:
+        colours = _checkpoint_palette(info, k, warnings, path)
+    if colours is None:
+        table = palette_bgr((), k)[:, ::-1]  # deterministic colours, BGR -> RGB
+        colours = tuple(tuple(int(v) for v in row) for row in table[:k])
+    return names, tuple(tuple(int(v) for v in c) for c in colours), source, warnings
+
+
+def _checkpoint_palette(info: dict, k: int, warnings: list[str], path: Path):
+    given = info.get("palette_rgb")
+    if not given:
+        return None
+    if len(given) != k or any(len(c) != 3 for c in given):
+        warnings.append(
+            f"{path.name}'s palette has {len(given)} entries for {k} classes; generated colours "
+            "are used instead"
+        )
+        return None
+    return given
+
+
+def preprocess_for(request: ExportRequest) -> Preprocess:
+    """The model's input contract from the flags (defaults: ImageNet mean/std, RGB, as mmseg)."""
+    fields = {"color": request.color, "mean": request.mean, "std": request.std}
+    try:
+        return Preprocess(
+            request.height, request.width, **{k: v for k, v in fields.items() if v is not None}
+        )
+    except ValueError as err:
+        raise ExportInputError(f"preprocessing flags: {err}") from err
 
 
 def default_name(request: ExportRequest, info: dict) -> str:
@@ -58,21 +127,11 @@ def default_name(request: ExportRequest, info: dict) -> str:
 
 
 def class_names(info: dict) -> tuple[str, ...]:
-    k = int(info["num_classes"])
-    if info.get("class_names"):
-        return tuple(str(n) for n in info["class_names"])
-    if k == len(DEMO_CLASSES):
-        return DEMO_CLASSES
-    return tuple(f"class_{i}" for i in range(k))
+    return tuple(info["class_names"])
 
 
 def palette(info: dict) -> tuple[tuple[int, int, int], ...]:
-    k = int(info["num_classes"])
-    given = info.get("palette_rgb")
-    if given and len(given) >= k:
-        return tuple(tuple(int(v) for v in c) for c in given)
-    table = palette_bgr(DEMO_PALETTE_RGB, k)[:, ::-1]  # BGR -> RGB, deterministic extras
-    return tuple(tuple(int(v) for v in row) for row in table[:k])
+    return tuple(info["palette_rgb"])
 
 
 def base_meta(info: dict, io_spec: GraphIO, pp: Preprocess, request: ExportRequest) -> ModelMeta:
@@ -91,6 +150,8 @@ def base_meta(info: dict, io_spec: GraphIO, pp: Preprocess, request: ExportReque
         hashes={"checkpoint": info["checkpoint_sha256"]},
         extra={
             "checkpoint": Path(info["checkpoint"]).name,
+            "checkpoint_format": info.get("format"),
+            "class_source": info.get("class_source"),
             "opset": OPSET,
             "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=False)",
             "onnx": onnx.__version__,

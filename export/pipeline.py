@@ -19,6 +19,7 @@ import onnx
 from calibration.cache import CacheKey, CalibrationCache
 from calibration.ranges import compute_ranges
 from calibration.sources import (
+    GENERATED,
     CalibrationData,
     CalibrationDataError,
     load_calibration_data,
@@ -26,6 +27,14 @@ from calibration.sources import (
 )
 from export import artifacts, model_info
 from export.fp16 import convert_fp16
+from export.gate_data import (
+    DEFAULT_GATE_FRAMES,
+    DEFAULT_VAL_IMAGES,
+    GateData,
+    generated_gate,
+    holdout_gate,
+    val_gate,
+)
 from export.int8 import quantize_int8
 from export.onnx_export import ExportOptions, GraphIO, export_onnx
 from export.request import (
@@ -37,34 +46,42 @@ from export.request import (
 )
 from export.simplify import simplify_model
 from export.trt_ops import check_trt_ops
-from export.verify import check_variant, gate_frames
-from runtime.meta import ModelMeta, sha256_file
+from export.verify import run_gate
+from runtime.deps import available
+from runtime.meta import ModelMeta, sha256_file, write_meta
 from runtime.preprocess import Preprocess
+from runtime.val_data import find_val_set
 
 Progress = Callable[[str], None]
 
 
-def export_artifacts(request: ExportRequest, progress: Progress | None = None) -> ExportReport:
-    """Run the whole export; see the module docstring. Never prints, never exits."""
+def export_artifacts(
+    request: ExportRequest, progress: Progress | None = None, tick: Progress | None = None
+) -> ExportReport:
+    """Run the whole export; see the module docstring. Never prints, never exits.
+
+    `progress(text)` starts a stage; `tick(text)` updates the running stage's line."""
     report = ExportReport()
     say = progress or (lambda _stage: None)
     model, info = model_info.load(request)
+    _note_model(report, info)
     name = artifacts.check_name(request.name or model_info.default_name(request, info))
     targets = {p: artifacts.onnx_path(request.out, name, p) for p in request.precisions}
     artifacts.preflight(list(targets.values()), request.force)
-    pp = Preprocess(request.height, request.width)
-    calib = _read_calibration(request) if "int8" in request.precisions else None
+    pp = model_info.preprocess_for(request)
+    calib = _read_calibration(request, info)
+    gate = _gate_data(request, info, pp, calib, report) if request.verify else None
     with tempfile.TemporaryDirectory(prefix="scaseg-export-") as tmp:
         staged = _stage_all(request, model, info, pp, calib, Path(tmp), report, say)
-        if request.verify:
+        if gate is not None:
             with _timed(report, "verify"):
-                say(f"verifying on {request.verify_frames} held-out frames (ONNX Runtime CPU)")
-                _verify(model, staged, info, request, report, pp)
+                say(f"verifying on {gate.count} frames ({gate.kind}) through the runtime")
+                _verify(model, staged, info, request, report, pp, gate, tick)
         for precision, (path, meta) in staged.items():
             check = next((a.check for a in report.artifacts if a.precision == precision), None)
             ok = check is None or check.passed
             if ok:
-                meta = _finish_meta(meta, path, check, request)
+                meta = _finish_meta(meta, path, check, report)
                 artifacts.place(path, targets[precision], meta, request.force)
             result = ArtifactResult(precision, targets[precision], path.stat().st_size, check, ok)
             _upsert(report, result)
@@ -74,13 +91,75 @@ def export_artifacts(request: ExportRequest, progress: Progress | None = None) -
     return report
 
 
-def _read_calibration(request: ExportRequest) -> CalibrationData:
+def _note_model(report: ExportReport, info: dict) -> None:
+    report.class_names = tuple(info["class_names"])
+    report.class_source = info["class_source"]
+    notes = [f"{info.get('format', 'checkpoint')}, variant {info['variant']} "
+             f"({info.get('variant_source', 'given')}), {len(report.class_names)} classes "
+             f"({report.class_source})"]  # fmt: skip
+    for pattern, count in info.get("remapped") or ():
+        notes.append(f"remapped {count} key(s): {pattern}")
+    if info.get("random_decoder"):
+        notes.append("decoder weights are RANDOM (--allow-random-decoder): for smoke tests only")
+    report.model_notes = notes
+    report.warnings += list(info.get("class_warnings") or ())
+    report.warnings += list(info.get("metadata_warnings") or ())
+
+
+def _read_calibration(request: ExportRequest, info: dict) -> CalibrationData | None:
+    """The calibration frames (and the gate's held-out ones), or None where none are needed."""
+    source = request.calib_data
+    if source is None and "int8" in request.precisions:
+        if not info["is_demo"]:
+            raise ExportInputError(
+                f"--precision int8 needs --calib-data for {Path(info['checkpoint']).name}: an "
+                "image folder, glob, video or text file listing frames like the ones it will see "
+                "(generated street scenes are the bundled demo model's data; pass "
+                "--calib-data generated to use them anyway)"
+            )
+        source = GENERATED
+    if source is None:
+        return None
+    holdout = 0
+    if request.verify and request.val_data is None and source != GENERATED:
+        holdout = request.verify_frames or DEFAULT_GATE_FRAMES
     try:
         return load_calibration_data(
-            request.calib_data, request.calib_samples, request.height, request.width
+            source, request.calib_samples, request.height, request.width, holdout=holdout
         )
     except CalibrationDataError as err:
         raise ExportInputError(str(err)) from err
+
+
+def _gate_data(request, info: dict, pp, calib: CalibrationData | None, report) -> GateData:
+    """The user's masks, else held-out calibration frames, else generated scenes (see gate_data)."""
+    count = request.verify_frames
+    k = len(info["class_names"])
+    if request.val_data is not None:
+        val_set = find_val_set(
+            request.val_data,
+            masks=request.val_masks,
+            split=request.val_split,
+            reduce_zero_label=request.reduce_zero_label,
+            ignore_index=request.ignore_index,
+        )
+        return val_gate(val_set, count or DEFAULT_VAL_IMAGES, k, request.ignore_index)
+    if calib is not None and calib.kind != GENERATED:
+        if calib.holdout_frames:
+            return holdout_gate(calib.holdout_frames, str(request.calib_data))
+        report.warnings.append(
+            f"--calib-data {request.calib_data} has no frames left after the {calib.samples} "
+            "used to calibrate, so the gate cannot use held-out frames of it; pass --val-data "
+            "or more frames"
+        )
+    if info["is_demo"]:
+        return generated_gate(pp, count or DEFAULT_GATE_FRAMES, with_truth=True)
+    report.warnings.append(
+        "no --val-data: the gate compared each variant with PyTorch FP32 on generated street "
+        "scenes (agreement only; no mIoU). Pass --val-data DIR (images with masks) to check "
+        "accuracy on your own data"
+    )
+    return generated_gate(pp, count or DEFAULT_GATE_FRAMES, with_truth=False)
 
 
 def _stage_all(request, model, info, pp, calib, tmp: Path, report, say) -> dict:
@@ -177,22 +256,52 @@ def _derived(
     return replace(base, precision=precision, hashes=hashes, **changes)
 
 
-def _verify(model, staged: dict, info, request: ExportRequest, report: ExportReport, pp) -> None:
-    names = model_info.class_names(info)
-    ref = gate_frames(model, pp, request.verify_frames, len(names))
-    report.reference_miou = ref.ref_miou
-    for precision, (path, meta) in staged.items():
-        check = check_variant(path, meta, ref, request.budgets, names)
-        _upsert(report, ArtifactResult(precision, path, path.stat().st_size, check, False))
+def _verify(model, staged: dict, info, request, report, pp, gate: GateData, tick) -> None:
+    """Run the gate over every staged variant, each opened through the runtime with its sidecar."""
+    for path, meta in staged.values():  # the runtime refuses artifacts without a sidecar
+        write_meta(path, artifacts.with_artifact_hash(meta, sha256_file(path)))
+    done = [0]
+
+    def advance() -> None:
+        done[0] += 1
+        if tick is not None:
+            tick(f"verifying: {done[0]}/{gate.count} frames ({gate.kind}) through the runtime")
+
+    openvino = request.openvino_gate and available("openvino")
+    result = run_gate(
+        model,
+        {p: path for p, (path, _) in staged.items()},
+        pp,
+        gate,
+        request.budgets,
+        model_info.class_names(info),
+        openvino,
+        progress=advance,
+    )
+    report.reference_miou = result.ref_miou
+    report.reference_iou = result.ref_iou
+    report.gate_data = gate.description
+    report.gate_frames = result.frames
+    report.warnings += result.warnings
+    for precision, check in result.checks.items():
+        _upsert(report, ArtifactResult(precision, check.path, check.size_bytes, check, False))
 
 
-def _finish_meta(meta: ModelMeta, path: Path, check, request: ExportRequest) -> ModelMeta:
+def _finish_meta(meta: ModelMeta, path: Path, check, report: ExportReport) -> ModelMeta:
     from dataclasses import replace
 
     extra = dict(meta.extra)
     if check is not None:
-        extra["gate"] = {**check.summary(), "frames": request.verify_frames}
+        gate = {**check.summary(), "frames": report.gate_frames, "data": report.gate_data}
+        if check.iou is not None:
+            gate["per_class_iou"] = _per_class(report.class_names, check.iou)
+            gate["reference_miou"] = report.reference_miou
+        extra["gate"] = gate
     return artifacts.with_artifact_hash(replace(meta, extra=extra), sha256_file(path))
+
+
+def _per_class(names, iou) -> dict:
+    return {n: (round(float(v), 6) if v == v else None) for n, v in zip(names, iou)}
 
 
 def _upsert(report: ExportReport, result: ArtifactResult) -> None:

@@ -40,12 +40,26 @@ class ExportRequest:
     fuse_preprocess: bool = False
     fuse_argmax: bool = False
     num_classes: int | None = None  # when given, the checkpoint must have exactly this many
-    calib_data: str = "generated"  # image folder, video file, or "generated"
+    variant: str | None = None  # None: from the checkpoint (metadata, else tensor shapes)
+    allow_random_decoder: bool = False  # smoke tests of backbone-only checkpoints
+    classes: str | None = None  # preset name or .json/.txt file; None: checkpoint metadata
+    color: str | None = None  # rgb | bgr, the model's input channel order; None: rgb
+    mean: tuple[float, float, float] | None = None  # in the model's channel order; None: ImageNet
+    std: tuple[float, float, float] | None = None
+    # Image folder, glob, video, text file listing images, or "generated". None: generated scenes
+    # for the bundled demo model; any other model must name its own frames for INT8.
+    calib_data: str | None = None
     calib_samples: int = 32
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     calib_cache: Path | None = None  # None: ~/.cache/scaseg/calibration
     verify: bool = True
-    verify_frames: int = 16
+    verify_frames: int | None = None  # None: 16 (generated / held-out frames), 100 val images
+    val_data: Path | None = None  # images with masks in a known layout (or images + val_masks)
+    val_masks: Path | None = None
+    val_split: str | None = None  # None: the layout's validation split
+    ignore_index: int = 255
+    reduce_zero_label: bool | None = None  # None: on for the ADE20K layout only
+    openvino_gate: bool = True  # also run the gate on OpenVINO where it is installed
     budgets: Budgets = field(default_factory=Budgets)
     force: bool = False
 
@@ -68,10 +82,16 @@ class ExportRequest:
                 f"{self.dynamic.height[0]}-{self.dynamic.height[2]} x "
                 f"{self.dynamic.width[0]}-{self.dynamic.width[2]}"
             )
-        if self.verify and self.verify_frames < 1:
+        if self.verify and self.verify_frames is not None and self.verify_frames < 1:
             raise ExportInputError(f"--verify-frames must be >= 1, got {self.verify_frames}")
         if self.calib_samples < 1:
             raise ExportInputError(f"--calib-samples must be >= 1, got {self.calib_samples}")
+        if self.val_masks is not None and self.val_data is None:
+            raise ExportInputError(
+                "--val-masks needs --val-data IMAGES: pass the folder of the images they label"
+            )
+        if not 0 <= self.ignore_index <= 65535:
+            raise ExportInputError(f"--ignore-index must be in 0..65535, got {self.ignore_index}")
 
 
 @dataclass
@@ -87,6 +107,13 @@ class ArtifactResult:
 class ExportReport:
     artifacts: list[ArtifactResult] = field(default_factory=list)
     reference_miou: float | None = None
+    reference_iou: object = None  # (K,) PyTorch FP32 IoU per class against the masks
+    gate_data: str | None = None  # what the gate ran on
+    gate_frames: int = 0
+    class_names: tuple[str, ...] = ()
+    class_source: str = ""  # --classes, checkpoint metadata, or numbered
+    model_notes: list[str] = field(default_factory=list)  # format, variant source, remapped keys
+    warnings: list[str] = field(default_factory=list)
     simplifier: str = ""
     fp32_nodes: tuple[str, ...] = ()
     float_matmuls: tuple[str, ...] = ()

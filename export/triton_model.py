@@ -11,7 +11,10 @@ served label map is the one local inference gives. Triton's batch is split (and 
 artifact's batch dim is fixed or has a minimum) into what the artifact accepts.
 
 config.pbtxt parameters: `artifact` (file name in this folder), `provider` (auto | cpu | cuda |
-tensorrt, ONNX only; `auto` on a CPU instance means cpu), `intra_op_threads` (optional).
+tensorrt, ONNX only; `auto` on a CPU instance means cpu), `intra_op_threads` (optional), and for
+serving an .onnx through OpenVINO on Intel CPUs: `backend` (onnxruntime, the default, or
+openvino), `ov_device` (CPU, GPU, NPU, AUTO; default CPU) and `ov_precision` (auto | f32 | bf16 |
+f16; default auto). OpenVINO needs `pip install 'scaseg[openvino]'` in the Triton image.
 """
 
 from __future__ import annotations
@@ -71,16 +74,36 @@ class FrameServer:
         self.segmenter.close()
 
 
+SERVE_BACKENDS = ("onnxruntime", "openvino")
+
+
+def serve_backend(params: dict[str, str], artifact: Path) -> str:
+    """The runtime backend kind: TensorRT for engines; for .onnx the `backend` parameter."""
+    if backend_kind(artifact) == "tensorrt":
+        return "tensorrt"
+    kind = params.get("backend") or "onnxruntime"
+    if kind not in SERVE_BACKENDS:
+        raise ValueError(
+            f"config.pbtxt parameter backend {kind!r} is not one of {SERVE_BACKENDS}; fix it"
+        )
+    return kind
+
+
 def backend_options(params: dict[str, str], artifact: Path, instance_kind: str, device: int):
+    threads = params.get("intra_op_threads")
+    threads = int(threads) if threads else None
+    if serve_backend(params, artifact) == "openvino":
+        return BackendOptions(
+            device=params.get("ov_device") or "CPU",
+            ov_precision=params.get("ov_precision") or "auto",
+            intra_op_threads=threads,
+        )
     provider = params.get("provider", "auto")
     if backend_kind(artifact) == "tensorrt":
         provider = "auto"  # engines run on TensorRT; `provider` is an ONNX Runtime setting
     elif instance_kind == "CPU" and provider == "auto":
         provider = "cpu"  # a CPU instance must not quietly take a GPU
-    threads = params.get("intra_op_threads")
-    return BackendOptions(
-        provider=provider, device=device, intra_op_threads=int(threads) if threads else None
-    )
+    return BackendOptions(provider=provider, device=device, intra_op_threads=threads)
 
 
 class TritonPythonModel:
@@ -100,7 +123,8 @@ class TritonPythonModel:
         kind = str(args.get("model_instance_kind", "CPU")).upper()
         device = int(args.get("model_instance_device_id") or 0)
         options = backend_options(params, artifact, kind, device)
-        self.server = FrameServer(Segmenter(open_backend(artifact, options=options)))
+        backend = open_backend(artifact, serve_backend(params, artifact), options)
+        self.server = FrameServer(Segmenter(backend))
         self._pb.Logger.log_info(
             f"scaseg: serving {artifact.name} with {self.server.segmenter.description}"
         )

@@ -1,9 +1,13 @@
-"""The accuracy gate: every exported variant on ONNX Runtime (CPU) against PyTorch FP32.
+"""The accuracy gate: every exported variant, run through the runtime, against PyTorch FP32.
 
-Held-out generated frames (the "val" split from an offset that training never validates on)
-go through runtime.preprocess; each variant's labels are compared with PyTorch's (argmax
-agreement) and with the ground truth (mIoU), and plain-logit FP32 graphs elementwise too.
-Label maps, not logits, are the right test for FP16/INT8 (users.md #3).
+Each variant is opened the way a deployment opens it (`runtime.open_backend` reading the variant's
+sidecar: artifact hash, ONNX external-data guard, the backend's input/output checks) and segments
+each gate frame through `runtime.Segmenter` (preprocessing, inference, logits -> labels at the
+frame's size). PyTorch FP32 runs the same frames through the same `runtime.preprocess` functions.
+Label maps, not logits, are compared: argmax agreement with PyTorch for every precision, mIoU and
+per-class IoU against the masks where the gate data has masks, and plain-logit FP32 graphs
+elementwise too. Where OpenVINO is installed, every variant also runs on it (agreement, same
+budgets) so `--backend auto` may pick it later.
 """
 
 from __future__ import annotations
@@ -15,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from export.ort_session import cpu_session
-from runtime.meta import ModelMeta
+from export.gate_data import GateData
 from runtime.metrics import ConfusionMatrix
-from runtime.preprocess import Preprocess, logits_to_labels, preprocess, preprocess_uint8
+from runtime.preprocess import Preprocess, labels_to_frame, logits_to_labels, preprocess
 
-GATE_SPLIT, GATE_START = "val", 50_000  # far past the 30-200 val frames training looks at
 WARMUP_RUNS = 2
 
 
@@ -29,22 +31,52 @@ class Budgets:
     fp32_max_abs: float = 1e-4
     fp32_agreement: float = 0.999
     fp16_agreement: float = 0.995
-    int8_miou_drop_points: float = 1.0  # mIoU points (percent) below PyTorch FP32
+    int8_miou_drop_points: float = 1.0  # mIoU points (percent) below PyTorch FP32, with masks
+    int8_agreement: float = 0.97
 
     def __post_init__(self) -> None:
-        for name in ("fp32_agreement", "fp16_agreement"):
+        for name in ("fp32_agreement", "fp16_agreement", "int8_agreement"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a fraction in [0, 1], got {getattr(self, name)}")
 
+    def agreement(self, precision: str) -> float:
+        return {
+            "fp32": self.fp32_agreement,
+            "fp16": self.fp16_agreement,
+            "int8": self.int8_agreement,
+        }[precision]
 
-@dataclass(frozen=True)
-class GateFrames:
-    frames_bgr: tuple[np.ndarray, ...]  # at model input size
-    truth: tuple[np.ndarray, ...]  # (H,W) class ids
-    ref_logits: tuple[np.ndarray, ...]  # PyTorch FP32 (K,h,w)
-    ref_labels: tuple[np.ndarray, ...]
-    ref_miou: float
-    ref_iou: np.ndarray
+
+@dataclass
+class RunnerCheck:
+    """One variant on one backend over the gate frames."""
+
+    backend: str  # onnxruntime | openvino
+    description: str  # what really ran, e.g. "openvino 2026.4 CPU (inference precision f32)"
+    agreement: float
+    latency_ms: float  # median inference latency, batch 1, preprocessed input
+    miou: float | None  # None without masks
+    iou: np.ndarray | None
+    max_abs_diff: float | None = None  # plain-logit graphs on ONNX Runtime only
+    inference_precision: str | None = None  # OpenVINO's, as read back from the compiled model
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> dict:
+        out = {
+            "backend": self.backend,
+            "runs": self.description,
+            "agreement": round(self.agreement, 6),
+            "miou": None if self.miou is None else round(self.miou, 6),
+            "latency_ms": round(self.latency_ms, 2),
+            "passed": self.passed,
+        }
+        if self.inference_precision is not None:
+            out["inference_precision"] = self.inference_precision
+        return out
 
 
 @dataclass
@@ -53,95 +85,185 @@ class VariantCheck:
     path: Path
     size_bytes: int
     agreement: float
-    miou: float
-    iou: np.ndarray
-    latency_ms: float  # median ORT CPU latency, batch 1, preprocessed input
+    miou: float | None  # against the masks; None without masks
+    iou: np.ndarray | None
+    latency_ms: float  # median ONNX Runtime CPU latency, batch 1, preprocessed input
     max_abs_diff: float | None = None  # plain-logit graphs only
     failures: list[str] = field(default_factory=list)
+    openvino: RunnerCheck | None = None  # None where OpenVINO is not installed or not asked
+    openvino_error: str | None = None  # why OpenVINO could not run this variant
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
     def summary(self) -> dict:
-        return {
+        out = {
             "agreement": round(self.agreement, 6),
-            "miou": round(self.miou, 6),
+            "miou": None if self.miou is None else round(self.miou, 6),
             "latency_ms_ort_cpu": round(self.latency_ms, 2),
             "max_abs_diff": self.max_abs_diff,
             "passed": self.passed,
         }
+        if self.openvino is not None:
+            out["openvino"] = self.openvino.summary()
+        elif self.openvino_error is not None:
+            out["openvino"] = {"passed": False, "error": self.openvino_error}
+        return out
 
 
-def gate_frames(model, pp: Preprocess, count: int, num_classes: int) -> GateFrames:
-    """Render held-out scenes at the model size and run PyTorch FP32 on them."""
+@dataclass
+class GateResult:
+    checks: dict[str, VariantCheck]  # by precision
+    ref_miou: float | None  # PyTorch FP32 against the masks
+    ref_iou: np.ndarray | None
+    frames: int
+    data: GateData
+    warnings: list[str]
+
+
+class _Tally:
+    """Agreement with the reference, confusion against the truth, and timings for one runner."""
+
+    def __init__(self, num_classes: int, ignore_index: int) -> None:
+        self.cm = ConfusionMatrix(num_classes, ignore_index)
+        self.agree = np.zeros(num_classes, np.int64)  # reference pixels of class c kept as c
+        self.total = np.zeros(num_classes, np.int64)
+        self.times_ms: list[float] = []
+        self.max_diff = 0.0
+
+    def add(self, labels: np.ndarray, ref_labels: np.ndarray, truth: np.ndarray | None) -> None:
+        k = len(self.total)
+        same = labels.astype(np.int64) == ref_labels
+        self.total += np.bincount(ref_labels.ravel(), minlength=k)[:k]
+        self.agree += np.bincount(ref_labels[same].ravel(), minlength=k)[:k]
+        if truth is not None:
+            self.cm.update(labels, truth)
+
+    @property
+    def agreement(self) -> float:
+        return float(self.agree.sum() / max(self.total.sum(), 1))
+
+    @property
+    def latency_ms(self) -> float:
+        return float(np.median(self.times_ms[WARMUP_RUNS:] or self.times_ms))
+
+
+def run_gate(
+    model,
+    staged: dict[str, Path],
+    pp: Preprocess,
+    data: GateData,
+    budgets: Budgets,
+    class_names: Sequence[str],
+    openvino: bool,
+    progress=None,
+) -> GateResult:
+    """Run every staged variant (each with its sidecar beside it) over the gate frames."""
     import torch
 
-    from runtime.scenes import render_scene, split_seeds
+    from runtime.backends import BackendOptions, open_backend
+    from runtime.segmenter import Segmenter
 
-    frames, truth, logits, labels = [], [], [], []
-    cm = ConfusionMatrix(num_classes)
+    k = len(class_names)
+    runners: dict[tuple[str, str], Segmenter] = {}
+    ov_errors: dict[str, str] = {}
+    for precision, path in staged.items():
+        backend = open_backend(path, "onnxruntime", BackendOptions(provider="cpu"))
+        runners[(precision, "onnxruntime")] = Segmenter(backend)
+        if openvino:
+            try:
+                ov = open_backend(path, "openvino", BackendOptions(device="CPU"))
+                runners[(precision, "openvino")] = Segmenter(ov)
+            except (ImportError, RuntimeError, ValueError) as err:
+                ov_errors[precision] = " ".join(str(err).split())
+    tallies = {key: _Tally(k, data.ignore_index) for key in runners}
+    ref = ConfusionMatrix(k, data.ignore_index)
     model = model.eval()
-    for seed in split_seeds(GATE_SPLIT, count, GATE_START):
-        frame, gt = render_scene(seed, pp.height, pp.width)
-        with torch.inference_mode():
-            out = model(torch.from_numpy(preprocess(frame, pp)))[0].numpy()
-        lab = logits_to_labels(out, pp)
-        cm.update(lab, gt)
-        frames.append(frame)
-        truth.append(gt)
-        logits.append(out)
-        labels.append(lab)
-    return GateFrames(
-        tuple(frames), tuple(truth), tuple(logits), tuple(labels), cm.miou(), cm.iou()
-    )
+    frames = 0
+    try:
+        for sample in data:
+            with torch.inference_mode():
+                ref_logits = model(torch.from_numpy(preprocess(sample.frame_bgr, pp)))[0].numpy()
+            ref_labels = labels_to_frame(
+                logits_to_labels(ref_logits, pp), sample.frame_bgr.shape[:2]
+            ).astype(np.int64)
+            if sample.truth is not None:
+                ref.update(ref_labels, sample.truth)
+            for key, seg in runners.items():
+                _run_one(seg, sample, ref_logits, ref_labels, tallies[key])
+            frames += 1
+            if progress is not None:
+                progress()
+    finally:
+        for seg in runners.values():
+            seg.close()
+    has_masks = data.has_masks and frames > 0
+    ref_miou = ref.miou() if has_masks else None
+    ref_iou = ref.iou() if has_masks else None
+    checks = {}
+    for precision, path in staged.items():
+        check = _variant_check(precision, path, runners, tallies, has_masks)
+        per_class = _per_class_agreement(class_names, tallies[(precision, "onnxruntime")])
+        check.failures = _failures(check, ref_miou, ref_iou, budgets, class_names, per_class)
+        ov_key = (precision, "openvino")
+        if ov_key in runners:
+            ov = check.openvino
+            ov.failures = _failures(ov, ref_miou, ref_iou, budgets, class_names,
+                                    _per_class_agreement(class_names, tallies[ov_key]), precision)  # fmt: skip
+        check.openvino_error = ov_errors.get(precision)
+        checks[precision] = check
+    warnings = [*data.warnings, *data.late_warnings()]
+    return GateResult(checks, ref_miou, ref_iou, frames, data, warnings)
 
 
-def check_variant(
-    path: Path, meta: ModelMeta, ref: GateFrames, budgets: Budgets, class_names: Sequence[str]
-) -> VariantCheck:
-    """Run one ONNX artifact over the gate frames; failures say by how much and per class."""
-    session = cpu_session(path)
-    pp = meta.preprocess
-    feed = preprocess_uint8 if meta.fused_preprocess else preprocess
-    cm = ConfusionMatrix(len(class_names))
-    agree = np.zeros(len(class_names), np.int64)  # reference pixels of class c kept as c
-    total = np.zeros(len(class_names), np.int64)
-    times, max_diff = [], 0.0
-    for frame, gt, ref_logits, ref_labels in zip(
-        ref.frames_bgr, ref.truth, ref.ref_logits, ref.ref_labels
-    ):
-        x = feed(frame, pp)
-        start = time.perf_counter()
-        out = session.run(None, {meta.input.name: x})[0][0]
-        times.append((time.perf_counter() - start) * 1e3)
-        if meta.output_kind == "labels":
-            labels = out
-        else:
-            labels = logits_to_labels(out, pp)
-            max_diff = max(max_diff, float(np.abs(out.astype(np.float64) - ref_logits).max()))
-        cm.update(labels, gt)
-        same = labels.astype(np.int64) == ref_labels
-        total += np.bincount(ref_labels.ravel(), minlength=len(total))[: len(total)]
-        agree += np.bincount(ref_labels[same].ravel(), minlength=len(agree))[: len(agree)]
-    agreement = float(agree.sum() / max(total.sum(), 1))
+def _run_one(seg, sample, ref_logits: np.ndarray, ref_labels: np.ndarray, tally: _Tally) -> None:
+    batch = seg.prepare(sample.frame_bgr)
+    start = time.perf_counter()
+    out = seg.infer(batch)
+    tally.times_ms.append((time.perf_counter() - start) * 1e3)
+    if seg.meta.output_kind == "logits" and out[0].shape == ref_logits.shape:
+        diff = np.abs(out[0].astype(np.float64) - ref_logits).max()
+        tally.max_diff = max(tally.max_diff, float(diff))
+    labels = seg.postprocess(out, sample.frame_bgr.shape[:2])
+    tally.add(labels, ref_labels, sample.truth)
+
+
+def _variant_check(precision, path: Path, runners, tallies, has_masks: bool) -> VariantCheck:
+    ort_key = (precision, "onnxruntime")
+    t, seg = tallies[ort_key], runners[ort_key]
+    logits = seg.meta.output_kind == "logits"
     check = VariantCheck(
-        precision=meta.precision,
+        precision=precision,
         path=path,
         size_bytes=path.stat().st_size,
-        agreement=agreement,
-        miou=cm.miou(),
-        iou=cm.iou(),
-        latency_ms=float(np.median(times[WARMUP_RUNS:] or times)),
-        max_abs_diff=max_diff if meta.output_kind == "logits" else None,
+        agreement=t.agreement,
+        miou=t.cm.miou() if has_masks else None,
+        iou=t.cm.iou() if has_masks else None,
+        latency_ms=t.latency_ms,
+        max_abs_diff=t.max_diff if logits else None,
     )
-    per_class = _per_class_agreement(class_names, agree, total)
-    check.failures = _failures(check, ref, budgets, class_names, per_class, meta.precision)
+    ov_key = (precision, "openvino")
+    if ov_key in tallies:
+        ov_t, ov_seg = tallies[ov_key], runners[ov_key]
+        check.openvino = RunnerCheck(
+            backend="openvino",
+            description=ov_seg.description,
+            agreement=ov_t.agreement,
+            latency_ms=ov_t.latency_ms,
+            miou=ov_t.cm.miou() if has_masks else None,
+            iou=ov_t.cm.iou() if has_masks else None,
+            inference_precision=getattr(ov_seg.backend, "inference_precision", None),
+        )
     return check
 
 
-def _per_class_agreement(names: Sequence[str], agree: np.ndarray, total: np.ndarray) -> str:
-    parts = [f"{n} {100.0 * a / t:.2f}%" for n, a, t in zip(names, agree, total) if t > 0 and a < t]
+def _per_class_agreement(names: Sequence[str], tally: _Tally) -> str:
+    parts = [
+        f"{n} {100.0 * a / t:.2f}%"
+        for n, a, t in zip(names, tally.agree, tally.total)
+        if t > 0 and a < t
+    ]
     return ", ".join(parts) if parts else "no class lost pixels"
 
 
@@ -154,27 +276,36 @@ def _iou_deltas(names: Sequence[str], iou: np.ndarray, ref_iou: np.ndarray) -> s
 
 
 def _failures(
-    c: VariantCheck, ref: GateFrames, b: Budgets, names, per_class: str, precision: str
+    c: VariantCheck | RunnerCheck,
+    ref_miou: float | None,
+    ref_iou: np.ndarray | None,
+    b: Budgets,
+    names: Sequence[str],
+    per_class: str,
+    precision: str | None = None,
 ) -> list[str]:
+    precision = precision or c.precision
+    where = "" if isinstance(c, VariantCheck) else f" on {c.backend}"
     out = []
     if precision == "fp32" and c.max_abs_diff is not None and c.max_abs_diff > b.fp32_max_abs:
         out.append(
             f"fp32 logits differ from PyTorch by up to {c.max_abs_diff:.3g} "
             f"(budget {b.fp32_max_abs:g}, over by {c.max_abs_diff - b.fp32_max_abs:.3g})"
         )
-    need = {"fp32": b.fp32_agreement, "fp16": b.fp16_agreement}.get(precision)
-    if need is not None and c.agreement < need:
+    need = b.agreement(precision)
+    if c.agreement < need:
         out.append(
-            f"{precision} argmax agreement {100 * c.agreement:.3f}% is below {100 * need:.2f}% "
-            f"(short by {100 * (need - c.agreement):.3f} points); per-class agreement: {per_class}"
+            f"{precision}{where} argmax agreement with PyTorch FP32 {100 * c.agreement:.3f}% is "
+            f"below {100 * need:.2f}% (short by {100 * (need - c.agreement):.3f} points); "
+            f"per-class agreement: {per_class}"
         )
-    if precision == "int8":
-        drop = 100.0 * (ref.ref_miou - c.miou)
+    if precision == "int8" and ref_miou is not None and c.miou is not None:
+        drop = 100.0 * (ref_miou - c.miou)
         if not np.isfinite(drop) or drop > b.int8_miou_drop_points:
             out.append(
-                f"int8 mIoU {100 * c.miou:.2f} is {drop:.2f} points below FP32 "
-                f"{100 * ref.ref_miou:.2f} (budget {b.int8_miou_drop_points:.2f}, over by "
+                f"int8{where} mIoU {100 * c.miou:.2f} is {drop:.2f} points below FP32 "
+                f"{100 * ref_miou:.2f} (budget {b.int8_miou_drop_points:.2f}, over by "
                 f"{drop - b.int8_miou_drop_points:.2f}); per-class IoU change (points): "
-                f"{_iou_deltas(names, c.iou, ref.ref_iou)}"
+                f"{_iou_deltas(names, c.iou, ref_iou)}"
             )
     return out

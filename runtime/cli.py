@@ -19,9 +19,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runtime.atomic import check_writable_target
-from runtime.backends import BackendOptions
+from runtime.backends import BackendOptions, parse_device
 from runtime.disk_space import DEFAULT_MIN_FREE_MB
 from runtime.meta import MetaError
 from runtime.sinks import OutputSpec, display_available
@@ -54,6 +55,34 @@ class BackendKind(str, Enum):
     auto = "auto"
     onnxruntime = "onnxruntime"
     tensorrt = "tensorrt"
+    openvino = "openvino"
+
+
+class OvPrecision(str, Enum):
+    auto = "auto"
+    f32 = "f32"
+    bf16 = "bf16"
+    f16 = "f16"
+
+
+DEVICE_HELP = (
+    "CUDA GPU index (ONNX Runtime CUDA/TensorRT, TensorRT engines; default 0) or OpenVINO device "
+    "name (CPU, GPU, GPU.1, NPU, AUTO; default CPU). Example: --device GPU"
+)
+OV_PRECISION_HELP = (
+    "OpenVINO inference precision; auto: f32 for fp32 artifacts, the device default (bf16/f16 "
+    "where it has them) for fp16 and the float part of int8. Example: --ov-precision f32"
+)
+BACKEND_HELP = (
+    "Force a backend. auto: TensorRT for engines; for .onnx ONNX Runtime, or OpenVINO on an x86 "
+    "CPU when the artifact passed OpenVINO's check at export. Example: --backend openvino"
+)
+
+
+def backend_line(backend: object) -> str:
+    """'<what runs>' plus, where --backend auto picked it, '(auto: <why>)'."""
+    choice = getattr(backend, "choice", None)
+    return f"{backend.description} (auto: {choice})" if choice else backend.description
 
 
 class UsageError(ValueError):
@@ -140,7 +169,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[dict]:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"[yellow]scaseg-run: warning:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(
+        f"[yellow]scaseg-run: warning:[/] {escape(str(message))}", markup=True, soft_wrap=True
+    )
 
 
 def execute(args: RunArgs) -> int:
@@ -172,7 +203,7 @@ def execute(args: RunArgs) -> int:
                 size = f"{info.size_wh[0]}x{info.size_wh[1]}" if info.size_wh else "size unknown"
                 err_console.print(
                     f"scaseg-run: {args.model.name} ({meta.variant}, {meta.precision}) on "
-                    f"{seg.description}; {info.kind} {args.source} ({size})",
+                    f"{backend_line(seg.backend)}; {info.kind} {args.source} ({size})",
                     soft_wrap=True,
                 )
                 sinks = build_sinks(args.outputs, seg.palette_bgr, meta.class_names, info.fps, stop)
@@ -258,7 +289,9 @@ def _write_profile(report: dict, folder: Path) -> None:
     for path in written:
         out_console.print(f"  wrote {path}", soft_wrap=True)
     if skipped:
-        err_console.print(f"[yellow]scaseg-run: warning:[/] {skipped}", markup=True, soft_wrap=True)
+        err_console.print(
+            f"[yellow]scaseg-run: warning:[/] {escape(str(skipped))}", markup=True, soft_wrap=True
+        )
 
 
 @app.command(
@@ -287,9 +320,9 @@ def run(
         help="ONNX Runtime execution provider; an explicit one that fails to load is an error. "
         "Example: --provider cuda",
     ),
-    backend: BackendKind = typer.Option(
-        BackendKind.auto, help="Force a backend (auto picks by file type). Example: --backend tensorrt"
-    ),
+    backend: BackendKind = typer.Option(BackendKind.auto, help=BACKEND_HELP),
+    device: str | None = typer.Option(None, "--device", help=DEVICE_HELP, show_default=False),
+    ov_precision: OvPrecision = typer.Option(OvPrecision.auto, "--ov-precision", help=OV_PRECISION_HELP),
     alpha: float = typer.Option(
         0.5, min=0.0, max=1.0, help="Label colour weight in the overlay. Example: --alpha 0.4"
     ),
@@ -371,6 +404,8 @@ def run(
                 backend=backend.value,
                 options=BackendOptions(
                     provider=provider.value,
+                    device=parse_device(device),
+                    ov_precision=ov_precision.value,
                     cuda_graph=cuda_graph,
                     trt_cache_dir=str(trt_cache) if trt_cache else None,
                 ),
@@ -389,7 +424,9 @@ def run(
             if debug:
                 raise
             code = 2 if isinstance(err, USAGE_ERRORS) else 1
-            err_console.print(f"[red]scaseg-run: error:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(
+                f"[red]scaseg-run: error:[/] {escape(str(err))}", markup=True, soft_wrap=True
+            )
     raise typer.Exit(code)
 
 

@@ -13,6 +13,7 @@ INSTALL_HINTS = {
     "onnx": "pip install 'scaseg[export]'",
     "matplotlib": "pip install matplotlib",
     "psutil": "pip install psutil",
+    "openvino": "pip install 'scaseg[openvino]' (or use --backend onnxruntime)",
 }
 
 

@@ -212,6 +212,7 @@ def versions() -> dict:
         "cuda_toolkit": cuda_toolkit_version(),
         "pycuda": package_version("pycuda"),
         "cuda_python": package_version("cuda-python", "cuda-bindings"),
+        "openvino": package_version("openvino"),
     }
 
 
@@ -226,6 +227,12 @@ def backend_info(backend: object | None, options: object | None = None) -> dict 
         "providers_loaded": list(getattr(backend, "providers", []) or []) or None,
         "precision": getattr(meta, "precision", None),
         "intra_op_threads": getattr(options, "intra_op_threads", None),
+        # OpenVINO: the device(s) that executed and the inference precision read back after
+        # compiling (bf16 on CPUs that have it, unless f32 was asked for); None elsewhere.
+        "device": getattr(backend, "device", None),
+        "inference_precision": getattr(backend, "inference_precision", None),
+        "int8_layers": getattr(backend, "int8_layers", None),
+        "choice": getattr(backend, "choice", None),
     }
 
 
@@ -233,7 +240,8 @@ def capture_environment(
     backend: object | None = None, cuda: object | None = None, options: object | None = None
 ) -> dict:
     """Everything above in one JSON-ready dict (keys are stable; values may be None)."""
-    device = getattr(options, "device", 0) or 0
+    device = getattr(options, "device", 0)
+    device = device if isinstance(device, int) else 0  # an OpenVINO name is not a CUDA index
     return {
         "os": platform.platform(),
         "cpu": cpu_info(),

@@ -23,8 +23,15 @@ class ConfusionMatrix:
         self.ignore_index = ignore_index
         self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
 
-    def update(self, pred_labels: np.ndarray, true_labels: np.ndarray) -> None:
-        """Add one prediction/truth pair (same shape, any integer dtype)."""
+    def update(
+        self, pred_labels: np.ndarray, true_labels: np.ndarray, *, skip_out_of_range: bool = False
+    ) -> int:
+        """Add one prediction/truth pair (same shape, any integer dtype).
+
+        Truth pixels equal to ignore_index are left out. Truth values outside 0..K-1 are an error,
+        or with skip_out_of_range left out too (the caller reports them); returns how many were.
+        Predictions outside 0..K-1 are always an error: the model and the class list disagree.
+        """
         pred, true = np.asarray(pred_labels), np.asarray(true_labels)
         if pred.shape != true.shape:
             raise ValueError(
@@ -38,10 +45,16 @@ class ConfusionMatrix:
         if self.ignore_index is not None:
             keep = true != self.ignore_index
             pred, true = pred[keep], true[keep]
+        skipped = 0
+        if skip_out_of_range:
+            keep = (true >= 0) & (true < self.num_classes)
+            skipped = int(keep.size - np.count_nonzero(keep))
+            pred, true = pred[keep], true[keep]
         self._check_range("truth", true)
         self._check_range("prediction", pred)
         k = self.num_classes
         self.matrix += np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
+        return skipped
 
     def _check_range(self, name: str, labels: np.ndarray) -> None:
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):

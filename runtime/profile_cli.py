@@ -20,10 +20,20 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runtime.atomic import check_writable_folder
-from runtime.backends import BackendOptions
-from runtime.cli import USAGE_ERRORS, BackendKind, Provider
+from runtime.backends import BackendOptions, parse_device
+from runtime.cli import (
+    BACKEND_HELP,
+    DEVICE_HELP,
+    OV_PRECISION_HELP,
+    USAGE_ERRORS,
+    BackendKind,
+    OvPrecision,
+    Provider,
+    backend_line,
+)
 from runtime.profile_report import FILES, ReportError
 
 GENERATED = "generated"
@@ -104,7 +114,9 @@ def execute(args: ProfileArgs) -> dict:
         out_console.print(f"  wrote {path}", soft_wrap=True)
     if skipped:
         err_console.print(
-            f"[yellow]scaseg-profile: warning:[/] {skipped}", markup=True, soft_wrap=True
+            f"[yellow]scaseg-profile: warning:[/] {escape(str(skipped))}",
+            markup=True,
+            soft_wrap=True,
         )
     return report
 
@@ -128,7 +140,7 @@ def measure(args: ProfileArgs) -> dict:
         backend, cuda = open_profiled_backend(args.model, args.backend, args.options)
         with Segmenter(backend) as seg:
             err_console.print(
-                f"scaseg-profile: {args.model.name} ({seg.meta.precision}) on {seg.description}; {src.info.kind} {args.source}",
+                f"scaseg-profile: {args.model.name} ({seg.meta.precision}) on {backend_line(backend)}; {src.info.kind} {args.source}",
                 soft_wrap=True,
             )
             stages = TimedStages(seg, StageRecorder(), cuda)
@@ -220,14 +232,16 @@ def profile(
     warmup: int = typer.Option(10, min=0, help="Untimed frames first. Example: --warmup 20"),
     source: str = typer.Option(GENERATED, help="Video file, image folder/glob, camera, or 'generated' (a 960x540 street-scene video made on the fly). Example: --source clip.mp4"),
     out: Path = typer.Option(Path("profile"), "--out", "-o", help="Folder for the report files. Example: --out prof_int8"),
-    layers: bool = typer.Option(False, "--layers", help="Also time every layer (ONNX Runtime profiling or TensorRT IProfiler). Example: --layers"),
+    layers: bool = typer.Option(False, "--layers", help="Also time every layer (ONNX Runtime profiling, OpenVINO performance counters or TensorRT IProfiler). Example: --layers"),
     layer_runs: int = typer.Option(20, min=1, help="Inferences averaged for --layers. Example: --layer-runs 50"),
     top_k: int = typer.Option(10, min=1, help="Layers shown in the console table. Example: --top-k 20"),
     compare: tuple[Path, Path] | None = typer.Option(None, "--compare", help="Print B/A ratios of two profile.json files instead of profiling. Example: --compare a.json b.json", show_default=False),
     fail_over: float | None = typer.Option(None, "--fail-over", min=0.0, help="With --compare: exit 1 if end-to-end p50 of B/A exceeds this (CI). Example: --fail-over 1.10"),
     provider: Provider = typer.Option(Provider.auto, help="ONNX Runtime execution provider. Example: --provider cuda"),
-    backend: BackendKind = typer.Option(BackendKind.auto, help="Force a backend. Example: --backend tensorrt"),
-    threads: int | None = typer.Option(None, min=1, help="ONNX Runtime CPU threads (default: all cores). Example: --threads 4"),
+    backend: BackendKind = typer.Option(BackendKind.auto, help=BACKEND_HELP),
+    device: str | None = typer.Option(None, "--device", help=DEVICE_HELP, show_default=False),
+    ov_precision: OvPrecision = typer.Option(OvPrecision.auto, "--ov-precision", help=OV_PRECISION_HELP),
+    threads: int | None = typer.Option(None, min=1, help="ONNX Runtime / OpenVINO CPU threads (default: all cores). Example: --threads 4"),
     png: bool = typer.Option(True, "--png/--no-png", help="Draw profile.png (needs matplotlib). Example: --no-png"),
     force: bool = typer.Option(False, "--force", help="Replace an existing report in --out. Example: --force"),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors. Example: --debug"),
@@ -244,7 +258,12 @@ def profile(
                         "give a MODEL to profile (.onnx or .engine), or --compare A.json B.json"
                     )
                 _check_out(out, force)
-                options = BackendOptions(provider=provider.value, intra_op_threads=threads)
+                options = BackendOptions(
+                    provider=provider.value,
+                    device=parse_device(device),
+                    ov_precision=ov_precision.value,
+                    intra_op_threads=threads,
+                )
                 execute(
                     ProfileArgs(
                         model,
@@ -268,12 +287,16 @@ def profile(
             if debug:
                 raise
             code = 2 if isinstance(err, (*USAGE_ERRORS, ReportError)) else 1
-            err_console.print(f"[red]scaseg-profile: error:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(
+                f"[red]scaseg-profile: error:[/] {escape(str(err))}", markup=True, soft_wrap=True
+            )
     raise typer.Exit(code)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"[yellow]scaseg-profile: warning:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(
+        f"[yellow]scaseg-profile: warning:[/] {escape(str(message))}", markup=True, soft_wrap=True
+    )
 
 
 def main() -> None:

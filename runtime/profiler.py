@@ -195,7 +195,7 @@ def open_profiled_backend(
         return open_backend(path, kind, options), None  # raises its usual usage error
     meta = read_meta(path)  # sidecar and TensorRT first: both fail fast, before CUDA is touched
     trt = trt_compat.import_tensorrt()
-    cuda = StageTimingCuda(open_cuda(options.device, need_graphs=options.cuda_graph))
+    cuda = StageTimingCuda(open_cuda(options.cuda_device, need_graphs=options.cuda_graph))
     # From here TrtBackend closes the CUDA API itself if loading the engine fails.
     return TrtBackend(path, meta, options, tensorrt=trt, cuda=cuda), cuda
 

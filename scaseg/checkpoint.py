@@ -1,16 +1,18 @@
-"""Checkpoint loading and saving.
+"""Checkpoint loading and saving: the entry points.
 
-Formats: our own safetensors files (weights + JSON metadata: variant, classes, palette) and
-mmsegmentation-style state dicts (`state_dict` / `backbone.` / `decode_head.` prefixes, or a bare
-ImageNet MSCAN backbone). Pickle files are only ever read with `weights_only=True`, so a payload
-that tries to run code is refused instead of executed.
+Formats (read in `scaseg/checkpoint_read.py`): our own safetensors files (weights + JSON metadata:
+variant, classes, palette), plain state dicts, and mmsegmentation 0.x / mmengine (mmseg 1.x)
+checkpoints, zip or legacy torch.save files alike. Pickles are read by `scaseg/safe_pickle.py`:
+tensors and plain containers are rebuilt, anything else becomes an inert placeholder, and a
+payload that names code-running globals is refused before anything runs. Key layouts (DataParallel,
+bare ImageNet backbones, original SegNeXt names) are mapped in `scaseg/checkpoint_keys.py`; the
+variant and class count are read from tensor shapes in `scaseg/checkpoint_shapes.py`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +20,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from scaseg.checkpoint_errors import CheckpointError
+from scaseg.checkpoint_keys import BACKBONE_MARKERS, KeyMapping, map_keys, normalise_keys
+from scaseg.checkpoint_meta import reconcile_classes
+from scaseg.checkpoint_read import read_checkpoint
+from scaseg.checkpoint_shapes import infer_decoder_fields, infer_num_classes, resolve_variant
+
+__all__ = [
+    "BACKBONE_MARKERS",
+    "CLASSIFIER_KEYS",
+    "CheckpointError",
+    "LoadReport",
+    "load_into",
+    "load_model",
+    "normalise_keys",
+    "read_state_dict",
+    "save_checkpoint",
+]
+
 CLASSIFIER_KEYS = ("decode_head.cls_seg.weight", "decode_head.cls_seg.bias")
-BACKBONE_MARKERS = ("patch_embed1.", "block1.", "norm1.")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model."""
 
 
 @dataclass
@@ -33,6 +48,8 @@ class LoadReport:
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, ckpt, model
     reinitialised: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # dropped on purpose (e.g. ImageNet head)
+    remapped: list[tuple[str, int]] = field(default_factory=list)  # (rule, keys renamed)
+    random_decoder: bool = False  # no SCASeg decoder weights: the decoder kept its random init
 
     @property
     def ok(self) -> bool:
@@ -56,102 +73,11 @@ class LoadReport:
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, metadata) from a .safetensors or a torch pickle checkpoint, never executing code."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {path} does not exist; pass the path of a .safetensors or .pth file"
-        )
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); re-download or re-save it")
-    if _is_safetensors(path):
-        return _read_safetensors(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # weights_only refuses anything but tensors and plain containers: code-carrying pickles
-        # ("Unsupported global") and non-checkpoint bytes alike end here, unexecuted.
-        raise CheckpointError(
-            f"refusing to load {path}: not a plain tensor checkpoint ({_unpickler_detail(err)}); "
-            "only state dicts of tensors are read (weights_only=True). If it is yours, re-save it "
-            "with torch.save(model.state_dict()) or as .safetensors"
-        ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: {_first_line(err)}; is it a truncated or non-PyTorch file?"
-        ) from err
-    return _unwrap(obj, path), {}
+    """(tensors, info) from any supported checkpoint, never executing code from it.
 
-
-def _unpickler_detail(err: BaseException) -> str:
-    """The useful line of torch's long weights-only error ("Unsupported global: GLOBAL io.open...")."""
-    for line in str(err).splitlines():
-        if "WeightsUnpickler error:" in line:
-            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
-            if rest:
-                return rest.split(" was not an allowed global")[0]
-        elif line.startswith(("Unsupported", "Unsupported operand")):
-            return line.strip()
-    return _first_line(err)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-def _is_safetensors(path: Path) -> bool:
-    if path.suffix == ".safetensors":
-        return True
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{"  # 8-byte header length then JSON
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        tensors = {}
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                tensors[key] = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"cannot read safetensors file {path}: {_first_line(err)}; is it truncated or not a "
-            "safetensors file? Re-download or re-save it"
-        ) from err
-    info = json.loads(meta["scaseg"]) if "scaseg" in meta else {}
-    return tensors, info
-
-
-def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "module"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"{path} holds no state dict of tensors (found {type(obj).__name__}); "
-            "expected a dict of tensors, optionally under 'state_dict'"
-        )
-    return obj
-
-
-def normalise_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map mmseg/DataParallel/bare-backbone key layouts onto ours; returns (state, ignored keys)."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    ignored = []
-    prefixed = any(k.startswith(("backbone.", "decode_head.")) for k in state)
-    if not prefixed and any(k.startswith(BACKBONE_MARKERS) for k in state):  # a bare MSCAN
-        ignored = [k for k in state if k.startswith("head.")]
-        state = {f"backbone.{k}": v for k, v in state.items() if not k.startswith("head.")}
-    # mmseg segmentors may carry an auxiliary head, which we do not have.
-    ignored += [k for k in state if k.startswith("auxiliary_head.")]
-    state = {k: v for k, v in state.items() if not k.startswith("auxiliary_head.")}
-    return state, ignored
+    Keys are as stored (not yet mapped); info holds "format", "container", "metadata_warnings"
+    and, where the file has them, "class_names" and "palette_rgb"."""
+    return read_checkpoint(path)
 
 
 def load_into(
@@ -160,10 +86,18 @@ def load_into(
     strict: bool = True,
     reinit_classifier: bool = False,
 ) -> LoadReport:
-    """Load state into model. Strict by default: any mismatch raises one readable report."""
-    state, ignored = normalise_keys(state)
+    """Load state into model. Strict by default: any mismatch raises one readable report.
+
+    Keys are mapped first (`map_keys`); a state without SCASeg decoder weights (a bare backbone,
+    or another head's decode_head.*) loads the encoder only and sets report.random_decoder."""
+    mapping = map_keys(state)
+    state = mapping.state
     own = model.state_dict()
-    report = LoadReport(ignored=ignored)
+    report = LoadReport(
+        ignored=mapping.ignored + mapping.foreign_decoder,
+        remapped=mapping.remapped,
+        random_decoder=not mapping.has_decoder,
+    )
     backbone_only = all(k.startswith("backbone.") for k in state)
     if reinit_classifier and _classifier_differs(state, own):
         # The model's own (freshly initialised) classifier stays; only the old one is dropped.
@@ -234,49 +168,98 @@ def load_model(
     variant: str | None = None,
     num_classes: int | None = None,
     reinit_classifier: bool = False,
+    allow_random_decoder: bool = False,
 ):
     """Build the model a checkpoint describes and load it. Returns (model, info).
 
-    Our safetensors files name their variant and classes; for other checkpoints pass variant and
-    num_classes. Explicit arguments must agree with the file unless reinit_classifier is set.
-    """
-    from dataclasses import fields
+    The variant comes from `variant`, else the file's metadata, else the tensor shapes; the class
+    count from `num_classes`, else the classifier. Explicit arguments must agree with the file
+    unless reinit_classifier is set. A checkpoint without SCASeg decoder weights is refused
+    unless allow_random_decoder (for smoke tests only: its output is meaningless).
 
-    from scaseg.config import DecoderConfig, variant_config
+    info: the file's info (see read_state_dict) plus "variant", "variant_source" ("given",
+    "checkpoint metadata", "inferred from tensor shapes"), "num_classes", "remapped"
+    [(rule, count)], "ignored_keys" and "random_decoder".
+    """
+    from scaseg.config import variant_config
     from scaseg.model import SCASeg
 
     state, info = read_state_dict(path)
-    variant = variant or info.get("variant")
-    if variant is None:
-        raise CheckpointError(
-            f"{path} does not say which variant it is: pass variant= (tiny, t, s, b, l) to "
-            "load_model, or re-save it with scaseg.checkpoint.save_checkpoint and its variant"
-        )
-    file_classes = info.get("num_classes")
-    if num_classes is None:
-        num_classes = file_classes or _infer_classes(state)
-    if file_classes and num_classes != file_classes and not reinit_classifier:
-        raise CheckpointError(
-            f"{path} was trained for {file_classes} classes but {num_classes} were requested; "
-            "pass --reinit-classifier to start a new classifier, or drop --num-classes"
-        )
-    known = {f.name for f in fields(DecoderConfig)}
-    decoder = {
-        k: (tuple(v) if isinstance(v, list) else v)
-        for k, v in info.get("decoder", {}).items()
-        if k in known
-    }
-    model = SCASeg(variant_config(variant, num_classes, **decoder))
+    mapping = map_keys(state)
+    if not mapping.has_decoder and not allow_random_decoder:
+        raise CheckpointError(_no_decoder_message(path, mapping))
+    variant, source = resolve_variant(mapping.state, variant, info.get("variant"), path)
+    variant = str(variant).lower().removeprefix("scaseg-")
+    num_classes = _num_classes(path, mapping, info, num_classes, reinit_classifier)
+    decoder = _decoder_fields(mapping, info, variant)
     try:
-        load_into(model, state, strict=True, reinit_classifier=reinit_classifier)
+        model = SCASeg(variant_config(variant, num_classes, **decoder))
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    try:
+        report = load_into(model, state, strict=True, reinit_classifier=reinit_classifier)
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from err
-    info = dict(info, variant=variant, num_classes=num_classes)
-    return model.eval(), info
+    info = dict(
+        info,
+        variant=variant,
+        variant_source=source,
+        num_classes=num_classes,
+        remapped=report.remapped,
+        ignored_keys=report.ignored,
+        random_decoder=report.random_decoder,
+    )
+    if decoder:
+        info["decoder"] = decoder
+    return model.eval(), reconcile_classes(info, num_classes)
 
 
-def _infer_classes(state: dict) -> int:
-    for key in ("decode_head.cls_seg.weight", "module.decode_head.cls_seg.weight"):
-        if key in state:
-            return int(state[key].shape[0])
-    raise CheckpointError("cannot tell the class count from the checkpoint; pass --num-classes")
+def _num_classes(path, mapping: KeyMapping, info: dict, requested, reinit: bool) -> int:
+    file_classes = info.get("num_classes") or infer_num_classes(mapping.state, {})
+    if requested is None:  # else another head's classifier: it was trained on the same classes
+        requested = file_classes or infer_num_classes({}, mapping.foreign_state)
+    if requested is None and info.get("class_names"):
+        requested = len(info["class_names"])
+    if requested is None:
+        raise CheckpointError(
+            f"cannot tell the class count of {path}: it has no classifier; pass num_classes "
+            "(--num-classes)"
+        )
+    if file_classes and requested != file_classes and not reinit:
+        raise CheckpointError(
+            f"{path} was trained for {file_classes} classes but {requested} were requested; "
+            "pass --reinit-classifier to start a new classifier, or drop --num-classes"
+        )
+    return int(requested)
+
+
+def _decoder_fields(mapping: KeyMapping, info: dict, variant: str) -> dict:
+    from dataclasses import fields
+
+    from scaseg.config import VARIANTS, DecoderConfig
+
+    if "decoder" in info:  # our own files say how they were built
+        known = {f.name for f in fields(DecoderConfig)}
+        return {
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in info["decoder"].items()
+            if k in known
+        }
+    if variant not in VARIANTS:
+        return {}
+    return infer_decoder_fields(mapping.state, variant)
+
+
+def _no_decoder_message(path, mapping: KeyMapping) -> str:
+    if mapping.foreign_decoder:
+        found = (
+            f"its {len(mapping.foreign_decoder)} decode_head keys belong to another head "
+            f"(e.g. {mapping.foreign_decoder[0]}; a SegNeXt LightHamHead?)"
+        )
+    else:
+        found = "it holds only MSCAN encoder weights (an ImageNet-pretrained backbone?)"
+    return (
+        f"{path} has no SCASeg decoder weights: {found}, so the decoder would be random and "
+        "the segmentation meaningless. Pass the checkpoint of a trained SCASeg model, or "
+        "allow_random_decoder=True (--allow-random-decoder) for smoke tests only"
+    )

@@ -1,4 +1,4 @@
-"""Bad input across scaseg-export, scaseg-run, scaseg-profile and the Python API (issue 7).
+"""Bad input across scaseg-export, scaseg-eval, scaseg-run, scaseg-profile and the Python API.
 
 Every bad case must end in one line that names the file or flag and says how to fix it, exit 2
 (usage/input) or 1 (runtime failure), no traceback, and nothing left at the final output paths.
@@ -30,6 +30,7 @@ from tests.tiny_onnx import build_tiny_model
 REPO = Path(__file__).resolve().parents[1]
 MODULES = {
     "export": "export.cli",
+    "eval": "export.eval_cli",
     "run": "runtime.cli",
     "profile": "runtime.profile_cli",
     # scaseg-run with FAKE TensorRT/CUDA: reaches the engine checks on a machine without a GPU.
@@ -266,6 +267,61 @@ def _png_bytes() -> bytes:
 # --- scaseg-export ----------------------------------------------------------------------------
 
 
+def _own_checkpoint(env: Env) -> str:
+    """The tiny model as an mmengine checkpoint (what mmseg 1.x training writes)."""
+    from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
+    from scaseg.model import build_model
+    from tests.checkpoints import save_mmengine_checkpoint
+
+    save_mmengine_checkpoint(build_model("tiny", 8), env.tmp / "mine.pth", DEMO_CLASSES,
+                             [list(c) for c in DEMO_PALETTE_RGB])  # fmt: skip
+    return "mine.pth"
+
+
+def _export_own(env: Env, *extra: str) -> list[str]:
+    args = ["--checkpoint", _own_checkpoint(env), "--out", "out", "--calib-cache", "cache",
+            "--engines", "no", "--input-size", "64x64", "--verify-frames", "2"]  # fmt: skip
+    return [*args, *extra]
+
+
+def _class_file(env: Env, count: int) -> str:
+    (env.tmp / "classes.txt").write_text("".join(f"c{i}\n" for i in range(count)))
+    return "classes.txt"
+
+
+def _backbone_only(env: Env) -> str:
+    from scaseg.model import build_model
+    from tests.checkpoints import save_backbone_checkpoint
+
+    save_backbone_checkpoint(build_model("tiny", 8), env.tmp / "backbone.pth")
+    return "backbone.pth"
+
+
+def _payload_in_meta(env: Env) -> str:
+    from scaseg.model import build_model
+    from tests.checkpoints import payloads, save_payload_checkpoint
+
+    payload = payloads(env.tmp / "pwned.txt")["posix.system"]
+    save_payload_checkpoint(build_model("tiny", 8), env.tmp / "payload.pth", payload, "meta")
+    return "payload.pth"
+
+
+def _dataset(env: Env, kind: str) -> str:
+    from tests.datasets import Faults, make_ade20k, make_mmseg
+
+    root = env.tmp / "ds"
+    if kind == "ade20k":
+        make_ade20k(root)
+    elif kind == "colour":
+        make_mmseg(root, faults=Faults(colour_mask=True))
+    else:
+        data = make_mmseg(root)
+        if kind == "no-pairs":
+            for _, mask in data.pairs:
+                mask.rename(mask.with_name(f"x{mask.name}"))
+    return "ds"
+
+
 def _export(env: Env, *extra: str, ckpt: str | None = None) -> list[str]:
     return ["--checkpoint", ckpt or str(env.ckpt), "--out", "out", "--calib-cache", "cache",
             "--engines", "no", *EXPORT_FAST, *extra]  # fmt: skip
@@ -319,6 +375,48 @@ EXPORT_CASES = [
                       ("nope.onnx", "does not exist")), id="build-engine-missing-onnx"),
     pytest.param(Case("export", lambda e: ["build-engine", _model_copy(e, "text.onnx", b"not onnx\n")], 1,
                       ("tensorrt",), ("text.engine",)), id="build-engine-text-named-onnx"),
+    # A user's own checkpoint: what the export cannot guess or must not do.
+    pytest.param(Case("export", lambda e: _export_own(e, "--precision", "int8"), 2,
+                      ("--calib-data", "mine.pth"), ("out",)), id="export-int8-without-calib-data"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--classes", "kitti"), 2,
+                      ("--classes", "cityscapes"), ("out",)), id="export-unknown-class-preset"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--classes", _class_file(e, 3)), 2,
+                      ("classes.txt", "3 classes", "8 outputs"), ("out",)), id="export-class-file-count"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--variant", "s"), 2,
+                      ("variant", "tiny", "'s'"), ("out",)), id="export-variant-contradiction"),
+    pytest.param(Case("export", _export_ckpt(_backbone_only), 2,
+                      ("backbone.pth", "decoder", "--allow-random-decoder"), ("out",)), id="export-backbone-only"),
+    pytest.param(Case("export", _export_ckpt(_payload_in_meta), 2,
+                      ("payload.pth", "posix.system"), ("out", "pwned.txt")), id="export-payload-in-mmengine-meta"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--val-data", _img_dir(e, {})), 2,
+                      ("imgs", "layout"), ("out",)), id="export-val-data-unknown-layout"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--val-masks", "."), 2,
+                      ("--val-masks", "--val-data"), ("out",)), id="export-val-masks-alone"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--mean", "1,2"), 2,
+                      ("--mean", "three"), ("out",)), id="export-mean-not-three-values"),
+]  # fmt: skip
+
+
+# --- scaseg-eval ------------------------------------------------------------------------------
+
+
+def _eval(env: Env, val_data: str, *extra: str) -> list[str]:
+    return [str(env.onnx), "--val-data", val_data, "--json", "eval.json", *extra]
+
+
+EVAL_CASES = [
+    pytest.param(Case("eval", lambda e: _eval(e, _img_dir(e, {})), 2,
+                      ("imgs", "layout"), ("eval.json",)), id="eval-unknown-layout"),
+    pytest.param(Case("eval", lambda e: _eval(e, _dataset(e, "no-pairs")), 2,
+                      ("no image/mask pairs",), ("eval.json",)), id="eval-no-pairs"),
+    pytest.param(Case("eval", lambda e: _eval(e, _dataset(e, "ade20k")), 2,
+                      ("class-count mismatch", "4 classes"), ("eval.json",)), id="eval-class-count-mismatch"),
+    pytest.param(Case("eval", lambda e: _eval(e, _dataset(e, "mmseg"), "--val-split", "test"), 2,
+                      ("no split 'test'", "val"), ("eval.json",)), id="eval-missing-split"),
+    pytest.param(Case("eval", lambda e: _eval(e, _dataset(e, "colour")), 2,
+                      ("single-channel",), ("eval.json",)), id="eval-colour-mask"),
+    pytest.param(Case("eval", lambda e: [str(e.ckpt), "--val-data", "generated", "--input-size", "70x64"], 2,
+                      ("multiple of 32",), ()), id="eval-checkpoint-bad-size"),
 ]  # fmt: skip
 
 
@@ -331,6 +429,14 @@ def _run(source: str, model: str, *extra: str) -> list[str]:
 
 def _run_model(make: Callable[[Env], str]) -> Callable[[Env], list[str]]:
     return lambda env: _run(str(env.video), make(env))
+
+
+# OpenVINO cases skip themselves where openvino is not installed (see test_bad_input_cli's guard).
+_OPENVINO = ("--backend", "openvino")
+
+
+def _run_ov_model(make: Callable[[Env], str]) -> Callable[[Env], list[str]]:
+    return lambda env: _run(str(env.video), make(env), *_OPENVINO)
 
 
 RUN_CASES = [
@@ -393,6 +499,16 @@ RUN_CASES = [
                       ("--max-frames",), ("out.mp4",)), id="run-max-frames-0"),
     pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--provider", "tpu"), 2,
                       ("--provider", "cuda"), ("out.mp4",)), id="run-unknown-provider"),
+    pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), *_OPENVINO, "--device", "NPU.7"), 2,
+                      ("--device NPU.7", "no device NPU.7", "available: CPU"), ("out.mp4",)), id="run-openvino-device-missing"),
+    pytest.param(Case("run", _run_ov_model(lambda e: _engine(e, sidecar=True)), 2,
+                      ("--backend openvino", "model.fp16.engine", ".onnx"), ("out.mp4",)), id="run-openvino-on-engine"),
+    pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--ov-precision", "bf16", "--provider", "cpu"), 2,
+                      ("--ov-precision", "openvino"), ("out.mp4",)), id="run-ov-precision-on-onnx-runtime"),
+    pytest.param(Case("run", _run_ov_model(lambda e: _model_copy(e, "cut.onnx", e.onnx.read_bytes()[:200])), 2,
+                      ("cut.onnx", "not a valid onnx model"), ("out.mp4",)), id="run-openvino-corrupt-onnx"),
+    pytest.param(Case("run", lambda e: _run(str(e.video), str(e.onnx), "--device", "CPU", "--backend", "onnxruntime"), 2,
+                      ("--device CPU", "openvino device", "--device 0"), ("out.mp4",)), id="run-openvino-device-on-onnx-runtime"),
 ]  # fmt: skip
 
 
@@ -430,9 +546,11 @@ PROFILE_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", EXPORT_CASES + RUN_CASES + PROFILE_CASES)
+@pytest.mark.parametrize("case", EXPORT_CASES + EVAL_CASES + RUN_CASES + PROFILE_CASES)
 def test_bad_input_cli(case: Case, env: Env):
     argv = case.setup(env)
+    if "openvino" in argv:
+        pytest.importorskip("openvino")
     result = _cli(case.cli, argv, env.tmp)
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output

@@ -54,7 +54,7 @@ def test_import_runtime_and_cli_without_heavy_modules(tmp_path):
         import sys
         import runtime, runtime.cli, runtime.segmenter, runtime.pipeline
         from runtime import Segmenter
-        heavy = ("torch", "tensorrt", "pycuda", "cuda", "onnxruntime", "onnx")
+        heavy = ("torch", "tensorrt", "pycuda", "cuda", "onnxruntime", "onnx", "openvino")
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
         print("LOADED", loaded)
         """

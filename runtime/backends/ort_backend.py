@@ -39,7 +39,7 @@ def requested_providers(provider: str, available: list[str]) -> list[str]:
 def provider_options(name: str, meta: ModelMeta, options: BackendOptions) -> dict:
     if name == TRT_EP:
         opts = {
-            "device_id": options.device,
+            "device_id": options.cuda_device,
             # Precision lives in the ONNX (FP16 casts, INT8 Q/DQ); these flags only let TensorRT
             # use the matching kernels for it. INT8 keeps FP16 for the layers left unquantized.
             "trt_fp16_enable": meta.precision in ("fp16", "int8"),
@@ -54,7 +54,7 @@ def provider_options(name: str, meta: ModelMeta, options: BackendOptions) -> dic
             )
         return opts
     if name == CUDA_EP:
-        return {"device_id": options.device}
+        return {"device_id": options.cuda_device}
     return {}
 
 
@@ -81,6 +81,8 @@ def check_loaded(provider: str, wanted: list[str], loaded: list[str], path: Path
 
 class OrtBackend:
     """An ONNX Runtime session for one artifact; see `runtime.backends.Backend`."""
+
+    choice: str | None = None  # set by open_backend when --backend auto picked it
 
     def __init__(self, path: str | os.PathLike, meta: ModelMeta, options: BackendOptions):
         ort = require("onnxruntime", "to run .onnx models")

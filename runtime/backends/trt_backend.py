@@ -105,7 +105,7 @@ class TrtBackend:
         self._use_graph = options.cuda_graph
         self._trt = tensorrt or trt_compat.import_tensorrt()
         trt_compat.check_version(self._trt.__version__)
-        self._cuda = cuda or open_cuda(options.device, need_graphs=options.cuda_graph)
+        self._cuda = cuda or open_cuda(options.cuda_device, need_graphs=options.cuda_graph)
         try:
             info = self._cuda.device_info()
             running = RunningEnv(self._trt.__version__, info.name, info.compute_capability)

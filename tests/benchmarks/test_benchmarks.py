@@ -14,6 +14,7 @@ from benchmarks import attention, footprint, gpu_trt, pipeline_fps, precision, r
 from benchmarks.artifacts import ModelSpec
 from benchmarks.common import Context, Settings
 from benchmarks.run import END, START, main, write_markdown
+from runtime.deps import available
 
 TRTEXEC_SUMMARY = textwrap.dedent(
     """\
@@ -100,6 +101,9 @@ def test_precision_table(ctx):
         "ONNX Runtime FP32 >= 1.3x faster than PyTorch eager"
     }
     assert "ONNX Runtime FP32" in ctx.cache["latency_p50_ms"]
+    if available("openvino"):
+        assert "OpenVINO INT8 Q/DQ artifact" in body and "inference precision f32" in body
+        assert any(t.name.startswith("INT8 on OpenVINO >= 2x") for t in table.targets)
 
 
 @pytest.mark.slow
@@ -121,6 +125,8 @@ def test_pipeline_table(ctx):
 def test_footprint_table(ctx):
     table = footprint.run(ctx)
     assert "PyTorch runner" in "\n".join(table.lines) and table.targets[0].met is not None
+    if available("openvino"):
+        assert "scaseg-run --backend openvino" in "\n".join(table.lines)
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def test_a_crash_mid_export_leaves_no_files(tiny_checkpoint, tmp_path, monkeypat
     out = tmp_path / "out"
     request = ExportRequest(
         checkpoint=tiny_checkpoint, out=out, precisions=("fp32", "int8"), height=64, width=64,
-        calib_samples=1, verify=False, calib_cache=tmp_path / "cache",
+        calib_samples=1, calib_data="generated", verify=False, calib_cache=tmp_path / "cache",
     )  # fmt: skip
     with pytest.raises(RuntimeError, match="quantizer crashed"):
         pipeline.export_artifacts(request)

@@ -11,9 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from export import cli
+from tests.datasets import make_mmseg
 
 runner = CliRunner()
-FAST = ["--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2"]
+# Generated calibration scenes: the tiny test checkpoints are not the bundled demo model, so
+# INT8 needs its --calib-data named.
+FAST = ["--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2",
+        "--calib-data", "generated"]  # fmt: skip
 
 
 def _run(args: list[str]):
@@ -129,7 +133,10 @@ def test_existing_artifact_needs_force(tiny_checkpoint, tmp_path):
 @pytest.mark.slow
 def test_all_precisions_written_with_sidecars_and_engine_note(tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
-    result = _run(_args(tiny_checkpoint, out, tmp_path / "c", "--precision", "all", "--name", "m"))
+    # The untrained tiny model's logits are nearly tied, so INT8 flips many of them; this test is
+    # about the files, not the budget (the trained model's gate is tested below).
+    args = _args(tiny_checkpoint, out, tmp_path / "c", "--precision", "all", "--name", "m")
+    result = _run([*args, "--int8-agreement", "80"])
     assert result.exit_code == 0, result.output
     for precision in ("fp32", "fp16", "int8"):
         meta = json.loads((out / f"m.{precision}.onnx.json").read_text())
@@ -147,8 +154,9 @@ def test_all_precisions_written_with_sidecars_and_engine_note(tiny_checkpoint, t
     )
     # The same export again (forced) reuses the calibration cache.
     again = _run(
-        _args(tiny_checkpoint, out, tmp_path / "c", "--precision", "int8", "--name", "m", "--force")
-    )
+        [*_args(tiny_checkpoint, out, tmp_path / "c", "--precision", "int8", "--name", "m"),
+         "--force", "--int8-agreement", "80"]
+    )  # fmt: skip
     assert again.exit_code == 0 and "cache hit" in again.output
 
 
@@ -169,10 +177,12 @@ def test_gate_fails_on_deliberately_broken_int8_calibration(
 
     monkeypatch.setattr(pipeline, "compute_ranges", broken)
     out = tmp_path / "out"
+    val = make_mmseg(tmp_path / "val", count=8)  # generated scenes with their masks, demo ids
     args = _args(trained_tiny_checkpoint, out, tmp_path / "c", "--precision", "all")
-    result = _run([*args, "--verify-frames", "8"])
+    result = _run([*args, "--val-data", str(val.root)])
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
+    assert "int8 argmax agreement with PyTorch FP32" in text and "per-class agreement" in text
     assert "int8 mIoU" in text and "points below FP32" in text and "over by" in text
     assert "per-class IoU change (points): " in text and "road" in text
     assert (out / "tiny_trained.fp32.onnx").exists()  # the passing variants are written

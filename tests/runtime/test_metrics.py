@@ -87,3 +87,21 @@ def test_iou_table_lists_every_class_and_the_mean():
     assert lines[-1].split() == ["mean", "37.5"]
     with pytest.raises(ValueError, match="2 class names for 3"):
         format_iou_table(["a", "b"], np.zeros(3))
+
+
+def test_out_of_range_truth_is_an_error_unless_skipped():
+    true = TRUE.copy()
+    true[1, 3] = 7  # a value past the 3 classes, not the ignore index
+    with pytest.raises(ValueError, match=r"truth contains label 7, outside 0\.\.2"):
+        ConfusionMatrix(3).update(PRED, true)
+    cm = ConfusionMatrix(3)
+    assert cm.update(PRED, true, skip_out_of_range=True) == 1
+    assert cm.matrix.sum() == 7 and cm.pixel_accuracy() == pytest.approx(5 / 7)
+    assert ConfusionMatrix(3).update(PRED, TRUE) == 0
+
+
+def test_out_of_range_prediction_is_always_an_error():
+    pred = PRED.copy()
+    pred[0, 0] = 3
+    with pytest.raises(ValueError, match="prediction contains label 3"):
+        ConfusionMatrix(3).update(pred, TRUE, skip_out_of_range=True)

@@ -166,9 +166,9 @@ def test_truncated_safetensors_is_reported(tmp_path):
         read_state_dict(path)
 
 
-def test_checkpoint_without_variant_asks_for_it(tmp_path):
+def test_plain_state_dict_needs_no_variant(tmp_path):
     torch.save(build_model("tiny", 3).state_dict(), tmp_path / "plain.pth")
-    with pytest.raises(CheckpointError, match="does not say which variant it is: pass variant="):
-        load_model(tmp_path / "plain.pth")
-    _, info = load_model(tmp_path / "plain.pth", variant="tiny")
-    assert info["num_classes"] == 3
+    _, info = load_model(tmp_path / "plain.pth")
+    assert info["variant"] == "tiny" and info["num_classes"] == 3
+    assert info["variant_source"] == "inferred from tensor shapes"
+    assert info["format"] == "plain state dict"

@@ -1,0 +1,319 @@
+"""`scaseg-eval`: mIoU, pixel accuracy and per-class IoU of a model on validation images + masks.
+
+    scaseg-eval artifacts/m.int8.onnx --val-data data/cityscapes --json m.int8.json
+    scaseg-eval m.int8.engine --val-data frames/ --val-masks masks/ --max-images 200
+    scaseg-eval iter_160000.pth --val-data data/cityscapes --input-size 512x1024
+    scaseg-eval scaseg/weights/scaseg_t_demo.safetensors --val-data generated --max-images 200
+
+MODEL is an exported artifact (`.onnx`, `.engine`: run through the runtime, on this device's
+backend) or a checkpoint (`.pth`, `.safetensors`: run through PyTorch with the same preprocessing
+and label post-processing). Label maps are scored at each mask's own size. Only this file prints
+or exits: bad input -> one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from export import cli_options as opts
+from export.cli_options import VariantChoice
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+ARTIFACT_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
+GENERATED = "generated"  # --val-data generated: held-out street scenes (the demo's classes)
+GENERATED_FRAMES = 200
+MISMATCH_FRACTION = 0.01  # more mask pixels than this outside the classes: wrong data or model
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    segment: Callable[[np.ndarray], np.ndarray]  # frame_bgr -> (H,W) labels at the frame's size
+    class_names: tuple[str, ...]
+    description: str  # what ran: the backend, or "PyTorch <version> CPU"
+    close: Callable[[], None]
+    preprocess: object  # runtime.preprocess.Preprocess: the model's input size and normalisation
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    miou: float
+    aacc: float
+    iou: np.ndarray
+    images: int
+    warnings: list[str]
+
+
+class ClassMismatchError(ValueError):
+    """The masks hold many values the model has no class for (exit 2)."""
+
+
+@app.command()
+def evaluate_command(
+    model: Path = typer.Argument(..., help="An .onnx/.engine artifact or a .pth/.safetensors checkpoint."),
+    val_data: Path = typer.Option(..., help=opts.val_data_help("Validation images and masks")),
+    val_masks: Path = opts.VAL_MASKS,
+    val_split: str = opts.VAL_SPLIT,
+    ignore_index: int = opts.IGNORE_INDEX,
+    reduce_zero_label: bool = opts.REDUCE_ZERO_LABEL,
+    max_images: int = typer.Option(None, min=1, help="Evaluate this many pairs, evenly spaced. Example: --max-images 200"),
+    json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON. Example: --json eval.json"),
+    backend: str = typer.Option("auto", help="Artifacts: auto, onnxruntime, tensorrt or openvino. Example: --backend openvino"),
+    provider: str = typer.Option("auto", help="Artifacts on ONNX Runtime: auto, tensorrt, cuda or cpu."),
+    device: str = typer.Option(None, help="CUDA GPU index, or an OpenVINO device (CPU, GPU, NPU, AUTO)."),
+    input_size: str = typer.Option("512x512", help="Checkpoints: model input HxW, multiples of 32."),
+    classes: str = opts.CLASSES,
+    variant: VariantChoice = opts.VARIANT,
+    mean: str = opts.MEAN,
+    std: str = opts.STD,
+    rgb: bool = opts.RGB,
+    allow_random_decoder: bool = typer.Option(False, help="Checkpoints without decoder weights (smoke tests)."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:  # fmt: skip
+    """Score MODEL on validation images with masks: mIoU, aAcc and per-class IoU."""
+
+    def run() -> int:
+        if max_images is not None and max_images < 1:
+            raise ValueError(f"--max-images must be >= 1, got {max_images}")
+        if json_out is not None:
+            from runtime.atomic import check_writable_target
+
+            check_writable_target(json_out, overwrite=True)
+        from runtime.val_data import find_val_set
+
+        generated = str(val_data) == GENERATED
+        val_set = None
+        if not generated:
+            val_set = find_val_set(
+                opts.existing_path(val_data, "--val-data"),
+                masks=opts.existing_path(val_masks, "--val-masks"),
+                split=val_split,
+                reduce_zero_label=reduce_zero_label,
+                ignore_index=ignore_index,
+            )
+        settings = _CheckpointSettings(input_size, classes, variant, mean, std, rgb,
+                                       allow_random_decoder)  # fmt: skip
+        loaded = load_model_for_eval(model, backend, provider, device, settings)
+        try:
+            data = _data(loaded, val_set, max_images, ignore_index)
+            err_console.print(f"model: {model} ({loaded.description})")
+            err_console.print(f"data: {data.description}")
+            summary = score(loaded, data)
+        finally:
+            loaded.close()
+        print_summary(loaded, summary)
+        for warning in summary.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        if json_out is not None:
+            write_json(json_out, model, loaded, data.description, summary)
+            err_console.print(f"wrote {json_out}")
+        return 0
+
+    raise typer.Exit(_guarded(run, debug))
+
+
+@dataclass(frozen=True)
+class _CheckpointSettings:
+    input_size: str
+    classes: str | None
+    variant: VariantChoice | None
+    mean: str | None
+    std: str | None
+    rgb: bool | None
+    allow_random_decoder: bool
+
+
+def load_model_for_eval(
+    path: Path, backend: str, provider: str, device: str | None, settings: _CheckpointSettings
+) -> LoadedModel:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model {path} does not exist; pass an .onnx/.engine or a checkpoint"
+        )
+    suffix = path.suffix.lower()
+    if suffix in ARTIFACT_SUFFIXES:
+        given = [f for f, v in (("--classes", settings.classes), ("--variant", settings.variant),
+                                ("--mean", settings.mean), ("--std", settings.std),
+                                ("--rgb/--bgr", settings.rgb)) if v is not None]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply to checkpoints; {path.name} is an exported artifact "
+                "whose classes and preprocessing come from its sidecar: drop the flag(s)"
+            )
+        return _artifact(path, backend, provider, device)
+    if suffix in CHECKPOINT_SUFFIXES:
+        return _checkpoint(path, settings)
+    raise ValueError(
+        f"{path}: unknown model type {suffix or '(no suffix)'!r}; pass an artifact "
+        f"({'/'.join(ARTIFACT_SUFFIXES)}) or a checkpoint ({'/'.join(CHECKPOINT_SUFFIXES)})"
+    )
+
+
+def _artifact(path: Path, backend: str, provider: str, device: str | None) -> LoadedModel:
+    from runtime.backends import BackendOptions, parse_device
+    from runtime.cli import backend_line
+    from runtime.segmenter import Segmenter
+
+    options = BackendOptions(provider=provider, device=parse_device(device))
+    seg = Segmenter(path, backend=backend, options=options)
+    desc = backend_line(seg.backend)
+    return LoadedModel(seg, seg.meta.class_names, desc, seg.close, seg.meta.preprocess)
+
+
+def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
+    import torch
+
+    from export.cli import parse_size
+    from export.evaluate import torch_segmenter
+    from export.model_info import resolve_classes
+    from runtime.preprocess import Preprocess, labels_to_frame
+    from scaseg.checkpoint import load_model
+    from scaseg.model import check_input_size
+
+    h, w = parse_size(s.input_size)
+    check_input_size(h, w)
+    variant = None if s.variant is None else s.variant.value
+    model, info = load_model(path, variant=variant, allow_random_decoder=s.allow_random_decoder)
+    names, _, _, warnings = resolve_classes(s.classes, info, int(model.num_classes), path)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    fields = {
+        "color": opts.color_order(s.rgb),
+        "mean": opts.parse_triplet(s.mean, "--mean"),
+        "std": opts.parse_triplet(s.std, "--std"),
+    }
+    pp = Preprocess(h, w, **{k: v for k, v in fields.items() if v is not None})
+    at_model_size = torch_segmenter(model, pp)
+
+    def segment(frame_bgr: np.ndarray) -> np.ndarray:
+        return labels_to_frame(at_model_size(frame_bgr), frame_bgr.shape[:2])
+
+    desc = f"PyTorch {torch.__version__} CPU, variant {info['variant']}, {h}x{w}"
+    return LoadedModel(segment, names, desc, lambda: None, pp)
+
+
+def _data(loaded: LoadedModel, val_set, max_images: int | None, ignore_index: int):
+    """The pairs to score: the validation set, or generated scenes (the demo model's classes)."""
+    from export.gate_data import generated_gate, val_gate
+    from runtime.classes import DEMO_CLASSES
+
+    k = len(loaded.class_names)
+    if val_set is not None:
+        return val_gate(val_set, max_images, k, ignore_index)
+    if k != len(DEMO_CLASSES):
+        raise ClassMismatchError(
+            f"--val-data generated: the generated scenes are labelled with the demo's "
+            f"{len(DEMO_CLASSES)} classes ({', '.join(DEMO_CLASSES)}) but the model has {k}; "
+            "pass your own --val-data"
+        )
+    return generated_gate(loaded.preprocess, max_images or GENERATED_FRAMES, with_truth=True)
+
+
+def score(loaded: LoadedModel, data) -> EvalSummary:
+    """Run every pair; refuse masks that mostly hold classes the model lacks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from runtime.metrics import ConfusionMatrix
+
+    k = len(loaded.class_names)
+    cm = ConfusionMatrix(k, data.ignore_index)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("evaluating", total=data.count)
+        for sample in data:
+            cm.update(loaded.segment(sample.frame_bgr), sample.truth)
+            if data.tally is not None:
+                _check_mismatch(data.tally, cm, k, sample.name)
+            bar.advance(task)
+    warnings = [*data.warnings, *data.late_warnings()]
+    return EvalSummary(cm.miou(), cm.pixel_accuracy(), cm.iou(), data.count, warnings)
+
+
+def _check_mismatch(tally, cm, k: int, name: str) -> None:
+    labelled = int(cm.matrix.sum()) + tally.total_pixels
+    if tally.total_pixels > MISMATCH_FRACTION * max(labelled, 1):
+        raise ClassMismatchError(
+            f"class-count mismatch: {100 * tally.total_pixels / labelled:.1f}% of labelled mask "
+            f"pixels so far (up to {name}) hold values outside 0..{k - 1} (largest "
+            f"{tally.max_value}) but the model has {k} classes; pass the validation data of "
+            "this model's classes, or the --reduce-zero-label / --ignore-index its masks need"
+        )
+
+
+def print_summary(loaded: LoadedModel, s: EvalSummary) -> None:
+    table = Table()
+    table.add_column("class")
+    table.add_column("IoU %", justify="right")
+    for name, value in zip(loaded.class_names, s.iou):
+        table.add_row(name, f"{100 * value:.2f}" if np.isfinite(value) else "-")
+    console.print(table)
+    console.print(f"mIoU {100 * s.miou:.2f}  aAcc {100 * s.aacc:.2f}  ({s.images} images)")
+
+
+def write_json(path: Path, model: Path, loaded: LoadedModel, data: str, s: EvalSummary) -> None:
+    from runtime.atomic import atomic_write_text
+
+    def num(v: float) -> float | None:
+        return float(v) if np.isfinite(v) else None
+
+    data = {
+        "miou": num(s.miou),
+        "aacc": num(s.aacc),
+        "per_class": {n: num(v) for n, v in zip(loaded.class_names, s.iou)},
+        "images": s.images,
+        "model": str(model),
+        "runs": loaded.description,
+        "data": data,
+        "warnings": s.warnings,
+    }
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def _guarded(run, debug: bool) -> int:
+    from runtime.meta import MetaError
+
+    # CheckpointError is a ValueError; scaseg (and torch) are not imported for artifacts, so the
+    # command runs on a device that has only the runtime.
+    bad_input = (MetaError, FileNotFoundError, FileExistsError, PermissionError, ValueError,
+                 typer.BadParameter)  # fmt: skip
+    try:
+        return run()
+    except KeyboardInterrupt:
+        err_console.print("scaseg-eval: interrupted; nothing was written")
+        return 130
+    except bad_input as err:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True)
+        return 2
+    except (RuntimeError, ImportError, OSError, MemoryError) as err:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    from runtime.cli_app import run_app
+
+    run_app(app, "scaseg-eval", list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    main()

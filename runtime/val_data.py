@@ -1,0 +1,382 @@
+"""Validation images with their masks, found in the dataset layouts people already have on disk.
+
+Layouts, detected from the root folder (`find_val_set`):
+
+- cityscapes: leftImg8bit/<split>/<city>/*_leftImg8bit.png with
+  gtFine/<split>/<city>/*_gtFine_labelTrainIds.png, paired by <city>_<seq>_<frame>;
+- ade20k: images/<split>/*.jpg with annotations/<split>/*.png, paired by stem (a root holding
+  ADEChallengeData2016/ is descended into). Mask value 0 means "other": reduce_zero_label maps
+  0 to the ignore index and k to k-1, on by default for this layout only;
+- mmseg: img_dir/<split>/ with ann_dir/<split>/ (mmsegmentation's custom dataset), by stem;
+- explicit: an images folder and a masks folder (`masks=`), paired by exact file stem
+  (a.jpg with a.png); no split.
+
+Masks hold class ids in one channel (read unchanged: 8- or 16-bit). Labels come back as int32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from runtime.sampling import evenly_spaced
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+CITY_IMAGE, CITY_MASK = "_leftImg8bit.png", "_gtFine_labelTrainIds.png"
+ADE_PARENT = "ADEChallengeData2016"
+# Layout -> (image folder, mask folder, default split), checked in this order.
+LAYOUTS: dict[str, tuple[str, str, str]] = {
+    "cityscapes": ("leftImg8bit", "gtFine", "val"),
+    "ade20k": ("images", "annotations", "validation"),
+    "mmseg": ("img_dir", "ann_dir", "val"),
+}
+SHOWN = 3  # file names quoted in a warning before "(+N more)"
+
+
+# How images and masks are paired, per layout, for the "no pairs" message.
+PAIRING = {
+    "cityscapes": "the same <city>_<seq>_<frame> prefix (*_leftImg8bit.png / *_gtFine_labelTrainIds.png)",
+    "ade20k": "the same file stem (images/*.jpg / annotations/*.png)",
+    "mmseg": "the same file stem (img_dir/ / ann_dir/)",
+    "explicit": "the same file stem in --val-masks",
+}
+
+
+class ValDataError(ValueError):
+    """Validation data that is missing, in no known layout, unpaired or unreadable."""
+
+
+class ValSample(NamedTuple):
+    image_path: Path
+    mask_path: Path
+    frame_bgr: np.ndarray  # (H,W,3) uint8 as decoded
+    labels: np.ndarray  # (H,W) int32 class ids, ignore_index where unlabelled
+
+
+@dataclass(frozen=True)
+class ValSet:
+    layout: str  # cityscapes | ade20k | mmseg | explicit
+    root: Path  # the layout's root (the images folder for explicit)
+    split: str | None
+    pairs: tuple[tuple[Path, Path], ...]  # (image, mask), sorted
+    unpaired_images: tuple[Path, ...]
+    unpaired_masks: tuple[Path, ...]
+    reduce_zero_label: bool  # the effective value
+    ignore_index: int
+    description: str  # "cityscapes layout at /data/cs: 500 pairs (split val)"
+    warnings: tuple[str, ...]  # unpaired files, one line each
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(frame_bgr (H,W,3) uint8, labels (H,W) int32) of pair i."""
+        image_path, mask_path = self.pairs[i]
+        frame_bgr = read_image(image_path)
+        labels = read_mask(mask_path)
+        if labels.shape != frame_bgr.shape[:2]:
+            h, w = frame_bgr.shape[:2]
+            raise ValDataError(
+                f"mask {mask_path} is {labels.shape[0]}x{labels.shape[1]} but its image "
+                f"{image_path.name} is {h}x{w}; a mask must have its image's size"
+            )
+        if self.reduce_zero_label:
+            labels = reduce_zero_label(labels, self.ignore_index)
+        return frame_bgr, labels
+
+    def samples(self, max_images: int | None = None) -> Iterator[ValSample]:
+        """Pairs read one at a time; `max_images` picks that many, evenly spaced."""
+        for i in self.indices(max_images):
+            yield ValSample(*self.pairs[i], *self.read(i))
+
+    def indices(self, max_images: int | None = None) -> list[int]:
+        """Pair indices `samples` reads: all, or `max_images` evenly spaced (first and last kept)."""
+        if max_images is not None and max_images < 1:
+            raise ValDataError(f"max_images must be >= 1, got {max_images}")
+        return evenly_spaced(len(self), len(self) if max_images is None else max_images)
+
+    def __iter__(self) -> Iterator[ValSample]:
+        return self.samples()
+
+
+def find_val_set(
+    root: str | Path,
+    masks: str | Path | None = None,
+    split: str | None = None,
+    reduce_zero_label: bool | None = None,
+    ignore_index: int = 255,
+) -> ValSet:
+    """Find image/mask pairs under `root` (see the module docstring for the layouts).
+
+    split None means the layout's validation split (val; validation for ADE20K); with `masks`
+    (explicit folders) there is no split and `split` is not used.
+    reduce_zero_label None means on for ADE20K, off otherwise.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ValDataError(f"validation data {root} {what}; pass a dataset root or images folder")
+    if masks is not None:
+        return _explicit(root, Path(masks), bool(reduce_zero_label), ignore_index)
+    if (root / ADE_PARENT).is_dir():
+        root = root / ADE_PARENT
+    for layout, (image_dir, mask_dir, default_split) in LAYOUTS.items():
+        if (root / image_dir).is_dir() and (root / mask_dir).is_dir():
+            split = split or default_split
+            images, labels = _split_dirs(root, image_dir, mask_dir, split)
+            reduce = layout == "ade20k" if reduce_zero_label is None else reduce_zero_label
+            pair_up = _cityscapes_pairs if layout == "cityscapes" else _stem_pairs
+            return _val_set(layout, root, split, *pair_up(images, labels), reduce, ignore_index)
+    raise ValDataError(_unknown_layout(root))
+
+
+def _explicit(images: Path, masks: Path, reduce: bool, ignore_index: int) -> ValSet:
+    if not masks.is_dir():
+        what = "is not a folder" if masks.exists() else "does not exist"
+        raise ValDataError(f"masks folder {masks} {what}; pass the folder of label PNGs")
+    found = _stem_pairs(images, masks, recursive=False)
+    return _val_set("explicit", images, None, *found, reduce, ignore_index, masks)
+
+
+def _split_dirs(root: Path, image_dir: str, mask_dir: str, split: str) -> tuple[Path, Path]:
+    for sub in (image_dir, mask_dir):
+        if not (root / sub / split).is_dir():
+            present = sorted(p.name for p in (root / sub).iterdir() if p.is_dir())
+            raise ValDataError(
+                f"{root / sub} has no split {split!r}; splits there: "
+                f"{', '.join(present) or 'none'}; choose one with --val-split"
+            )
+    return root / image_dir / split, root / mask_dir / split
+
+
+def _cityscapes_pairs(images: Path, masks: Path):
+    image_files = _keyed(images.rglob(f"*{CITY_IMAGE}"), images, CITY_IMAGE)
+    mask_files = _keyed(masks.rglob(f"*{CITY_MASK}"), masks, CITY_MASK)
+    if image_files and not mask_files and any(masks.rglob("*_gtFine_labelIds.png")):
+        raise ValDataError(
+            f"{masks} has *_gtFine_labelIds.png but no *{CITY_MASK}; the 19-class train ids are "
+            "made by cityscapesscripts: pip install cityscapesscripts, then "
+            f"CITYSCAPES_DATASET={masks.parent.parent} csCreateTrainIdLabelImgs"
+        )
+    return _match(image_files, mask_files)
+
+
+def _stem_pairs(images: Path, masks: Path, recursive: bool = True):
+    def files(folder: Path, suffixes) -> dict[str, Path]:
+        found = folder.rglob("*") if recursive else folder.iterdir()
+        chosen = (p for p in found if p.is_file() and p.suffix.lower() in suffixes)
+        return _keyed(chosen, folder, None)
+
+    return _match(files(images, IMAGE_SUFFIXES), files(masks, (".png", ".tif", ".tiff", ".bmp")))
+
+
+def _keyed(paths, base: Path, suffix: str | None) -> dict[str, Path]:
+    """relative path without the layout's suffix (or the extension) -> path."""
+    keyed = {}
+    for path in paths:
+        rel = path.relative_to(base).as_posix()
+        keyed[rel[: -len(suffix)] if suffix else rel.rsplit(".", 1)[0]] = path
+    return keyed
+
+
+def _match(images: dict[str, Path], masks: dict[str, Path]):
+    pairs = tuple((images[k], masks[k]) for k in sorted(images.keys() & masks.keys()))
+    lone_images = tuple(images[k] for k in sorted(images.keys() - masks.keys()))
+    lone_masks = tuple(masks[k] for k in sorted(masks.keys() - images.keys()))
+    return pairs, lone_images, lone_masks
+
+
+def _val_set(
+    layout, root, split, pairs, lone_images, lone_masks, reduce, ignore_index, masks=None
+) -> ValSet:
+    warnings = []
+    if lone_images:
+        warnings.append(f"{_count(lone_images, 'image')} without a mask: {_names(lone_images)}")
+    if lone_masks:
+        warnings.append(f"{_count(lone_masks, 'mask')} without an image: {_names(lone_masks)}")
+    where = f"{root} with masks {masks}" if masks else str(root)
+    if not pairs:
+        found = "; ".join(warnings) or "no image or mask files"
+        how = PAIRING.get(layout, "the same file stem")
+        raise ValDataError(
+            f"no image/mask pairs in {layout} layout at {where}: {found}; give each image a "
+            f"mask with {how}"
+        )
+    split_text = f" (split {split})" if split else ""
+    reduced = ", reduce_zero_label" if reduce else ""
+    desc = f"{layout} layout at {where}: {_count(pairs, 'pair')}{split_text}{reduced}"
+    return ValSet(
+        layout, root, split, pairs, lone_images, lone_masks, reduce, ignore_index, desc,
+        tuple(warnings),
+    )  # fmt: skip
+
+
+def _count(items, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _names(paths) -> str:
+    shown = ", ".join(p.name for p in paths[:SHOWN])
+    return shown + (f" (+{len(paths) - SHOWN} more)" if len(paths) > SHOWN else "")
+
+
+def _unknown_layout(root: Path) -> str:
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
+    shown = ", ".join(entries[:8]) + (f" (+{len(entries) - 8} more)" if len(entries) > 8 else "")
+    looked = "; ".join(f"{name}: {i}/ + {m}/" for name, (i, m, _) in LAYOUTS.items())
+    return (
+        f"no known dataset layout at {root} (looked for {looked}; {ADE_PARENT}/); "
+        f"found: {shown or 'nothing'}; for other layouts pass the images folder and a masks folder"
+    )
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image file -> (H,W,3) uint8 BGR."""
+    from runtime.preprocess import as_bgr8
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValDataError(
+            f"cannot decode image {path} (corrupt or unsupported); remove or replace it"
+        )
+    try:
+        return as_bgr8(image)
+    except ValueError as err:
+        raise ValDataError(f"image {path}: {err}") from err
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A single-channel class-id image (or a palette PNG, e.g. VOC's) -> (H,W) int32."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValDataError(
+            f"cannot decode mask {path} (corrupt or unsupported); remove or replace it"
+        )
+    palette = _png_palette(path)
+    if palette is not None:
+        return _palette_indices(mask, palette, path)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ValDataError(
+            f"mask {path} has {mask.shape[2]} colour channels; use single-channel masks of class "
+            f"ids (e.g. Cityscapes *{CITY_MASK}, not *_color.png)"
+        )
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise ValDataError(
+            f"mask {path} holds {mask.dtype} values; masks must hold integer class ids"
+        )
+    return mask.astype(np.int32)
+
+
+def _png_palette(path: Path) -> np.ndarray | None:
+    """(N,3) uint8 RGB palette of an indexed-colour PNG; None for any other file."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)  # IHDR and PLTE come before the pixel data
+    # Signature (8), IHDR length and type (8), width, height (8), bit depth (1), colour type (1).
+    if len(data) < 26 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[25] != 3:
+        return None
+    pos = 8
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if kind == b"PLTE":
+            raw = np.frombuffer(data[pos + 8 : pos + 8 + size], np.uint8)
+            return raw[: len(raw) // 3 * 3].reshape(-1, 3)
+        if kind == b"IDAT":
+            break
+        pos += 12 + size
+    raise ValDataError(f"mask {path} is an indexed-colour PNG without a palette; re-save it")
+
+
+def _palette_indices(mask: np.ndarray, palette_rgb: np.ndarray, path: Path) -> np.ndarray:
+    # OpenCV expands palette PNGs to colours (no flag keeps the indices, which are the class ids),
+    # so map every colour back to its palette index; that is exact when the colours are distinct.
+    bgr = mask[:, :, :3].astype(np.int32) if mask.ndim == 3 else np.stack([mask] * 3, -1)
+    keys = (bgr[..., 2] << 16) | (bgr[..., 1] << 8) | bgr[..., 0]  # (H,W) packed RGB
+    pal = palette_rgb.astype(np.int32)
+    pal_keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    used, inverse = np.unique(keys, return_inverse=True)
+    index_of = {}
+    for i, key in enumerate(pal_keys.tolist()):
+        index_of.setdefault(key, []).append(i)
+    ids = []
+    for key in used.tolist():
+        found = index_of.get(key, [])
+        if len(found) != 1:
+            what = "not in its palette" if not found else f"shared by palette entries {found}"
+            raise ValDataError(
+                f"mask {path}: colour #{key:06x} is {what}, so its class id cannot be recovered; "
+                "save the mask as a single-channel PNG of class ids"
+            )
+        ids.append(found[0])
+    return np.asarray(ids, np.int32)[inverse.reshape(keys.shape)]
+
+
+def reduce_zero_label(labels: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """ADE20K-style masks: 0 ("other") -> ignore_index, k -> k-1; ignore_index stays."""
+    out = labels.astype(np.int32) - 1
+    out[(labels == 0) | (labels == ignore_index)] = ignore_index
+    return out
+
+
+def check_labels(labels: np.ndarray, num_classes: int, ignore_index: int | None = 255) -> dict:
+    """{value: pixel count} of values outside 0..num_classes-1 that are not the ignore index."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if not bad.any():
+        return {}
+    values, counts = np.unique(labels[bad], return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
+
+
+class OutOfRangeTally:
+    """Collects, per mask file, the values outside the classes; one summary line at the end."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.by_file: dict[str, dict[int, int]] = {}
+
+    def add(self, name: str, labels: np.ndarray) -> dict[int, int]:
+        """Record `labels`' out-of-range values under `name`; returns them ({value: pixels})."""
+        found = check_labels(labels, self.num_classes, self.ignore_index)
+        if found:
+            self.by_file[name] = found
+        return found
+
+    def clean(self, labels: np.ndarray, name: str) -> np.ndarray:
+        """Record, then return labels with out-of-range values set to the ignore index."""
+        if not self.add(name, labels):
+            return labels
+        out = labels.copy()
+        out[(labels < 0) | (labels >= self.num_classes)] = self.ignore_index
+        return out
+
+    @property
+    def total_pixels(self) -> int:
+        """Pixels counted as out of range so far, over every file."""
+        return sum(n for vals in self.by_file.values() for n in vals.values())
+
+    @property
+    def max_value(self) -> int | None:
+        return max((v for vals in self.by_file.values() for v in vals), default=None)
+
+    def summary(self) -> list[str]:
+        """[] when every mask was in range, else one line naming the files and values."""
+        if not self.by_file:
+            return []
+        files = [
+            f"{name} ({', '.join(f'value {v}: {n} px' for v, n in sorted(vals.items()))})"
+            for name, vals in list(self.by_file.items())[:SHOWN]
+        ]
+        more = len(self.by_file) - SHOWN
+        return [
+            f"{_count(self.by_file, 'mask')} {'holds' if len(self.by_file) == 1 else 'hold'} values outside 0..{self.num_classes - 1} that are "
+            f"not the ignore index {self.ignore_index} (counted as ignored): "
+            f"{', '.join(files)}{f' (+{more} more)' if more > 0 else ''}"
+        ]

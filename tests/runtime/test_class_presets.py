@@ -1,0 +1,132 @@
+"""Class presets (demo, Cityscapes, ADE20K, VOC), class files, and their errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from runtime.classes import (
+    CLASS_ID,
+    DEMO_CLASSES,
+    DEMO_PALETTE_RGB,
+    PRESETS,
+    ClassSpecError,
+    check_classes,
+    palette_bgr,
+    preset,
+    read_class_file,
+    resolve_class_spec,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "count"), [("demo", 8), ("cityscapes", 19), ("ade20k", 150), ("voc", 21)]
+)
+def test_presets_are_complete_and_valid(name, count):
+    spec = preset(name)
+    assert len(spec.names) == len(spec.palette_rgb) == count
+    assert check_classes(spec.names, spec.palette_rgb) == (spec.names, spec.palette_rgb)
+    assert spec.source == f"preset {name} ({count} classes)"
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "class_name", "rgb"),
+    [
+        ("cityscapes", 0, "road", (128, 64, 128)),
+        ("cityscapes", 13, "car", (0, 0, 142)),
+        ("cityscapes", 18, "bicycle", (119, 11, 32)),
+        ("ade20k", 0, "wall", (120, 120, 120)),
+        ("ade20k", 7, "bed", (204, 5, 255)),  # 'bed ' upstream, trailing space dropped
+        ("ade20k", 136, "traffic light", (41, 0, 255)),
+        ("ade20k", 149, "flag", (92, 0, 255)),
+        ("voc", 0, "background", (0, 0, 0)),
+        ("voc", 15, "person", (192, 128, 128)),
+        ("voc", 20, "tvmonitor", (0, 64, 128)),
+    ],
+)
+def test_preset_ids_names_and_colours(name, index, class_name, rgb):
+    spec = preset(name)
+    assert spec.names[index] == class_name and spec.palette_rgb[index] == rgb
+
+
+def test_demo_names_still_work():
+    assert preset("demo").names == DEMO_CLASSES and preset("demo").palette_rgb == DEMO_PALETTE_RGB
+    assert CLASS_ID["car"] == 5 and palette_bgr()[0].tolist() == [128, 64, 128]
+    assert palette_bgr(preset("voc").palette_rgb).shape == (21, 3)
+
+
+def test_spec_resolves_presets_case_insensitively():
+    names, palette, source = resolve_class_spec("Cityscapes")
+    assert len(names) == 19 and palette[0] == (128, 64, 128) and "cityscapes" in source
+
+
+def test_json_list_of_names(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps(["background", "crack", "pothole"]))
+    spec = resolve_class_spec(str(path))
+    assert spec.names == ("background", "crack", "pothole") and spec.palette_rgb is None
+    assert spec.source == f"class file {path} (3 classes)"
+
+
+def test_json_classes_and_palette(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps({"classes": ["a", "b"], "palette": [[1, 2, 3], [250, 0, 9]]}))
+    assert read_class_file(path).palette_rgb == ((1, 2, 3), (250, 0, 9))
+
+
+def test_txt_names_skip_blank_lines_and_comments(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("# my classes\nroad\n\n  traffic light  \n# end\n")
+    assert read_class_file(path).names == ("road", "traffic light")
+
+
+def test_txt_names_with_colours(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("road 128,64,128\ntraffic light\t250,170,30\n")
+    spec = read_class_file(path)
+    assert spec.names == ("road", "traffic light")
+    assert spec.palette_rgb == ((128, 64, 128), (250, 170, 30))
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "message"),
+    [
+        ("c.txt", "a\nb\na\n", "unique; repeated: a"),
+        ("c.txt", "# nothing\n\n", "lists no classes"),
+        ("c.txt", "a 1,2,3\nb\n", "line 2: some lines give a colour"),
+        ("c.txt", "a 1,2,300\n", r"colour of class 0 \(a\) is \[1, 2, 300\]"),
+        ("c.json", '["a", ""]', "class 1 has an empty"),
+        ("c.json", '{"classes": ["a", "b"], "palette": [[0, 0, 0]]}', "2 classes but 1 palette"),
+        ("c.json", '{"classes": ["a"], "palette": [[0, 0]]}', "expected 3 ints 0..255"),
+        ("c.json", '{"classes": ["a"], "palette": [[0.5, 0, 0]]}', "expected 3 ints 0..255"),
+        ("c.json", '{"classes": ["a"], "colours": []}', r"unknown keys \['colours'\]"),
+        ("c.json", '{"names": ["a"]}', "must hold a list of names"),
+        ("c.json", "[1, 2", "not valid JSON"),
+        ("c.json", "[]", "non-empty list of class names"),
+    ],
+)
+def test_bad_class_files(tmp_path, file_name, text, message):
+    path = tmp_path / file_name
+    path.write_text(text)
+    with pytest.raises(ClassSpecError, match=message):
+        resolve_class_spec(str(path))
+
+
+def test_unknown_spec_is_one_line_listing_the_presets(tmp_path):
+    with pytest.raises(ValueError) as err:
+        resolve_class_spec("cityscape")
+    message = str(err.value)
+    assert "\n" not in message and isinstance(err.value, ClassSpecError)
+    assert "'cityscape' is neither a preset nor an existing file" in message
+    assert ", ".join(PRESETS) in message
+    (tmp_path / "classes.yaml").write_text("- a\n")
+    with pytest.raises(ClassSpecError, match=r"\.yaml file, expected \.json or \.txt"):
+        resolve_class_spec(str(tmp_path / "classes.yaml"))
+
+
+def test_palette_lookup_covers_every_class():
+    table = palette_bgr(preset("ade20k").palette_rgb, 150)
+    assert table.shape == (150, 3) and table.dtype == np.uint8
+    assert table[2].tolist() == [230, 230, 6]  # sky (6, 230, 230) as BGR
