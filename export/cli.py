@@ -144,6 +144,11 @@ def export(
     triton_max_batch_size: int = typer.Option(
         None, min=1, help="Triton max_batch_size (default: from the artifact's batch profile)."
     ),
+    triton_openvino: str = typer.Option(
+        None,
+        help="Triton's Python-backend model serves the ONNX through OpenVINO on this device "
+        "(CPU, GPU, NPU, AUTO) instead of ONNX Runtime. Example: --triton-openvino CPU",
+    ),
     deepstream: Path = typer.Option(
         None,
         help="Also write a DeepStream nvinfer config for the last exported ONNX here. "
@@ -212,7 +217,9 @@ def export(
         from export.trt_build import EngineOptions
 
         engine_options = EngineOptions(workspace_gib=workspace_gib, dla_core=dla_core, force=force)
-        scale_out = ScaleOut(triton_repo, triton_max_batch_size, deepstream, force)
+        scale_out = ScaleOut(
+            triton_repo, triton_max_batch_size, deepstream, force, triton_openvino
+        )
         return _export(request, engines, engine_options, scale_out)
 
     raise typer.Exit(_guarded(run, debug))
@@ -226,6 +233,7 @@ class ScaleOut:
     triton_max_batch_size: int | None
     deepstream: Path | None
     force: bool
+    triton_openvino: str | None = None  # OpenVINO device for the Python-backend model
 
 
 def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
@@ -240,6 +248,7 @@ def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
                 scale_out.triton_repo,
                 max_batch_size=scale_out.triton_max_batch_size,
                 force=scale_out.force,
+                openvino_device=scale_out.triton_openvino,
             )
             console.print(f"Triton model repository: {repo}")
         onnx_files = [a for a in artifacts if a.suffix == ".onnx"]

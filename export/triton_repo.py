@@ -86,14 +86,16 @@ def write_triton_repo(
     dynamic_batching: bool | None = None,
     bundle_runtime: bool = True,
     force: bool = False,
+    openvino_device: str | None = None,
 ) -> Path:
     """Write Triton models for the artifacts into the repository `out_dir`; returns `out_dir`.
 
     Models: `<name>` (Python backend, through scaseg's runtime; serves the ONNX if one is given,
     else the single engine), `<name>_onnx` (onnxruntime backend) and `<name>_trt` (tensorrt
     backend; one plan per compute capability). `dynamic_batching` None means "where the
-    artifact's batch dim allows it". Existing model folders are replaced only with `force`;
-    other models in `out_dir` are left alone.
+    artifact's batch dim allows it". `openvino_device` (CPU, GPU, NPU, AUTO) has the Python model
+    serve the ONNX through OpenVINO on that device. Existing model folders are replaced only with
+    `force`; other models in `out_dir` are left alone.
     """
     loaded = load_artifacts(artifacts)
     if max_batch_size is not None and max_batch_size < 1:
@@ -121,6 +123,7 @@ def write_triton_repo(
                 dynamic_batching,
                 instance_count,
                 bundle_runtime,
+                openvino_device,
             )
         )
     if native:
@@ -153,6 +156,7 @@ def _plan_python(
     dynamic_batching: bool | None,
     instance_count: int,
     bundle_runtime: bool,
+    openvino_device: str | None = None,
 ) -> _PlannedModel:
     served = onnx or (engines[0] if len(engines) == 1 else None)
     if served is None:
@@ -168,6 +172,7 @@ def _plan_python(
         max_batch_size=max_batch_size,
         dynamic_batching=dynamic_batching,
         instance_count=instance_count,
+        openvino_device=openvino_device,
     )
     files = {served.path.name: served.path, f"{served.path.name}.json": sidecar_path(served.path)}
     return _PlannedModel(cfg, files, bundle_runtime)

@@ -61,3 +61,24 @@ def test_default_config_is_unchanged_and_openvino_is_opt_in(tmp_path):
     assert ov.parameters["backend"] == "openvino" and ov.parameters["ov_device"] == "CPU"
     assert ov.instance_kind == "KIND_CPU"
     assert 'key: "backend" value { string_value: "openvino" }' in ov.to_pbtxt()
+
+
+def test_export_cli_writes_an_openvino_serving_repository(tmp_path):
+    """scaseg-export --triton-repo R --triton-openvino CPU: the Python model's config asks for
+    OpenVINO on the CPU; the native models are as without the flag."""
+    from typer.testing import CliRunner
+
+    from export import cli
+    from export.triton_repo import write_triton_repo
+
+    onnx = build_model(tmp_path / "m.fp32.onnx")
+    plain = write_triton_repo([onnx], tmp_path / "plain")
+    ov = write_triton_repo([onnx], tmp_path / "ov", openvino_device="CPU")
+    text = (ov / "m_fp32" / "config.pbtxt").read_text()
+    assert 'key: "backend"' in text and 'string_value: "openvino"' in text
+    assert 'string_value: "CPU"' in text and "KIND_CPU" in text
+    assert (ov / "m_fp32_onnx" / "config.pbtxt").read_text() == (
+        plain / "m_fp32_onnx" / "config.pbtxt"
+    ).read_text()
+    result = CliRunner().invoke(cli.app, ["--help"], prog_name="scaseg-export")
+    assert "--triton-openvino" in result.output

@@ -79,7 +79,8 @@ def _command(ckpt: Path, out: Path, cache: Path, force: bool) -> list[str]:
     return [
         *(sys.executable, "-u", "-m", "export.cli", "--checkpoint", str(ckpt)),
         *("--out", str(out), "--name", NAME, "--calib-cache", str(cache), "--precision", "all"),
-        *("--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2"),
+        *("--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2",
+          "--calib-data", "generated", "--int8-agreement", "50"),
         *("--fp32-agreement", "99", "--fp16-agreement", "90", "--int8-max-drop", "100"),
         *("--engines", "no", *(["--force"] if force else [])),
     ]  # fmt: skip
