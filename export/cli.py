@@ -217,9 +217,7 @@ def export(
         from export.trt_build import EngineOptions
 
         engine_options = EngineOptions(workspace_gib=workspace_gib, dla_core=dla_core, force=force)
-        scale_out = ScaleOut(
-            triton_repo, triton_max_batch_size, deepstream, force, triton_openvino
-        )
+        scale_out = ScaleOut(triton_repo, triton_max_batch_size, deepstream, force, triton_openvino)
         return _export(request, engines, engine_options, scale_out)
 
     raise typer.Exit(_guarded(run, debug))
