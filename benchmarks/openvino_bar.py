@@ -1,7 +1,11 @@
 """OpenVINO vs ONNX Runtime through the shipped CLIs, side by side in one run.
 
-    python -m benchmarks.openvino_bar --artifacts /tmp/ov_art [--video bikes.mp4] [--frames 60]
+    python -m benchmarks.openvino_bar [--artifacts DIR] [--video bikes.mp4] [--frames 60]
 
+0. The real street video (tests/real_video.py: bikes.mp4) is split in two: frames of the first
+   half calibrate, the second half is where label maps are compared. Without --artifacts, the
+   demo model is exported by `scaseg-export --precision all --calib-data <first half>`, as a user
+   calibrates on their own camera's frames.
 1. scaseg-profile: the INT8 artifact on `--backend openvino` and the FP32 artifact on
    `--backend openvino` (f32), each against the FP32 artifact on `--backend onnxruntime
    --provider cpu`; infer-stage p50/mean ratios (target: INT8 on OpenVINO >= 2.0x).
@@ -38,11 +42,39 @@ def profile(model: Path, out: Path, frames: int, *backend: str) -> tuple[dict, s
     return report["stages"]["infer"], line
 
 
-def labels(model: Path, video: Path, out: Path, frames: int, *backend: str) -> tuple[list, str]:
-    line = cli("runtime.cli", str(video), "--model", str(model), *backend, "--labels-out",
+def labels(model: Path, video: str, out: Path, frames: int, *backend: str) -> tuple[list, str]:
+    line = cli("runtime.cli", video, "--model", str(model), *backend, "--labels-out",
                str(out), "--max-frames", str(frames), "--force")  # fmt: skip
     # Palettised PNGs: PIL reads the class ids (cv2 would return the palette colours).
     return [np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))], line
+
+
+def split_video(video: Path, work: Path) -> tuple[Path, Path]:
+    """Frames of the first half -> work/calib/, of the second half -> work/eval/ (PNG, lossless)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    if len(frames) < 4:
+        raise RuntimeError(f"{video} has {len(frames)} decodable frames; need at least 4")
+    half = len(frames) // 2
+    for name, part, start in (("calib", frames[:half], 0), ("eval", frames[half:], half)):
+        folder = work / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, frame in enumerate(part, start):
+            cv2.imwrite(str(folder / f"{i:05d}.png"), frame)
+    return work / "calib", work / "eval"
+
+
+def export_demo(calib: Path, out: Path) -> None:
+    cli("export.cli", "--precision", "all", "--calib-data", str(calib), "--out", str(out),
+        "--force", "--engines", "no")  # fmt: skip
 
 
 def agreement(a: list, b: list) -> float:
@@ -53,12 +85,29 @@ def agreement(a: list, b: list) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, required=True, help="scaseg-export --out folder")
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        help="scaseg-export --out folder (default: export the demo "
+        "model calibrated on the video's first half)",
+    )
     parser.add_argument("--video", type=Path, help="default: bikes.mp4 (tests/real_video.py)")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--work", type=Path, default=Path("/tmp/scaseg-ov-bar"))
     args = parser.parse_args(argv)
-    fp32, int8 = (args.artifacts / f"{DEMO}.{p}.onnx" for p in ("fp32", "int8"))
+    video = args.video
+    if video is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.real_video import real_video
+
+        video = real_video()
+    calib, frames = split_video(video, args.work)
+    artifacts = args.artifacts
+    if artifacts is None:
+        artifacts = args.work / "artifacts"
+        export_demo(calib, artifacts)
+        print(f"exported the demo model, INT8 calibrated on {calib} (first half of {video.name})")
+    fp32, int8 = (artifacts / f"{DEMO}.{p}.onnx" for p in ("fp32", "int8"))
     ort = ("--backend", "onnxruntime", "--provider", "cpu")
     ov = ("--backend", "openvino")
     w = args.work
@@ -71,23 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:16s} p50 {s['p50_ms']:7.1f} ms  mean {s['mean_ms']:7.1f} ms  "
               f"x{ort_s['p50_ms'] / s['p50_ms']:.2f} p50, x{ort_s['mean_ms'] / s['mean_ms']:.2f} "
               f"mean vs ORT FP32   [{line}]")  # fmt: skip
-    video = args.video
-    if video is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.real_video import real_video
-
-        video = real_video()
-    ref, _ = labels(fp32, video, w / "labels_ort_fp32", args.frames, *ort)
+    source = str(frames / "*.png")
+    ref, _ = labels(fp32, source, w / "labels_ort_fp32", args.frames, *ort)
     got = {
         "OpenVINO FP32 (f32)": (
-            labels(fp32, video, w / "labels_ov_fp32", args.frames, *ov),
+            labels(fp32, source, w / "labels_ov_fp32", args.frames, *ov),
             "99.9%",
         ),
-        "OpenVINO INT8": (labels(int8, video, w / "labels_ov_int8", args.frames, *ov), "95%"),
+        "OpenVINO INT8": (labels(int8, source, w / "labels_ov_int8", args.frames, *ov), "95%"),
         # The same INT8 artifact on ONNX Runtime: what the quantization itself costs.
-        "ONNX Runtime INT8": (labels(int8, video, w / "labels_ort_int8", args.frames, *ort), "-"),
+        "ONNX Runtime INT8": (labels(int8, source, w / "labels_ort_int8", args.frames, *ort), "-"),
     }
-    print(f"scaseg-run label maps on {video.name}, {len(ref)} frames, vs ONNX Runtime FP32:")
+    print(f"scaseg-run label maps on {len(ref)} frames of the second half of {video.name}, vs "
+          "ONNX Runtime FP32:")  # fmt: skip
     for name, ((maps, _), target) in got.items():
         goal = f"target >= {target}" if target != "-" else "the quantization itself, for reference"
         print(f"  {name:20s} {agreement(maps, ref):.4%}  ({goal})")
