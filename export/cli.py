@@ -301,7 +301,11 @@ def build_engine_command(
     implicit_int8: bool = typer.Option(
         False, help="TensorRT < 10: entropy calibrator on the FP32 ONNX."
     ),
-    calib_data: str = typer.Option("generated", help="--implicit-int8 calibration data."),
+    calib_data: str = typer.Option(
+        None,
+        help="--implicit-int8 calibration frames (folder, glob, video, list); default: "
+        "generated scenes for the bundled demo model only.",
+    ),
     calib_samples: int = typer.Option(32, help="--implicit-int8 calibration frames."),
     force: bool = typer.Option(False, help="Replace an existing engine."),
     debug: bool = typer.Option(False, help="Show tracebacks."),

@@ -31,7 +31,7 @@ class EngineOptions:
     dla_core: int | None = None
     timing_cache: Path | None = None  # default: tensorrt.timing.cache next to the ONNX
     implicit_int8: bool = False  # TensorRT < 10 only: entropy calibrator on the FP32 ONNX
-    calib_data: str = "generated"
+    calib_data: str | None = None  # None: generated scenes for the bundled demo model only
     calib_samples: int = 32
     force: bool = False
 
@@ -57,7 +57,9 @@ def build_command(onnx_file: Path, options: EngineOptions) -> str:
     if options.dla_core is not None:
         parts += ["--dla-core", str(options.dla_core)]
     if options.implicit_int8:
-        parts += ["--implicit-int8", "--calib-data", options.calib_data]
+        parts += ["--implicit-int8"]
+        if options.calib_data is not None:
+            parts += ["--calib-data", options.calib_data]
         parts += ["--calib-samples", str(options.calib_samples)]
     return shlex.join(parts)
 
@@ -86,6 +88,8 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     check_external_data(onnx_file)  # TensorRT's parser follows external paths unchecked
     out = engine_path_for(onnx_file)
     preflight([out], options.force)
+    if options.implicit_int8:
+        options = replace(options, calib_data=implicit_calib_data(meta, options, onnx_file))
     trt = trt or tc.import_tensorrt()
     own_cuda = cuda is None
     if own_cuda:
@@ -210,6 +214,26 @@ def _check_dla_precision(meta: ModelMeta, mode: str) -> None:
         raise ValueError(
             "DLA runs FP16 and INT8 only; build the .fp16.onnx or .int8.onnx with --dla-core"
         )
+
+
+def implicit_calib_data(meta: ModelMeta, options: EngineOptions, onnx_file: Path) -> str:
+    """--implicit-int8's frames: as given, else generated scenes for the bundled demo model only
+    (any other model would be calibrated on data it never saw)."""
+    if options.calib_data is not None:
+        return options.calib_data
+    from export.request import DEMO_CHECKPOINT
+
+    demo = DEMO_CHECKPOINT.is_file() and meta.hashes.get("checkpoint") == sha256_file(
+        DEMO_CHECKPOINT
+    )
+    if not demo:
+        raise ValueError(
+            f"--implicit-int8 needs --calib-data for {onnx_file.name}: an image folder, glob, "
+            "video or text file listing frames like the ones the model will see (generated "
+            "street scenes are the bundled demo model's data; pass --calib-data generated to "
+            "use them anyway)"
+        )
+    return "generated"
 
 
 def _calibrator(trt, meta: ModelMeta, options: EngineOptions, onnx_file: Path, cuda):

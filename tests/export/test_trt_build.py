@@ -245,7 +245,7 @@ def test_existing_engine_needs_force(tmp_path):
 def test_implicit_int8_calibrator_is_refused_on_tensorrt_11(tmp_path):
     trt = fake_tensorrt("11.4.0", layer_names=LAYERS)
     path = _artifact(tmp_path, "fp32")
-    options = EngineOptions(implicit_int8=True, calib_samples=1)
+    options = EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=1)
     with pytest.raises(RuntimeError, match="no implicit INT8 calibrator"):
         build_engine(path, options, trt=trt, cuda=FakeCuda())
 
@@ -259,7 +259,7 @@ def test_build_command_is_exact():
 def test_implicit_int8_entropy_calibrator_on_tensorrt_8_6(tmp_path):
     trt = fake_tensorrt("8.6.1", layer_names=LAYERS)
     cuda = FakeCuda()
-    options = EngineOptions(implicit_int8=True, calib_samples=2)
+    options = EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=2)
     path = _artifact(tmp_path, "fp32")
     result = build_engine(path, options, trt=trt, cuda=cuda)
     cfg = trt.configs[0]
@@ -278,7 +278,7 @@ def test_implicit_int8_entropy_calibrator_on_tensorrt_8_6(tmp_path):
     assert len(caches) == 1 and caches[0].read_bytes() == b"fake-calibration-table"
     # A rebuild reads the cache instead of calibrating again.
     trt2 = fake_tensorrt("8.6.1", layer_names=LAYERS)
-    build_engine(path, EngineOptions(implicit_int8=True, calib_samples=2, force=True), trt=trt2,
+    build_engine(path, EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=2, force=True), trt=trt2,
                  cuda=FakeCuda())  # fmt: skip
     assert trt2.calibration == ["cache"]
 
@@ -329,3 +329,13 @@ def test_force_rebuild_drops_the_old_sidecar_before_the_new_engine_lands(tmp_pat
                  cuda=FakeCuda())  # fmt: skip
     assert (engine.name, False) in seen  # the sidecar was gone when the engine was renamed
     assert read_meta(engine).hashes["artifact"]  # and the new one describes the new engine
+
+
+def test_implicit_int8_of_a_user_model_needs_its_calibration_data(tmp_path):
+    """Generated scenes are the demo model's data: another model's implicit INT8 build is refused
+    before TensorRT is touched, naming --calib-data."""
+    trt = fake_tensorrt("8.6.1", layer_names=LAYERS)
+    path = _artifact(tmp_path, "fp32")
+    with pytest.raises(ValueError, match="--implicit-int8 needs --calib-data"):
+        build_engine(path, EngineOptions(implicit_int8=True), trt=trt, cuda=FakeCuda())
+    assert not trt.configs  # refused before any TensorRT object was made
