@@ -1,7 +1,9 @@
 """Frozen configs for the SCASeg model and the variants dict.
 
 The SCASeg paper (arXiv 2411.17061) leaves several choices open; each one is a field here so it can
-be corrected when the official code appears. See shared/docs/architecture.md section 3.
+be corrected when the official code appears. The reconstruction follows the paper's text and its two
+direct ancestors (the U-MixFormer decoder, MetaSeg's channel-reduced attention); the decoder's
+design is summarised at the top of scaseg/decoder.py.
 """
 
 from __future__ import annotations
