@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.preprocess import Preprocess, preprocess, preprocess_uint8
+from runtime.preprocess import Preprocess, preprocess, preprocess_uint8, read_image
 from runtime.sampling import evenly_spaced
 
 GENERATED = "generated"
@@ -195,17 +195,7 @@ def _readable(folder: Path) -> bool:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from runtime.preprocess import as_bgr8
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise CalibrationDataError(
-            f"cannot decode image {path} (corrupt or unsupported); remove or replace it"
-        )
-    try:
-        return as_bgr8(image)
-    except ValueError as err:
-        raise CalibrationDataError(f"image {path}: {err}") from err
+    return read_image(path, CalibrationDataError)
 
 
 def _video(path: Path, samples: int, holdout: int) -> CalibrationData:

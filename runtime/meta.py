@@ -184,3 +184,32 @@ def check_artifact_hash(artifact: str | os.PathLike, meta: ModelMeta) -> None:
             f"{actual[:12]}… vs recorded {recorded[:12]}…): the file was replaced after export; "
             "re-export the model with scaseg-export, or copy the artifact and its .json together"
         )
+
+
+def check_graph_io(
+    artifact: str | os.PathLike,
+    meta: ModelMeta,
+    inputs: list[str],
+    outputs: list[str],
+    input_shape=None,
+) -> None:
+    """Refuse a sidecar whose input/output names or input shape are not the graph's (what a
+    backend read from the model); `input_shape` is the named input's dims (None: names only),
+    with anything but an int for a dynamic dim."""
+    name = Path(artifact).name
+    if meta.input.name not in inputs or meta.output.name not in outputs:
+        raise MetaError(
+            f"{name}: sidecar names input {meta.input.name!r} and output {meta.output.name!r} "
+            f"but the graph has inputs {inputs} and outputs {outputs}; the sidecar belongs to "
+            "another model: re-export both together"
+        )
+    if input_shape is None:
+        return
+    graph, sidecar = list(input_shape), list(meta.input.shape)
+    if len(graph) != len(sidecar) or any(
+        isinstance(g, int) and isinstance(m, int) and g != m for g, m in zip(graph, sidecar)
+    ):
+        raise MetaError(
+            f"{name}: sidecar input shape {sidecar} does not match the graph's {graph}; the "
+            "sidecar belongs to another model: re-export both together"
+        )

@@ -76,6 +76,18 @@ def as_bgr8(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def read_image(path, error: type[ValueError] = ValueError) -> np.ndarray:
+    """Any image file (gray, BGRA, 16-bit) -> (H,W,3) uint8 BGR; undecodable files raise `error`
+    naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise error(f"cannot decode image {path} (corrupt or unsupported); remove or replace it")
+    try:
+        return as_bgr8(image)
+    except ValueError as err:
+        raise error(f"image {path}: {err}") from err
+
+
 def resize_bgr(frame_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
     """(H,W,3) uint8 -> (pp.height, pp.width, 3) uint8, bilinear (no copy when already sized)."""
     if frame_bgr.shape[:2] == (pp.height, pp.width):

@@ -237,17 +237,9 @@ def _unknown_layout(root: Path) -> str:
 
 def read_image(path: Path) -> np.ndarray:
     """Any image file -> (H,W,3) uint8 BGR."""
-    from runtime.preprocess import as_bgr8
+    from runtime.preprocess import read_image as read_bgr8
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValDataError(
-            f"cannot decode image {path} (corrupt or unsupported); remove or replace it"
-        )
-    try:
-        return as_bgr8(image)
-    except ValueError as err:
-        raise ValDataError(f"image {path}: {err}") from err
+    return read_bgr8(path, ValDataError)
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.backends import BackendOptions
 from runtime.deps import require
-from runtime.meta import MetaError, ModelMeta
+from runtime.meta import MetaError, ModelMeta, check_graph_io
 from runtime.onnx_guard import check_external_data
 
 # What each artifact precision asks of OpenVINO under ov_precision "auto"; None: device default.
@@ -110,23 +110,11 @@ class OvBackend:
     def _check_io(self) -> None:
         inputs = [n for i in self._model.inputs for n in sorted(i.get_names())]
         outputs = [n for o in self._model.outputs for n in sorted(o.get_names())]
-        if self.meta.input.name not in inputs or self.meta.output.name not in outputs:
-            raise MetaError(
-                f"{self.path.name}: sidecar names input {self.meta.input.name!r} and output "
-                f"{self.meta.output.name!r} but the graph has inputs {inputs} and outputs "
-                f"{outputs}; the sidecar belongs to another model: re-export both together"
-            )
-        port = next(i for i in self._model.inputs if self.meta.input.name in i.get_names())
-        graph = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
-        sidecar = list(self.meta.input.shape)
-        if len(graph) != len(sidecar) or any(
-            isinstance(g, int) and isinstance(m, int) and g != m
-            for g, m in zip(graph, sidecar, strict=True)
-        ):
-            raise MetaError(
-                f"{self.path.name}: sidecar input shape {sidecar} does not match the graph's "
-                f"{graph}; the sidecar belongs to another model: re-export both together"
-            )
+        port = next((i for i in self._model.inputs if self.meta.input.name in i.get_names()), None)
+        shape = None
+        if port is not None:
+            shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
+        check_graph_io(self.path, self.meta, inputs, outputs, shape)
 
     def _check_capability(self, device: str, hint: str, explicit: bool) -> None:
         caps = _read_device(self._core, device, "OPTIMIZATION_CAPABILITIES")

@@ -15,7 +15,7 @@ import numpy as np
 
 from runtime.backends import BackendOptions, ProviderFallbackWarning
 from runtime.deps import require
-from runtime.meta import MetaError, ModelMeta
+from runtime.meta import MetaError, ModelMeta, check_graph_io
 from runtime.onnx_guard import check_external_data
 
 TRT_EP = "TensorrtExecutionProvider"
@@ -110,23 +110,10 @@ class OrtBackend:
     def _check_io(self) -> None:
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
-        if self.meta.input.name not in inputs or self.meta.output.name not in outputs:
-            raise MetaError(
-                f"{self.path.name}: sidecar names input {self.meta.input.name!r} and output "
-                f"{self.meta.output.name!r} but the graph has inputs {inputs} and outputs "
-                f"{outputs}; the sidecar belongs to another model: re-export both together"
-            )
-        graph = next(i.shape for i in self._session.get_inputs() if i.name == self.meta.input.name)
-        sidecar = list(self.meta.input.shape)
-        if len(graph) != len(sidecar) or any(
-            isinstance(g, int) and isinstance(m, int) and g != m
-            for g, m in zip(graph, sidecar, strict=True)
-        ):
-            raise MetaError(
-                f"{self.path.name}: sidecar input shape {sidecar} does not match the graph's "
-                f"{graph}; the sidecar belongs to another model: "
-                "re-export both together"
-            )
+        shape = next(
+            (i.shape for i in self._session.get_inputs() if i.name == self.meta.input.name), None
+        )
+        check_graph_io(self.path, self.meta, inputs, outputs, shape)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         (out,) = self._session.run([self.meta.output.name], {self.meta.input.name: batch})

@@ -34,31 +34,9 @@ ROAD_IDS = np.array([0, 1, 1, 1, 1, 1, 1, 1], np.uint8)  # demo class -> road (0
 
 
 def _train(num_classes: int, ids: np.ndarray, steps: int = 80):
-    """Tiny SCASeg fitted to generated 64x64 scenes relabelled with `ids` (demo id -> class)."""
-    import torch
-    import torch.nn.functional as F
+    from tests.training import train_tiny
 
-    from runtime.preprocess import Preprocess, preprocess
-    from scaseg.model import build_model
-
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/export/conftest.py: spinning OpenMP workers
-    pp = Preprocess(SIZE, SIZE)
-    scenes = [render_scene(s, SIZE, SIZE) for s in split_seeds("train", 48)]
-    x = torch.from_numpy(np.concatenate([preprocess(f, pp) for f, _ in scenes]))
-    y = torch.from_numpy(np.stack([ids[labels] for _, labels in scenes])).long()
-    model = build_model("tiny", num_classes)
-    opt = torch.optim.AdamW(model.parameters(), 3e-3)
-    for _ in range(steps):
-        i = torch.randint(0, len(x), (8,))
-        logits = F.interpolate(model(x[i]), size=(SIZE, SIZE), mode="bilinear")
-        loss = F.cross_entropy(logits, y[i])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    torch.set_num_threads(threads)
-    return model.eval()
+    return train_tiny(num_classes, ids, steps=steps, size=SIZE)
 
 
 def _frames(folder: Path, count: int, start: int = 0) -> Path:
