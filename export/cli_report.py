@@ -55,22 +55,26 @@ def print_report(console: Console, report, request) -> None:
     openvino = any(
         a.check is not None and a.check.summary().get("openvino") for a in report.artifacts
     )
-    columns = ["variant", "file", "size MB", "agreement %", "mIoU %", "max |diff|", "ORT CPU ms"]
+    columns = ["variant", "file", "MB", "agree %", "mIoU %", "max |diff|", "ORT ms"]
     if openvino:
         columns += ["OpenVINO agree %", "OpenVINO ms"]
     table = Table(title="scaseg-export", show_lines=False)
     for col in [*columns, "gate"]:
-        table.add_column(col, justify="left" if col in ("variant", "file", "gate") else "right")
+        left = col in ("variant", "file", "gate")
+        table.add_column(col, justify="left" if left else "right", no_wrap=col == "file")
     for a in report.artifacts:
         table.add_row(*_row(a, openvino))
     console.print(table)
     console.print(f"written to {request.out}/", highlight=False)
     if report.gate_data:
         console.print(f"gate data: {report.gate_data}", soft_wrap=True, highlight=False)
+        console.print(
+            "agree = argmax agreement with PyTorch FP32; ms = median batch-1 latency on the CPU",
+            highlight=False,
+        )
     if report.reference_miou is not None:
         console.print(
-            f"PyTorch FP32 mIoU {_pct(report.reference_miou)} on {report.gate_frames} frames; "
-            "latencies = median of batch-1 runs",
+            f"PyTorch FP32 mIoU {_pct(report.reference_miou)} on {report.gate_frames} frames",
             highlight=False,
         )
         _print_iou(console, report)
