@@ -26,6 +26,7 @@ from rich.table import Table
 
 from export import cli_options as opts
 from export.cli_options import VariantChoice
+from export.gate_data import ClassMismatchError, check_class_mismatch
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -35,7 +36,6 @@ ARTIFACT_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 GENERATED = "generated"  # --val-data generated: held-out street scenes (the demo's classes)
 GENERATED_FRAMES = 200
-MISMATCH_FRACTION = 0.01  # more mask pixels than this outside the classes: wrong data or model
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,6 @@ class EvalSummary:
     iou: np.ndarray
     images: int
     warnings: list[str]
-
-
-class ClassMismatchError(ValueError):
-    """The masks hold many values the model has no class for (exit 2)."""
 
 
 @app.command()
@@ -235,21 +231,10 @@ def score(loaded: LoadedModel, data) -> EvalSummary:
         for sample in data:
             cm.update(loaded.segment(sample.frame_bgr), sample.truth)
             if data.tally is not None:
-                _check_mismatch(data.tally, cm, k, sample.name)
+                check_class_mismatch(data.tally, int(cm.matrix.sum()), k, sample.name)
             bar.advance(task)
     warnings = [*data.warnings, *data.late_warnings()]
     return EvalSummary(cm.miou(), cm.pixel_accuracy(), cm.iou(), data.count, warnings)
-
-
-def _check_mismatch(tally, cm, k: int, name: str) -> None:
-    labelled = int(cm.matrix.sum()) + tally.total_pixels
-    if tally.total_pixels > MISMATCH_FRACTION * max(labelled, 1):
-        raise ClassMismatchError(
-            f"class-count mismatch: {100 * tally.total_pixels / labelled:.1f}% of labelled mask "
-            f"pixels so far (up to {name}) hold values outside 0..{k - 1} (largest "
-            f"{tally.max_value}) but the model has {k} classes; pass the validation data of "
-            "this model's classes, or the --reduce-zero-label / --ignore-index its masks need"
-        )
 
 
 def print_summary(loaded: LoadedModel, s: EvalSummary) -> None:

@@ -19,9 +19,28 @@ import numpy as np
 
 from runtime.preprocess import Preprocess
 
+MISMATCH_FRACTION = 0.01  # more mask pixels than this outside the classes: wrong data or model
 GATE_SPLIT, GATE_START = "val", 50_000  # far past the 30-200 val frames training looks at
 DEFAULT_GATE_FRAMES = 16  # --verify-frames default: generated scenes, held-out frames
 DEFAULT_VAL_IMAGES = 100  # ... and for --val-data (evenly spaced over the pairs)
+
+
+class ClassMismatchError(ValueError):
+    """The masks hold many values the model has no class for (bad input, exit 2)."""
+
+
+def check_class_mismatch(tally, counted_pixels: int, k: int, name: str) -> None:
+    """Refuse masks that mostly label classes the model does not have (another dataset, or a
+    missing --reduce-zero-label): mIoU over them would be meaningless. `counted_pixels` are the
+    in-range labelled pixels scored so far; `tally` holds the out-of-range ones."""
+    labelled = counted_pixels + tally.total_pixels
+    if tally.total_pixels > MISMATCH_FRACTION * max(labelled, 1):
+        raise ClassMismatchError(
+            f"class-count mismatch: {100 * tally.total_pixels / labelled:.1f}% of labelled mask "
+            f"pixels so far (up to {name}) hold values outside 0..{k - 1} (largest "
+            f"{tally.max_value}) but the model has {k} classes; pass the validation data of "
+            "this model's classes, or the --reduce-zero-label / --ignore-index its masks need"
+        )
 
 
 @dataclass(frozen=True)

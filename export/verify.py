@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.gate_data import GateData
+from export.gate_data import GateData, check_class_mismatch
 from runtime.metrics import ConfusionMatrix
 from runtime.preprocess import Preprocess, labels_to_frame, logits_to_labels, preprocess
 
@@ -190,6 +190,8 @@ def run_gate(
             ).astype(np.int64)
             if sample.truth is not None:
                 ref.update(ref_labels, sample.truth)
+                if data.tally is not None:
+                    check_class_mismatch(data.tally, int(ref.matrix.sum()), k, sample.name)
             for key, seg in runners.items():
                 _run_one(seg, sample, ref_logits, ref_labels, tallies[key])
             frames += 1

@@ -390,6 +390,8 @@ EXPORT_CASES = [
                       ("payload.pth", "posix.system"), ("out", "pwned.txt")), id="export-payload-in-mmengine-meta"),
     pytest.param(Case("export", lambda e: _export_own(e, "--val-data", _img_dir(e, {})), 2,
                       ("imgs", "layout"), ("out",)), id="export-val-data-unknown-layout"),
+    pytest.param(Case("export", lambda e: _export_own(e, "--val-data", _dataset(e, "ade20k")), 2,
+                      ("class-count mismatch", "8 classes"), ("out",)), id="export-val-data-class-mismatch"),
     pytest.param(Case("export", lambda e: _export_own(e, "--val-masks", "."), 2,
                       ("--val-masks", "--val-data"), ("out",)), id="export-val-masks-alone"),
     pytest.param(Case("export", lambda e: _export_own(e, "--mean", "1,2"), 2,
