@@ -151,6 +151,9 @@ def base_meta(info: dict, io_spec: GraphIO, pp: Preprocess, request: ExportReque
         extra={
             "checkpoint": Path(info["checkpoint"]).name,
             "checkpoint_format": info.get("format"),
+            "variant_source": info.get("variant_source"),
+            "remapped_keys": [list(r) for r in info.get("remapped") or ()],
+            "random_decoder": bool(info.get("random_decoder")),
             "class_source": info.get("class_source"),
             "opset": OPSET,
             "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=False)",

@@ -236,3 +236,23 @@ def test_disk_full_messages_say_which_disk_and_the_fix(filename, expect):
     err = OSError(errno.ENOSPC, "No space left on device", filename and filename.format(tmp=tmp))
     assert expect.format(tmp=tmp) in cli._disk_full(err)
     assert cli._disk_full(OSError(errno.EACCES, "Permission denied", "/x")) is None
+
+
+def test_original_segnext_names_are_remapped_and_reported(tiny_model, tmp_path):
+    """An mmseg 0.x checkpoint with the SegNeXt release's key names (mlp.dwconv.dwconv.*) and
+    CLASSES/PALETTE in meta exports with no extra flag; the report and sidecar say what was
+    renamed and where the classes came from."""
+    from tests.checkpoints import save_mmseg0x_checkpoint
+
+    names = [f"k{i}" for i in range(8)]
+    palette = [[i, 2 * i, 3 * i] for i in range(8)]
+    ckpt = save_mmseg0x_checkpoint(tiny_model, tmp_path / "segnext.pth", names, palette, True)
+    out = tmp_path / "out"
+    result = _run(_args(ckpt, out, tmp_path / "c", "--no-verify"))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "mmseg 0.x" in text and "remapped" in text and "mlp.dwconv.dwconv." in text
+    meta = json.loads((out / "segnext.fp32.onnx.json").read_text())
+    assert meta["class_names"] == names and meta["palette_rgb"] == palette
+    (rule, count), *_ = meta["extra"]["remapped_keys"]
+    assert "mlp.dwconv.dwconv." in rule and count > 0

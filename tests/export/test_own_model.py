@@ -86,6 +86,9 @@ def test_mmengine_checkpoint_with_19_classes_end_to_end(city_checkpoint, tmp_pat
         assert gate["miou"] is not None and set(gate["per_class_iou"]) == set(CUSTOM_NAMES)
     int8 = json.loads((out / "iter_160000.int8.onnx.json").read_text())
     assert f"image folder {calib}" in int8["calibration"]["data"]
+    assert int8["extra"]["checkpoint_format"] == "mmengine/mmseg 1.x"
+    assert int8["extra"]["variant_source"] == "inferred from tensor shapes"
+    assert int8["extra"]["random_decoder"] is False
 
     # scaseg-eval on every artifact and on the checkpoint itself, same Cityscapes data.
     scores = {}
