@@ -145,3 +145,42 @@ def test_checkpoint_miou_equals_its_fp32_artifact(tiny_checkpoint, tmp_path):
         results[name] = json.loads(out.read_text())
     assert abs(results["torch"]["miou"] - results["onnx"]["miou"]) < 1e-3
     assert results["torch"]["per_class"].keys() == results["onnx"]["per_class"].keys()
+
+
+def test_artifact_evaluation_runs_where_torch_is_not_installed(tmp_path):
+    """On a device only the runtime's dependencies are installed: scaseg-eval on an artifact
+    never imports torch, scaseg or calibration (they are blocked in this child process)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    blocker = textwrap.dedent(
+        """
+        import sys
+
+        class _Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "tensorrt", "pycuda", "scaseg", "calibration"):
+                    raise ImportError(f"{name} is not installed on this device (blocked)")
+                return None
+
+        sys.meta_path.insert(0, _Blocker())
+        """
+    )
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(blocker)
+    model = build_tiny_model(tmp_path / "m8.fp32.onnx", num_classes=8)
+    data = make_mmseg(tmp_path / "ds", count=2)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(repo)])}
+    out = tmp_path / "e.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "export.eval_cli", str(model), "--val-data", str(data.root),
+         "--json", str(out), "--backend", "onnxruntime"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["images"] == 2
