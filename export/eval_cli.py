@@ -173,8 +173,8 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
 
     from export.cli import parse_size
     from export.evaluate import torch_segmenter
-    from export.model_info import resolve_classes
-    from runtime.preprocess import Preprocess, labels_to_frame
+    from export.model_info import resolve_classes, resolve_preprocess
+    from runtime.preprocess import labels_to_frame
     from scaseg.checkpoint import load_model
     from scaseg.model import check_input_size
 
@@ -185,12 +185,15 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
     names, _, _, warnings = resolve_classes(s.classes, info, int(model.num_classes), path)
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-    fields = {
+    flags = {
         "color": opts.color_order(s.rgb),
         "mean": opts.parse_triplet(s.mean, "--mean"),
         "std": opts.parse_triplet(s.std, "--std"),
     }
-    pp = Preprocess(h, w, **{k: v for k, v in fields.items() if v is not None})
+    info = dict(info, checkpoint=str(path))
+    pp, _, pp_warnings = resolve_preprocess(h, w, flags, info)
+    for warning in pp_warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     at_model_size = torch_segmenter(model, pp)
 
     def segment(frame_bgr: np.ndarray) -> np.ndarray:

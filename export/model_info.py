@@ -109,15 +109,46 @@ def _checkpoint_palette(info: dict, k: int, warnings: list[str], path: Path):
     return given
 
 
-def preprocess_for(request: ExportRequest) -> Preprocess:
-    """The model's input contract from the flags (defaults: ImageNet mean/std, RGB, as mmseg)."""
-    fields = {"color": request.color, "mean": request.mean, "std": request.std}
+def preprocess_for(request: ExportRequest, info: dict) -> tuple[Preprocess, str, list[str]]:
+    """The export's input contract; see resolve_preprocess."""
+    flags = {"color": request.color, "mean": request.mean, "std": request.std}
+    return resolve_preprocess(request.height, request.width, flags, info)
+
+
+def resolve_preprocess(
+    height: int, width: int, flags: dict, info: dict
+) -> tuple[Preprocess, str, list[str]]:
+    """Each of colour order, mean and std from its flag (None: not given), else from the
+    checkpoint (its training config, or our safetensors' record), else mmseg's defaults
+    (ImageNet mean/std, RGB). Returns (preprocess, where each came from, warnings)."""
+    stored = info.get("preprocess") or {}
+    fields, sources = {}, []
+    for key, flag in flags.items():
+        if flag is not None:
+            fields[key], where = flag, "flags"
+        elif key in stored:
+            fields[key], where = stored[key], info.get("preprocess_from", "checkpoint")
+        else:
+            where = "defaults"
+        sources.append(f"{key} from {where}")
     try:
-        return Preprocess(
-            request.height, request.width, **{k: v for k, v in fields.items() if v is not None}
+        pp = Preprocess(
+            height,
+            width,
+            color=str(fields.get("color", "rgb")),
+            **{k: tuple(float(v) for v in fields[k]) for k in ("mean", "std") if k in fields},
         )
-    except ValueError as err:
-        raise ExportInputError(f"preprocessing flags: {err}") from err
+    except (ValueError, TypeError) as err:
+        raise ExportInputError(f"preprocessing: {err}; pass --mean/--std/--rgb/--bgr") from err
+    warnings = []
+    guessed = [k for k in flags if flags[k] is None and k not in stored]
+    if guessed and not info.get("is_demo"):
+        warnings.append(
+            f"{Path(info['checkpoint']).name} does not record its input normalisation "
+            f"({', '.join(guessed)}): assumed mmseg's defaults (ImageNet mean/std, RGB); pass "
+            "--mean/--std/--rgb/--bgr if it was trained otherwise"
+        )
+    return pp, "; ".join(sources), warnings
 
 
 def default_name(request: ExportRequest, info: dict) -> str:
@@ -155,6 +186,7 @@ def base_meta(info: dict, io_spec: GraphIO, pp: Preprocess, request: ExportReque
             "remapped_keys": [list(r) for r in info.get("remapped") or ()],
             "random_decoder": bool(info.get("random_decoder")),
             "class_source": info.get("class_source"),
+            "preprocess_source": info.get("preprocess_source"),
             "opset": OPSET,
             "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=False)",
             "onnx": onnx.__version__,

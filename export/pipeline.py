@@ -68,7 +68,11 @@ def export_artifacts(
     name = artifacts.check_name(request.name or model_info.default_name(request, info))
     targets = {p: artifacts.onnx_path(request.out, name, p) for p in request.precisions}
     artifacts.preflight(list(targets.values()), request.force)
-    pp = model_info.preprocess_for(request)
+    pp, pp_source, pp_warnings = model_info.preprocess_for(request, info)
+    info["preprocess_source"] = pp_source
+    report.model_notes.append(f"preprocessing: {pp.color.upper()}, mean {_triplet(pp.mean)}, "
+                              f"std {_triplet(pp.std)} ({pp_source})")  # fmt: skip
+    report.warnings += pp_warnings
     calib = _read_calibration(request, info)
     gate = _gate_data(request, info, pp, calib, report) if request.verify else None
     with tempfile.TemporaryDirectory(prefix="scaseg-export-") as tmp:
@@ -307,6 +311,10 @@ def _per_class(names, iou) -> dict:
 def _upsert(report: ExportReport, result: ArtifactResult) -> None:
     report.artifacts = [a for a in report.artifacts if a.precision != result.precision]
     report.artifacts.append(result)
+
+
+def _triplet(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def _shape_text(request: ExportRequest) -> str:

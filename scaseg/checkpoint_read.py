@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from scaseg.checkpoint_config import read_preprocess_config
 from scaseg.checkpoint_errors import CheckpointError
 from scaseg.checkpoint_meta import (
     SAFETENSORS,
@@ -30,7 +31,8 @@ STATE_KEYS = ("state_dict", "model", "module")
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, info): info has "format", "container" and, where the file says so,
-    "class_names", "palette_rgb" and "metadata_warnings" (our safetensors: their JSON too)."""
+    "class_names", "palette_rgb", "preprocess" (from its training config) and
+    "metadata_warnings" (our safetensors: their JSON too)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -44,6 +46,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     state, state_key = _unwrap(obj, path)
     info = {"format": describe_format(obj, state_key), "container": container}
     info.update(read_dataset_meta(obj))
+    config = read_preprocess_config(obj)
+    info["metadata_warnings"] = info.get("metadata_warnings", []) + config.pop(
+        "metadata_warnings", []
+    )
+    info.update(config)
     return state, info
 
 

@@ -49,8 +49,10 @@ def mmengine_checkpoint(
     palette=PALETTE,
     segnext_names: bool = False,
     state: dict | None = None,
+    cfg: str | None = None,
 ) -> dict:
-    """The dict mmengine's Runner.save_checkpoint writes for a trained segmentor."""
+    """The dict mmengine's Runner.save_checkpoint writes for a trained segmentor; `cfg` is the
+    training config's text (meta["cfg"])."""
     import mmengine
     from mmengine.logging import MessageHub
     from mmengine.optim import OptimWrapper, PolyLR
@@ -79,7 +81,7 @@ def mmengine_checkpoint(
     scheduler_state["last_value"] = [np.float64(v) for v in scheduler_state.get("_last_value", [])]
 
     meta = {
-        "cfg": "model = dict(type='EncoderDecoder', backbone=dict(type='MSCAN'))\n",
+        "cfg": cfg or "model = dict(type='EncoderDecoder', backbone=dict(type='MSCAN'))\n",
         "seed": 0,
         "experiment_name": "scaseg_t_fixture",
         "exp_name": "scaseg_t_fixture",
@@ -110,11 +112,12 @@ def save_mmengine_checkpoint(
     palette=PALETTE,
     segnext_names: bool = False,
     legacy_format: bool = False,
+    cfg: str | None = None,
 ) -> Path:
     """Written by mmengine's own save_checkpoint (or torch's pre-1.6 format if legacy_format)."""
     from mmengine.runner.checkpoint import save_checkpoint
 
-    checkpoint = mmengine_checkpoint(model, classes, palette, segnext_names)
+    checkpoint = mmengine_checkpoint(model, classes, palette, segnext_names, cfg=cfg)
     if legacy_format:
         torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
     else:
