@@ -42,8 +42,13 @@ from pathlib import Path
 
 PYTRITON_VERSION = "0.7.0"  # tritonserver 2.51.0
 # What model.py imports inside the stub; numpy<2 for the stub's ABI (see above). OpenCV 4.12 and
-# later require numpy 2.
-STUB_REQUIREMENTS = ("numpy>=1.24,<2", "opencv-python-headless>=4.8,<4.12", "onnxruntime>=1.17")
+# later require numpy 2. OpenVINO (numpy >= 1.16.6 supported) serves models asking for it.
+STUB_REQUIREMENTS = (
+    "numpy>=1.24,<2",
+    "opencv-python-headless>=4.8,<4.12",
+    "onnxruntime>=1.17",
+    "openvino>=2024.4",
+)
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "triton"
 
 
@@ -147,8 +152,11 @@ def fetch_triton(cache: Path = DEFAULT_CACHE) -> TritonDist:
 
 
 def _stub_env(env: Path) -> Path:
-    """A venv of this interpreter with STUB_REQUIREMENTS (made once; `.complete` marks it)."""
-    if (env / ".complete").is_file():
+    """A venv of this interpreter with STUB_REQUIREMENTS (made once; `.complete` marks it and
+    lists the requirements it was made with, so a changed list makes it again)."""
+    marker = env / ".complete"
+    wanted = "\n".join(STUB_REQUIREMENTS)
+    if marker.is_file() and marker.read_text() == wanted:
         return env
     shutil.rmtree(env, ignore_errors=True)
     # Made from the base interpreter, so the venv's python3 matches the libpython the stub loads.
@@ -168,7 +176,7 @@ def _stub_env(env: Path) -> Path:
             f"into {env} ({tail or 'no output'})",
             output,
         )
-    (env / ".complete").touch()
+    marker.write_text(wanted)
     return env
 
 

@@ -42,6 +42,9 @@ def served(triton_dist, tmp_path_factory):
     for name, artifact in artifacts.items():
         # intra_op_threads is left to ONNX Runtime; one instance per model keeps this light.
         write_triton_repo([artifact], repo, model_name=name, native=False, max_batch_size=8)
+    # The plain artifact once more, served through OpenVINO on the CPU.
+    write_triton_repo([artifacts["plain"]], repo, model_name="plain_ov", native=False,
+                      max_batch_size=8, openvino_device="CPU")  # fmt: skip
     with TritonServer(triton_dist, repo, log_dir=root) as server:
         yield server, artifacts
 
@@ -108,6 +111,18 @@ def test_server_logs_what_it_serves(served):
     log = server.log_tail(400)
     for name in MODELS:
         assert f"scaseg: serving {name}.fp32.onnx with onnxruntime" in log, log
+    assert "scaseg: serving plain.fp32.onnx with openvino" in log, log
+
+
+def test_openvino_served_model_gives_local_openvino_labels(served):
+    """The Python-backend model with backend=openvino in a real tritonserver: the label maps
+    OpenVINO gives locally for the same artifact (f32 for an FP32 artifact)."""
+    server, artifacts = served
+    frames = frames_for(0, 3)
+    served_labels = [infer("grpc", server.grpc_url, "plain_ov", f[None])[0] for f in frames]
+    with Segmenter(artifacts["plain"], backend="openvino") as seg:
+        for frame, got in zip(frames, served_labels):
+            np.testing.assert_array_equal(got, seg(frame))
 
 
 def test_example_client_streams_a_video(served, tmp_path):
