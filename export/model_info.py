@@ -122,15 +122,15 @@ def resolve_preprocess(
     checkpoint (its training config, or our safetensors' record), else mmseg's defaults
     (ImageNet mean/std, RGB). Returns (preprocess, where each came from, warnings)."""
     stored = info.get("preprocess") or {}
-    fields, sources = {}, []
+    fields, sources = {}, {}
     for key, flag in flags.items():
         if flag is not None:
             fields[key], where = flag, "flags"
         elif key in stored:
             fields[key], where = stored[key], info.get("preprocess_from", "checkpoint")
         else:
-            where = "defaults"
-        sources.append(f"{key} from {where}")
+            where = "mmseg's defaults"
+        sources.setdefault(where, []).append(key)
     try:
         pp = Preprocess(
             height,
@@ -148,7 +148,7 @@ def resolve_preprocess(
             f"({', '.join(guessed)}): assumed mmseg's defaults (ImageNet mean/std, RGB); pass "
             "--mean/--std/--rgb/--bgr if it was trained otherwise"
         )
-    return pp, "; ".join(sources), warnings
+    return pp, "; ".join(f"{', '.join(k)} from {w}" for w, k in sources.items()), warnings
 
 
 def default_name(request: ExportRequest, info: dict) -> str:

@@ -6,9 +6,13 @@ import numpy as np
 
 
 def train_tiny(
-    num_classes: int = 8, ids: np.ndarray | None = None, steps: int = 60, size: int = 64
+    num_classes: int = 8,
+    ids: np.ndarray | None = None,
+    steps: int = 60,
+    size: int = 64,
+    variant: str = "tiny",
 ):
-    """The tiny variant after `steps` AdamW steps on 48 generated size x size scenes, labels
+    """The tiny variant (or `variant`) after `steps` AdamW steps on 48 generated size x size scenes, labels
     relabelled by `ids` (demo class id -> class; None keeps the demo's 8). 10-20 s on 2 cores."""
     import torch
     import torch.nn.functional as F
@@ -27,7 +31,7 @@ def train_tiny(
     relabel = np.arange(8) if ids is None else np.asarray(ids)
     x = torch.from_numpy(np.concatenate([preprocess(f, pp) for f, _ in scenes]))
     y = torch.from_numpy(np.stack([relabel[labels] for _, labels in scenes])).long()
-    model = build_model("tiny", num_classes)
+    model = build_model(variant, num_classes)
     opt = torch.optim.AdamW(model.parameters(), 3e-3)
     try:
         for _ in range(steps):

@@ -33,10 +33,10 @@ CUSTOM_PALETTE = [[(17 * i) % 256, (91 * i) % 256, (203 * i) % 256] for i in ran
 ROAD_IDS = np.array([0, 1, 1, 1, 1, 1, 1, 1], np.uint8)  # demo class -> road (0) / not road (1)
 
 
-def _train(num_classes: int, ids: np.ndarray, steps: int = 80):
+def _train(num_classes: int, ids: np.ndarray, steps: int = 80, variant: str = "tiny"):
     from tests.training import train_tiny
 
-    return train_tiny(num_classes, ids, steps=steps, size=SIZE)
+    return train_tiny(num_classes, ids, steps=steps, size=SIZE, variant=variant)
 
 
 def _frames(folder: Path, count: int, start: int = 0) -> Path:
@@ -160,3 +160,33 @@ def test_two_class_model_with_a_class_file_and_explicit_masks(tmp_path):
     assert r.exit_code == 0, r.output
     report = json.loads((tmp_path / "e.json").read_text())
     assert list(report["per_class"]) == ["road", "background"] and report["images"] == 4
+
+
+def test_scaseg_t_mmengine_checkpoint_with_only_data_flags(tmp_path):
+    """The bar as stated: a SCASeg-T mmengine checkpoint (custom names and palette in
+    meta.dataset_meta, HistoryBuffers in message_hub) exports every precision at the default
+    512x512 with no flag but --calib-data / --val-data; scaseg-eval's FP32 mIoU equals PyTorch's."""
+    from tests.checkpoints import save_mmengine_checkpoint
+
+    model = _train(19, CITYSCAPES_IDS, variant="t")  # 80 steps at 64x64: ~25 s
+    ckpt = save_mmengine_checkpoint(model, tmp_path / "iter_160000.pth", CUSTOM_NAMES,
+                                    CUSTOM_PALETTE)  # fmt: skip
+    val = make_cityscapes(tmp_path / "cityscapes", cities=(("frankfurt", 3), ("lindau", 3)))
+    out = tmp_path / "artifacts"
+    result = _export("--checkpoint", ckpt, "--precision", "all", "--calib-data",
+                     _frames(tmp_path / "calib", 12), "--val-data", val.root, "--out", out,
+                     "--calib-cache", tmp_path / "cache")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "variant t (inferred from tensor shapes)" in " ".join(result.output.split())
+    for precision in ("fp32", "fp16", "int8"):
+        meta = json.loads((out / f"iter_160000.{precision}.onnx.json").read_text())
+        assert meta["variant"] == "t" and meta["extra"]["gate"]["passed"]
+        assert tuple(meta["class_names"]) == CUSTOM_NAMES
+        assert [list(c) for c in meta["palette_rgb"]] == CUSTOM_PALETTE
+    scores = []
+    for model_path in (ckpt, out / "iter_160000.fp32.onnx"):
+        json_out = tmp_path / f"{model_path.name}.json"
+        r = _eval(model_path, "--val-data", val.root, "--json", json_out)
+        assert r.exit_code == 0, r.output
+        scores.append(json.loads(json_out.read_text())["miou"])
+    assert abs(scores[0] - scores[1]) < 0.001
