@@ -68,11 +68,7 @@ def export_artifacts(
     name = artifacts.check_name(request.name or model_info.default_name(request, info))
     targets = {p: artifacts.onnx_path(request.out, name, p) for p in request.precisions}
     artifacts.preflight(list(targets.values()), request.force)
-    pp, pp_source, pp_warnings = model_info.preprocess_for(request, info)
-    info["preprocess_source"] = pp_source
-    report.model_notes.append(f"preprocessing: {pp.color.upper()}, mean {_triplet(pp.mean)}, "
-                              f"std {_triplet(pp.std)} ({pp_source})")  # fmt: skip
-    report.warnings += pp_warnings
+    pp = _preprocess(request, info, report)
     calib = _read_calibration(request, info)
     gate = _gate_data(request, info, pp, calib, report) if request.verify else None
     with tempfile.TemporaryDirectory(prefix="scaseg-export-") as tmp:
@@ -93,6 +89,18 @@ def export_artifacts(
         lines = "; ".join(f for a in report.failed for f in a.check.failures)
         raise GateFailedError(f"accuracy gate failed: {lines}", report)
     return report
+
+
+def _preprocess(request: ExportRequest, info: dict, report: ExportReport) -> Preprocess:
+    """The input contract (flags, else the checkpoint, else mmseg's defaults), noted in the report."""
+    pp, source, warnings = model_info.preprocess_for(request, info)
+    info["preprocess_source"] = source
+    report.model_notes.append(
+        f"preprocessing: {pp.color.upper()}, mean {_triplet(pp.mean)}, std {_triplet(pp.std)} "
+        f"({source})"
+    )
+    report.warnings += warnings
+    return pp
 
 
 def _note_model(report: ExportReport, info: dict) -> None:
