@@ -97,7 +97,7 @@ def holdout_gate(frames: tuple[np.ndarray, ...], source: str) -> GateData:
 
 def val_gate(val_set, count: int | None, num_classes: int, ignore_index: int) -> GateData:
     """Validation images with masks; mask values outside the classes are ignored and reported."""
-    from runtime.val_data import OutOfRangeTally
+    from runtime.masks import OutOfRangeTally
 
     picked = val_set.indices(count)
     tally = OutOfRangeTally(num_classes, ignore_index)

@@ -1,4 +1,5 @@
-"""Validation images with their masks, found in the dataset layouts people already have on disk.
+"""Validation images with their masks, found in the dataset layouts people already have on disk
+(reading the masks themselves: runtime/masks.py).
 
 Layouts, detected from the root folder (`find_val_set`):
 
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
+from runtime.masks import SHOWN, ValDataError, count_text, read_mask, reduce_zero_label
 from runtime.sampling import evenly_spaced
+
+__all__ = ["ValDataError", "ValSample", "ValSet", "find_val_set", "read_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CITY_IMAGE, CITY_MASK = "_leftImg8bit.png", "_gtFine_labelTrainIds.png"
@@ -35,7 +38,6 @@ LAYOUTS: dict[str, tuple[str, str, str]] = {
     "ade20k": ("images", "annotations", "validation"),
     "mmseg": ("img_dir", "ann_dir", "val"),
 }
-SHOWN = 3  # file names quoted in a warning before "(+N more)"
 
 
 # How images and masks are paired, per layout, for the "no pairs" message.
@@ -45,10 +47,6 @@ PAIRING = {
     "mmseg": "the same file stem (img_dir/ / ann_dir/)",
     "explicit": "the same file stem in --val-masks",
 }
-
-
-class ValDataError(ValueError):
-    """Validation data that is missing, in no known layout, unpaired or unreadable."""
 
 
 class ValSample(NamedTuple):
@@ -196,9 +194,9 @@ def _val_set(
 ) -> ValSet:
     warnings = []
     if lone_images:
-        warnings.append(f"{_count(lone_images, 'image')} without a mask: {_names(lone_images)}")
+        warnings.append(f"{count_text(lone_images, 'image')} without a mask: {_names(lone_images)}")
     if lone_masks:
-        warnings.append(f"{_count(lone_masks, 'mask')} without an image: {_names(lone_masks)}")
+        warnings.append(f"{count_text(lone_masks, 'mask')} without an image: {_names(lone_masks)}")
     where = f"{root} with masks {masks}" if masks else str(root)
     if not pairs:
         found = "; ".join(warnings) or "no image or mask files"
@@ -209,15 +207,11 @@ def _val_set(
         )
     split_text = f" (split {split})" if split else ""
     reduced = ", reduce_zero_label" if reduce else ""
-    desc = f"{layout} layout at {where}: {_count(pairs, 'pair')}{split_text}{reduced}"
+    desc = f"{layout} layout at {where}: {count_text(pairs, 'pair')}{split_text}{reduced}"
     return ValSet(
         layout, root, split, pairs, lone_images, lone_masks, reduce, ignore_index, desc,
         tuple(warnings),
     )  # fmt: skip
-
-
-def _count(items, noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def _names(paths) -> str:
@@ -240,135 +234,3 @@ def read_image(path: Path) -> np.ndarray:
     from runtime.preprocess import read_image as read_bgr8
 
     return read_bgr8(path, ValDataError)
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """A single-channel class-id image (or a palette PNG, e.g. VOC's) -> (H,W) int32."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValDataError(
-            f"cannot decode mask {path} (corrupt or unsupported); remove or replace it"
-        )
-    palette = _png_palette(path)
-    if palette is not None:
-        return _palette_indices(mask, palette, path)
-    if mask.ndim == 3 and mask.shape[2] == 1:
-        mask = mask[:, :, 0]
-    if mask.ndim != 2:
-        raise ValDataError(
-            f"mask {path} has {mask.shape[2]} colour channels; use single-channel masks of class "
-            f"ids (e.g. Cityscapes *{CITY_MASK}, not *_color.png)"
-        )
-    if not np.issubdtype(mask.dtype, np.integer):
-        raise ValDataError(
-            f"mask {path} holds {mask.dtype} values; masks must hold integer class ids"
-        )
-    return mask.astype(np.int32)
-
-
-def _png_palette(path: Path) -> np.ndarray | None:
-    """(N,3) uint8 RGB palette of an indexed-colour PNG; None for any other file."""
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)  # IHDR and PLTE come before the pixel data
-    # Signature (8), IHDR length and type (8), width, height (8), bit depth (1), colour type (1).
-    if len(data) < 26 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[25] != 3:
-        return None
-    pos = 8
-    while pos + 8 <= len(data):
-        size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
-        if kind == b"PLTE":
-            raw = np.frombuffer(data[pos + 8 : pos + 8 + size], np.uint8)
-            return raw[: len(raw) // 3 * 3].reshape(-1, 3)
-        if kind == b"IDAT":
-            break
-        pos += 12 + size
-    raise ValDataError(f"mask {path} is an indexed-colour PNG without a palette; re-save it")
-
-
-def _palette_indices(mask: np.ndarray, palette_rgb: np.ndarray, path: Path) -> np.ndarray:
-    # OpenCV expands palette PNGs to colours (no flag keeps the indices, which are the class ids),
-    # so map every colour back to its palette index; that is exact when the colours are distinct.
-    bgr = mask[:, :, :3].astype(np.int32) if mask.ndim == 3 else np.stack([mask] * 3, -1)
-    keys = (bgr[..., 2] << 16) | (bgr[..., 1] << 8) | bgr[..., 0]  # (H,W) packed RGB
-    pal = palette_rgb.astype(np.int32)
-    pal_keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
-    used, inverse = np.unique(keys, return_inverse=True)
-    index_of = {}
-    for i, key in enumerate(pal_keys.tolist()):
-        index_of.setdefault(key, []).append(i)
-    ids = []
-    for key in used.tolist():
-        found = index_of.get(key, [])
-        if len(found) != 1:
-            what = "not in its palette" if not found else f"shared by palette entries {found}"
-            raise ValDataError(
-                f"mask {path}: colour #{key:06x} is {what}, so its class id cannot be recovered; "
-                "save the mask as a single-channel PNG of class ids"
-            )
-        ids.append(found[0])
-    return np.asarray(ids, np.int32)[inverse.reshape(keys.shape)]
-
-
-def reduce_zero_label(labels: np.ndarray, ignore_index: int = 255) -> np.ndarray:
-    """ADE20K-style masks: 0 ("other") -> ignore_index, k -> k-1; ignore_index stays."""
-    out = labels.astype(np.int32) - 1
-    out[(labels == 0) | (labels == ignore_index)] = ignore_index
-    return out
-
-
-def check_labels(labels: np.ndarray, num_classes: int, ignore_index: int | None = 255) -> dict:
-    """{value: pixel count} of values outside 0..num_classes-1 that are not the ignore index."""
-    bad = (labels < 0) | (labels >= num_classes)
-    if ignore_index is not None:
-        bad &= labels != ignore_index
-    if not bad.any():
-        return {}
-    values, counts = np.unique(labels[bad], return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts)}
-
-
-class OutOfRangeTally:
-    """Collects, per mask file, the values outside the classes; one summary line at the end."""
-
-    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
-        self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.by_file: dict[str, dict[int, int]] = {}
-
-    def add(self, name: str, labels: np.ndarray) -> dict[int, int]:
-        """Record `labels`' out-of-range values under `name`; returns them ({value: pixels})."""
-        found = check_labels(labels, self.num_classes, self.ignore_index)
-        if found:
-            self.by_file[name] = found
-        return found
-
-    def clean(self, labels: np.ndarray, name: str) -> np.ndarray:
-        """Record, then return labels with out-of-range values set to the ignore index."""
-        if not self.add(name, labels):
-            return labels
-        out = labels.copy()
-        out[(labels < 0) | (labels >= self.num_classes)] = self.ignore_index
-        return out
-
-    @property
-    def total_pixels(self) -> int:
-        """Pixels counted as out of range so far, over every file."""
-        return sum(n for vals in self.by_file.values() for n in vals.values())
-
-    @property
-    def max_value(self) -> int | None:
-        return max((v for vals in self.by_file.values() for v in vals), default=None)
-
-    def summary(self) -> list[str]:
-        """[] when every mask was in range, else one line naming the files and values."""
-        if not self.by_file:
-            return []
-        files = [
-            f"{name} ({', '.join(f'value {v}: {n} px' for v, n in sorted(vals.items()))})"
-            for name, vals in list(self.by_file.items())[:SHOWN]
-        ]
-        more = len(self.by_file) - SHOWN
-        return [
-            f"{_count(self.by_file, 'mask')} {'holds' if len(self.by_file) == 1 else 'hold'} values outside 0..{self.num_classes - 1} that are "
-            f"not the ignore index {self.ignore_index} (counted as ignored): "
-            f"{', '.join(files)}{f' (+{more} more)' if more > 0 else ''}"
-        ]

@@ -6,16 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from runtime.masks import OutOfRangeTally, check_labels, read_mask, reduce_zero_label
 from runtime.metrics import ConfusionMatrix
-from runtime.val_data import (
-    OutOfRangeTally,
-    ValDataError,
-    ValSample,
-    check_labels,
-    find_val_set,
-    read_mask,
-    reduce_zero_label,
-)
+from runtime.val_data import ValDataError, ValSample, find_val_set
 from tests.datasets import (
     HEIGHT,
     WIDTH,
@@ -244,6 +237,6 @@ def test_tally_names_a_few_files_and_counts_the_rest():
 
 
 def test_val_data_and_classes_import_without_heavy_modules(tmp_path):
-    code = "import runtime.val_data, runtime.classes, runtime.sampling; print('ok')"
+    code = "import runtime.val_data, runtime.masks, runtime.classes, runtime.sampling; print('ok')"
     result = run_blocked(tmp_path, "-c", code)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
