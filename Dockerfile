@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# scaseg images for NVIDIA GPUs. Pick the platform with --build-arg TARGET=x86|jetson and the
-# stage with --target:
+# scaseg images. Pick the platform with --build-arg TARGET=x86|jetson|cpu (x86 with an NVIDIA
+# GPU, Jetson, or an x86 CPU without one: ONNX Runtime and OpenVINO) and the stage with --target:
 #   runtime  torch-free: scaseg-run on TensorRT engines or ONNX Runtime (the default stage)
 #   export   runtime + torch: scaseg-export, calibration, engine builds
 # Build/run commands and what was verified where: docs/deployment.md. Models are mounted at run
@@ -11,6 +11,8 @@ ARG X86_BASE=nvcr.io/nvidia/tensorrt:24.08-py3
 # JetPack 6.1 (L4T r36.4): TensorRT 10.3 with Python bindings, CUDA 12.6, cuDNN, and JetPack's
 # OpenCV 4.8 built with GStreamer (CSI cameras, hardware decode).
 ARG JETSON_BASE=nvcr.io/nvidia/l4t-jetpack:r36.4.0
+# x86 CPU boxes (industrial PCs, NUCs, Intel Core Ultra): Debian 12, Python 3.11.
+ARG CPU_BASE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
 FROM ${X86_BASE} AS runtime-x86
@@ -50,6 +52,26 @@ COPY calibration ./calibration
 RUN python3 -m pip install --no-cache-dir --no-deps . \
  && python3 -m pip install --no-cache-dir "numpy>=1.24,<2" "typer>=0.12" "rich>=13" \
       "onnxruntime>=1.17" "pycuda>=2022.1"
+
+# ---------------------------------------------------------------------------------------------
+FROM ${CPU_BASE} AS runtime-cpu
+# OpenCV's wheel needs libGL and GLib at import. Intel GPUs and NPUs are reached by passing their
+# devices in (--device /dev/dri, /dev/accel) with the host's drivers; only the CPU is verified.
+# DL3008: Debian 12's versions, pinned by the base tag.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/scaseg
+COPY pyproject.toml README.md ./
+COPY runtime ./runtime
+COPY scaseg ./scaseg
+COPY export ./export
+COPY calibration ./calibration
+# cpu + openvino extras: ONNX Runtime's CPU wheel and OpenVINO; --backend auto picks OpenVINO for
+# artifacts the export gate verified on it. (DL3013: "." is this source tree.)
+# hadolint ignore=DL3013
+RUN python3 -m pip install --no-cache-dir ".[cpu,openvino]"
 
 # ---------------------------------------------------------------------------------------------
 # DL3006: an earlier stage of this file, chosen by TARGET, not an image from a registry.

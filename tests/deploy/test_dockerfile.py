@@ -61,8 +61,8 @@ def test_hadolint_passes():
 
 def test_stages_and_torch_only_in_export():
     found = stages()
-    assert {"runtime-x86", "runtime-jetson", "runtime", "export"} <= set(found)
-    for stage in ("runtime-x86", "runtime-jetson", "runtime"):
+    assert {"runtime-x86", "runtime-jetson", "runtime-cpu", "runtime", "export"} <= set(found)
+    for stage in ("runtime-x86", "runtime-jetson", "runtime-cpu", "runtime"):
         assert not any("torch" in run for run in found[stage]), stage
     assert any("torch" in run for run in found["export"])
 
@@ -78,7 +78,7 @@ NETWORK = re.compile(r"NewConnectionError|Network is unreachable|Temporary failu
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["runtime-x86", "runtime-jetson", "export"])
+@pytest.mark.parametrize("stage", ["runtime-x86", "runtime-jetson", "runtime-cpu", "export"])
 def test_stage_pip_lines_resolve(tmp_path, stage):
     """Every pip line of the stage, as a dry run against the package index. Jetson lines resolve
     for aarch64/Python 3.10 (binary wheels only, so the source tree "." is left to the x86 line)."""
@@ -102,3 +102,5 @@ def test_stage_pip_lines_resolve(tmp_path, stage):
         assert proc.returncode == 0, f"{' '.join(args)}:\n{proc.stderr[-2000:]}"
         names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
         assert ("torch" in names) == (stage == "export"), sorted(names)
+        if stage == "runtime-cpu":
+            assert {"openvino", "onnxruntime"} <= names, sorted(names)
