@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from runtime.preprocess import Preprocess, preprocess, preprocess_uint8, read_image
-from runtime.sampling import evenly_spaced
+from runtime.sampling import evenly_spaced, natural_key
 
 GENERATED = "generated"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -132,7 +132,9 @@ def _from_files(
 def _folder_files(path: Path) -> list[Path]:
     if not _readable(path):
         raise CalibrationDataError(f"calibration folder {path} is not readable; check permissions")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = sorted(
+        (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_key
+    )
     if not files:
         raise CalibrationDataError(
             f"calibration folder {path} has no images; put {', '.join(IMAGE_SUFFIXES[:3])} files in it"
@@ -143,7 +145,9 @@ def _folder_files(path: Path) -> list[Path]:
 
 def _glob_files(pattern: str) -> list[Path]:
     # recursive=True: "**" matches any depth of folders ("frames/**/*.jpg").
-    files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    files = sorted(
+        (Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()), key=natural_key
+    )
     files = [p for p in files if not p.name.startswith(".")]
     if not files:
         raise CalibrationDataError(

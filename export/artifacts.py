@@ -20,7 +20,6 @@ from runtime.atomic import (
 )
 from runtime.meta import ModelMeta, sidecar_path, write_meta
 
-PRECISIONS = ("fp32", "fp16", "int8")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 

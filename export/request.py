@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration.ranges import CalibrationSettings
-from export.artifacts import PRECISIONS
 from export.onnx_export import ShapeRange
 from export.verify import Budgets, VariantCheck
+from runtime.meta import PRECISIONS
 from scaseg.model import check_input_size
 
 DEMO_CHECKPOINT = (

@@ -78,7 +78,3 @@ def default_model_name(artifact: Path, meta: ModelMeta) -> str:
     """`scaseg_t.int8.onnx` -> `scaseg_t_int8`."""
     stem = artifact.name.split(".")[0] or "scaseg"
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{stem}_{meta.precision}")
-
-
-def sidecar_path(artifact: Path) -> Path:
-    return Path(f"{artifact}.json")

@@ -32,44 +32,10 @@ from export.triton_artifacts import (
     default_model_name,
     engine_files,
     load_artifacts,
-    sidecar_path,
 )
-from export.triton_config import (
-    DEFAULT_MAX_BATCH,
-    PYTHON_INPUT,
-    PYTHON_OUTPUT,
-    TRITON_DTYPES,
-    Batching,
-    TritonBatchingWarning,
-    TritonConfigError,
-    batch_range,
-    native_config,
-    plan_batching,
-    python_config,
-    triton_dtype,
-)
-from export.triton_pbtxt import MAX_QUEUE_DELAY_US, TritonModelConfig, TritonTensor
-
-# The names this module had before it was split, kept importable from here.
-__all__ = [
-    "DEFAULT_MAX_BATCH",
-    "MAX_QUEUE_DELAY_US",
-    "PYTHON_INPUT",
-    "PYTHON_OUTPUT",
-    "TRITON_DTYPES",
-    "Batching",
-    "TritonBatchingWarning",
-    "TritonConfigError",
-    "TritonModelConfig",
-    "TritonTensor",
-    "batch_range",
-    "default_model_name",
-    "native_config",
-    "plan_batching",
-    "python_config",
-    "triton_dtype",
-    "write_triton_repo",
-]
+from export.triton_config import TritonConfigError, native_config, plan_batching, python_config
+from export.triton_pbtxt import TritonModelConfig
+from runtime.meta import sidecar_path
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 

@@ -1,6 +1,15 @@
-"""Picking a few items spread evenly over many (calibration frames, validation images)."""
+"""Ordering files the way people number them, and picking a few spread evenly over many
+(image sources, calibration frames, validation images)."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def natural_key(path: str | Path) -> list:
+    """Sort key that puts f2.png before f10.png (digit runs compare as numbers), by full path."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
 
 
 def evenly_spaced(total: int, count: int) -> list[int]:

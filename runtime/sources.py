@@ -44,6 +44,7 @@ from runtime.capture import (
     has_gstreamer,
 )
 from runtime.preprocess import as_bgr8
+from runtime.sampling import natural_key
 from runtime.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -73,10 +74,6 @@ __all__ = [
 ]
 
 
-def _natural_key(path: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
 def _image_paths(spec: str) -> list[Path] | None:
     """Images named by a folder or a glob, sorted naturally; None if spec is neither."""
     if os.path.isdir(spec):
@@ -89,7 +86,7 @@ def _image_paths(spec: str) -> list[Path] | None:
         return None
     if not paths:
         raise SourceError(f"{what} holds no images ({', '.join(IMAGE_SUFFIXES)}); {SOURCE_HELP}")
-    return sorted(paths, key=_natural_key)
+    return sorted(paths, key=natural_key)
 
 
 class ImageSource:

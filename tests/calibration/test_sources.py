@@ -182,3 +182,21 @@ def test_generated_holdout_scenes_are_other_scenes():
     assert len(data.holdout_frames) == 2
     assert not any(np.array_equal(h, f) for h in data.holdout_frames for f in data.frames)
     assert data.sha256 == load_calibration_data("generated", 2, 64, 96).sha256
+
+
+def test_folders_and_globs_are_ordered_as_the_runtime_orders_them(tmp_path):
+    """f2 before f10, as scaseg-run reads an image folder: held-out and calibration frames are
+    the ones a user counting their files expects."""
+    from runtime.sources import open_source
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (1, 2, 10, 11):
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    data = load_calibration_data(folder, 4, 8, 8)
+    assert [int(f[0, 0, 0]) for f in data.frames] == [1, 2, 10, 11]
+    src = open_source(str(folder))
+    try:
+        assert [int(fr.frame_bgr[0, 0, 0]) for fr in src.frames()] == [1, 2, 10, 11]
+    finally:
+        src.close()

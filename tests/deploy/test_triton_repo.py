@@ -10,8 +10,9 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from export.triton_config import TritonBatchingWarning, TritonConfigError
 from export.triton_model import FrameServer
-from export.triton_repo import TritonBatchingWarning, TritonConfigError, write_triton_repo
+from export.triton_repo import write_triton_repo
 from runtime.meta import read_meta
 from runtime.segmenter import Segmenter
 from tests.deploy.conftest import ORIN_ENGINE, build_model
