@@ -235,4 +235,6 @@ def _bundle_runtime(dst: Path) -> None:
     import runtime
 
     src = Path(runtime.__file__).resolve().parent
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # The bundled demo model (runtime/models/, 23 MB) is scaseg-run's default, not a served model.
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "models")
+    shutil.copytree(src, dst, ignore=skip)

@@ -69,6 +69,7 @@ def test_onnx_repository_matches_sidecar(tmp_path, fused, dynamic):
     version = repo / "seg" / "1"
     for name in ("model.py", onnx.name, f"{onnx.name}.json", "runtime/preprocess.py"):
         assert (version / name).is_file(), name
+    assert not (version / "runtime" / "models").exists()  # scaseg-run's demo model stays out
 
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])

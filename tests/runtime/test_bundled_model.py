@@ -1,0 +1,83 @@
+"""The demo model shipped in the runtime package: it is what scaseg-export makes from the shipped
+weights (the two cannot drift), and a plain `pip install '.[cpu]'` with no torch runs it as
+scaseg-run's default model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.bundled import BUNDLED_MODEL, bundled_model
+from runtime.meta import read_meta, sha256_file
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = REPO / "scaseg" / "weights" / "scaseg_t_demo.safetensors"
+
+
+def test_bundled_model_is_there_with_its_sidecar_and_passes_its_hash_check():
+    from runtime.meta import check_artifact_hash
+
+    assert bundled_model() == BUNDLED_MODEL
+    meta = read_meta(BUNDLED_MODEL)
+    check_artifact_hash(BUNDLED_MODEL, meta)
+    assert meta.precision == "fp32" and meta.variant == "t" and meta.extra["gate"]["passed"]
+    assert meta.hashes["checkpoint"] == sha256_file(WEIGHTS)  # made from the shipped weights
+
+
+@pytest.mark.slow
+def test_bundled_model_is_what_the_export_makes_from_the_shipped_weights(tmp_path):
+    """Same weights, same graph ops, same contract; bytes may differ with exporter versions."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from export.pipeline import export_artifacts
+    from export.request import ExportRequest
+
+    export_artifacts(ExportRequest(out=tmp_path, name="scaseg_t_demo", verify=False))
+    fresh, shipped = (onnx.load(str(p)) for p in (tmp_path / BUNDLED_MODEL.name, BUNDLED_MODEL))
+    assert [n.op_type for n in fresh.graph.node] == [n.op_type for n in shipped.graph.node]
+    weights = {t.name: numpy_helper.to_array(t) for t in shipped.graph.initializer}
+    assert len(weights) == len(fresh.graph.initializer)
+    for tensor in fresh.graph.initializer:
+        np.testing.assert_array_equal(numpy_helper.to_array(tensor), weights[tensor.name])
+    a, b = read_meta(tmp_path / BUNDLED_MODEL.name), read_meta(BUNDLED_MODEL)
+    for field in ("class_names", "palette_rgb", "input", "output", "preprocess", "output_kind"):
+        assert getattr(a, field) == getattr(b, field), field
+
+
+@pytest.mark.slow
+def test_fresh_install_without_torch_runs_the_default_model(tmp_path):
+    """A non-editable install of the cpu extra in a new venv (no torch, no export step), then
+    `scaseg-run VIDEO --out o.mp4` with no --model, from a folder outside the repository."""
+    from runtime.scenes import write_scene_video
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+           "--disable-pip-version-check"]  # fmt: skip
+    done = subprocess.run([*pip, f"{REPO}[cpu]"], capture_output=True, text=True, timeout=900)
+    if done.returncode != 0 and "NewConnectionError" in done.stderr:
+        pytest.skip("no network to the package index")
+    assert done.returncode == 0, done.stderr[-2000:]
+    check = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert check.returncode != 0  # the runtime install brought no torch
+    video = tmp_path / "clip.mp4"
+    write_scene_video(video, 0, 120, 160, 3)
+    env = {k: v for k, v in os.environ.items() if k not in ("SCASEG_MODEL", "PYTHONPATH")}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    run = subprocess.run(
+        [str(venv / "bin" / "scaseg-run"), str(video), "--out", "o.mp4", "--jsonl", "s.jsonl"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "scaseg_t_demo.fp32.onnx" in run.stderr and (work / "o.mp4").stat().st_size > 0
+    lines = (work / "s.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line) for line in lines)
