@@ -105,20 +105,23 @@ class RunArgs:
 
 
 def default_model_path() -> Path | None:
-    """The model used when --model is omitted: $SCASEG_MODEL, else the bundled demo export."""
+    """The model used when --model is omitted: $SCASEG_MODEL, else the demo model the runtime
+    package ships (runtime/bundled.py), else None."""
     env = os.environ.get("SCASEG_MODEL")
     if env:
         return Path(env).expanduser()
-    demo = DEMO_MODEL.expanduser()
-    return demo if demo.is_file() else None
+    from runtime.bundled import bundled_model
+
+    return bundled_model()
 
 
 def _resolve_model(model: Path | None) -> Path:
     model = model or default_model_path()
     if model is None:
         raise UsageError(
-            f"no model given and no demo model at {DEMO_MODEL}: pass --model PATH, set "
-            "SCASEG_MODEL, or create the demo model with `scaseg-export --out ~/.cache/scaseg`"
+            "no model given, and this installation has no bundled demo model "
+            "(runtime/models/): pass --model PATH, set SCASEG_MODEL, or export one with "
+            "scaseg-export"
         )
     return model
 

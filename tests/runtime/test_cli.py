@@ -87,8 +87,10 @@ def test_show_without_a_display_fails_before_loading(small_video, plain_model, m
 
 
 def test_no_model_anywhere_tells_the_user_what_to_do(small_video, monkeypatch, tmp_path):
+    import runtime.bundled
+
     monkeypatch.delenv("SCASEG_MODEL", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(runtime.bundled, "BUNDLED_MODEL", tmp_path / "gone.onnx")
     assert default_model_path() is None
     result = run_cli(small_video)
     assert result.exit_code == 2
