@@ -36,7 +36,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class Target:
-    name: str  # what the issue asks, e.g. "ONNX Runtime FP32 >= 1.3x PyTorch eager"
+    name: str  # the goal being checked, e.g. "ONNX Runtime FP32 >= 1.3x PyTorch eager"
     measured: str  # e.g. "1.52x"
     met: bool | None  # None: could not be measured
     note: str = ""  # why, when not met or not measured

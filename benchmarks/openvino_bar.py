@@ -2,14 +2,14 @@
 
     python -m benchmarks.openvino_bar [--artifacts DIR] [--video bikes.mp4] [--frames 60]
 
-0. The real street video (tests/real_video.py: bikes.mp4) is split in two: frames of the first
+0. The real street video (tests/support/real_video.py: bikes.mp4) is split in two: frames of the first
    half calibrate, the second half is where label maps are compared. Without --artifacts, the
    demo model is exported by `scaseg-export --precision all --calib-data <first half>`, as a user
    calibrates on their own camera's frames.
 1. scaseg-profile: the INT8 artifact on `--backend openvino` and the FP32 artifact on
    `--backend openvino` (f32), each against the FP32 artifact on `--backend onnxruntime
    --provider cpu`; infer-stage p50/mean ratios (target: INT8 on OpenVINO >= 2.0x).
-2. scaseg-run on a real street video (tests/real_video.py: bikes.mp4), label maps written as PNGs:
+2. scaseg-run on a real street video (tests/support/real_video.py: bikes.mp4), label maps written as PNGs:
    agreement of OpenVINO FP32 (f32) and OpenVINO INT8 with ONNX Runtime FP32, pixel by pixel
    (targets: >= 99.9% and >= 95%).
 """
@@ -91,14 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         help="scaseg-export --out folder (default: export the demo "
         "model calibrated on the video's first half)",
     )
-    parser.add_argument("--video", type=Path, help="default: bikes.mp4 (tests/real_video.py)")
+    parser.add_argument(
+        "--video", type=Path, help="default: bikes.mp4 (tests/support/real_video.py)"
+    )
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--work", type=Path, default=Path("/tmp/scaseg-ov-bar"))
     args = parser.parse_args(argv)
     video = args.video
     if video is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.real_video import real_video
+        from tests.support.real_video import real_video
 
         video = real_video()
     calib, frames = split_video(video, args.work)

@@ -43,8 +43,8 @@ def model_only_fps(seg, batch, frames: int, warmup: int) -> float:
 
 def pipeline_run(seg, video: Path, out: Path):
     from runtime.pipeline import run_pipeline
-    from runtime.sinks import OverlayVideoSink
     from runtime.sources import open_source
+    from runtime.video_sinks import OverlayVideoSink
 
     src = open_source(str(video))
     try:

@@ -2,7 +2,8 @@
 
 Key = (model hash, preprocessing, data hash, method, samples, method settings). A cache file is
 named by the key's digest and also stores the key itself, which is compared on load: a stale or
-foreign file is never reused just because of its name (users.md #6).
+foreign file is never reused just because of its name: a cache made for another model,
+preprocessing or data set would silently calibrate the wrong ranges.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.errors import UserInputError
 from runtime.preprocess import Preprocess, preprocess, preprocess_uint8, read_image
 from runtime.sampling import evenly_spaced, natural_key
 
@@ -29,7 +30,7 @@ GLOB_CHARS = "*?["
 SOURCES_HINT = "an image folder, a glob pattern ('frames/*.jpg'), a video file, a .txt list of images or 'generated'"
 
 
-class CalibrationDataError(ValueError):
+class CalibrationDataError(UserInputError):
     """Calibration data that cannot be read, is empty, or holds files that are not images."""
 
 

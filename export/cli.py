@@ -4,8 +4,8 @@
     scaseg-export --checkpoint my.safetensors --input-size 512x1024 --dynamic --precision fp16
     scaseg-export build-engine artifacts/scaseg_t.fp16.onnx --workspace-gib 2 [--dla-core 0]
 
-Only this file prints or exits: bad input -> one line + exit 2; a missed accuracy budget or a
-failed build -> exit 1; --debug shows the traceback.
+Only this file prints or exits, through runtime/cli_errors.py: bad input -> one line + exit 2; a
+missed accuracy budget or a failed build -> exit 1; a bug -> exit 1 and a traceback log file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from export.cli_report import StageProgress, print_engine_result, print_report
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-engine_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 class PrecisionChoice(str, Enum):
@@ -62,8 +61,14 @@ def parse_size(text: str, flag: str = "--input-size") -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-@app.command(epilog="Build engines on the target: scaseg-export build-engine MODEL.onnx --help")
+# The export runs when no subcommand is given (`scaseg-export --precision int8`), so the group's
+# own options are the export's; `scaseg-export build-engine MODEL.onnx` is the one subcommand.
+@app.callback(
+    invoke_without_command=True,
+    epilog="Build engines on the target: scaseg-export build-engine MODEL.onnx --help",
+)
 def export(
+    ctx: typer.Context,
     checkpoint: Path = typer.Option(
         None, help="Checkpoint (.safetensors/.pth); default: the bundled demo model."
     ),
@@ -158,6 +163,8 @@ def export(
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Export a SCASeg checkpoint to ONNX (FP32/FP16/INT8) with sidecars, gated on accuracy."""
+    if ctx.invoked_subcommand is not None:
+        return
     from calibration.ranges import CalibrationSettings
     from export.onnx_export import ShapeRange
     from export.request import ExportRequest
@@ -206,18 +213,24 @@ def export(
             reduce_zero_label=reduce_zero_label,
             openvino_gate=openvino_gate,
             budgets=Budgets(
-                fp32_max_abs,
-                fp32_agreement / 100,
-                fp16_agreement / 100,
-                int8_max_drop,
-                int8_agreement / 100,
+                fp32_max_abs=fp32_max_abs,
+                fp32_agreement=fp32_agreement / 100,
+                fp16_agreement=fp16_agreement / 100,
+                int8_miou_drop_points=int8_max_drop,
+                int8_agreement=int8_agreement / 100,
             ),
             force=force,
         )
         from export.trt_build import EngineOptions
 
         engine_options = EngineOptions(workspace_gib=workspace_gib, dla_core=dla_core, force=force)
-        scale_out = ScaleOut(triton_repo, triton_max_batch_size, deepstream, force, triton_openvino)
+        scale_out = ScaleOut(
+            triton_repo=triton_repo,
+            triton_max_batch_size=triton_max_batch_size,
+            deepstream=deepstream,
+            force=force,
+            triton_openvino=triton_openvino,
+        )
         return _export(request, engines, engine_options, scale_out)
 
     raise typer.Exit(_guarded(run, debug))
@@ -274,7 +287,9 @@ def _export(request, engines: EngineChoice, engine_options, scale_out: ScaleOut)
     print_report(console, report, request)
     written = [a.path for a in report.artifacts if a.written]
     built = []
-    reason = None if engines == EngineChoice.no else engine_unavailable_reason()
+    reason = (
+        None if engines == EngineChoice.no else engine_unavailable_reason(engine_options.device)
+    )
     if engines != EngineChoice.no and reason is None:
         for path in written:
             result = build_engine(path, engine_options)
@@ -292,7 +307,7 @@ def _export(request, engines: EngineChoice, engine_options, scale_out: ScaleOut)
     return 0
 
 
-@engine_app.command()
+@app.command("build-engine")
 def build_engine_command(
     model: Path = typer.Argument(..., help="An exported .onnx with its .json sidecar."),
     workspace_gib: float = typer.Option(2.0, help="Builder workspace limit, GiB."),
@@ -308,6 +323,7 @@ def build_engine_command(
     ),
     calib_samples: int = typer.Option(32, help="--implicit-int8 calibration frames."),
     force: bool = typer.Option(False, help="Replace an existing engine."),
+    device: int = typer.Option(0, min=0, help="CUDA GPU index to build for. Example: --device 1"),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Build a TensorRT engine from MODEL.onnx (run this on the target device)."""
@@ -319,7 +335,14 @@ def build_engine_command(
                 f"{model} does not exist; pass an .onnx written by scaseg-export"
             )
         options = EngineOptions(
-            workspace_gib, dla_core, timing_cache, implicit_int8, calib_data, calib_samples, force
+            workspace_gib=workspace_gib,
+            dla_core=dla_core,
+            timing_cache=timing_cache,
+            implicit_int8=implicit_int8,
+            calib_data=calib_data,
+            calib_samples=calib_samples,
+            force=force,
+            device=device,
         )
         print_engine_result(console, build_engine(model, options))
         return 0
@@ -328,34 +351,19 @@ def build_engine_command(
 
 
 def _guarded(run, debug: bool) -> int:
-    """Turn exceptions into one line and an exit code: 2 for bad input, 1 for failures."""
-    from calibration.sources import CalibrationDataError
-    from runtime.meta import MetaError
-    from scaseg.checkpoint import CheckpointError
+    from runtime.cli_errors import guarded
 
-    bad_input = (CheckpointError, CalibrationDataError, MetaError, FileExistsError, FileNotFoundError,
-                 PermissionError, ValueError, typer.BadParameter)  # fmt: skip
-    try:
-        return run()
-    except KeyboardInterrupt:  # Ctrl-C / SIGINT: stage folders and temp files are already gone
-        console.print(
-            "scaseg-export: interrupted; artifacts finished before the interrupt are complete, "
-            "nothing else was placed",
-            soft_wrap=True,
-            highlight=False,
-        )
-        return 130
-    except bad_input as err:
-        if debug:
-            raise
-        console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True, highlight=False)
-        return 2
-    except (RuntimeError, ImportError, OSError, MemoryError) as err:
-        if debug:
-            raise
-        message = _disk_full(err) or _one_line(err)
-        console.print(f"[red]error:[/] {message}", soft_wrap=True, highlight=False)
-        return 1
+    return guarded(
+        run,
+        prog="scaseg-export",
+        debug=debug,
+        console=console,
+        prefix="error:",
+        # Ctrl-C / SIGINT: stage folders and temp files are already gone
+        interrupted="scaseg-export: interrupted; artifacts finished before the interrupt are "
+        "complete, nothing else was placed",
+        describe=_disk_full,
+    )
 
 
 def _disk_full(err: BaseException) -> str | None:
@@ -380,20 +388,11 @@ def _disk_full(err: BaseException) -> str | None:
     )
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console script: `build-engine` goes to the engine command, everything else to export."""
+    """Console script: `scaseg-export [OPTIONS]` exports, `scaseg-export build-engine` builds."""
     from runtime.cli_app import run_app
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "build-engine":
-        run_app(engine_app, "scaseg-export build-engine", args[1:])
-    else:
-        run_app(app, "scaseg-export", args)
+    run_app(app, "scaseg-export", list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

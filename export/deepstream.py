@@ -26,6 +26,7 @@ from pathlib import Path
 
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.deps import require
+from runtime.errors import UserInputError
 from runtime.meta import ModelMeta, read_meta
 
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # nvinfer's network-mode values
@@ -33,7 +34,7 @@ COLOR_FORMAT = {"rgb": 0, "bgr": 1}  # model-color-format
 PROBS = "probs"
 
 
-class DeepStreamConfigError(ValueError):
+class DeepStreamConfigError(UserInputError):
     """The artifact cannot be served by nvinfer as it is; the message says what to export."""
 
 

@@ -8,7 +8,7 @@
 MODEL is an exported artifact (`.onnx`, `.engine`: run through the runtime, on this device's
 backend) or a checkpoint (`.pth`, `.safetensors`: run through PyTorch with the same preprocessing
 and label post-processing). Label maps are scored at each mask's own size. Only this file prints
-or exits: bad input -> one line, exit 2.
+or exits, through runtime/cli_errors.py: bad input -> one line, exit 2.
 """
 
 from __future__ import annotations
@@ -99,8 +99,15 @@ def evaluate_command(
                 reduce_zero_label=reduce_zero_label,
                 ignore_index=ignore_index,
             )
-        settings = _CheckpointSettings(input_size, classes, variant, mean, std, rgb,
-                                       allow_random_decoder)  # fmt: skip
+        settings = _CheckpointSettings(
+            input_size=input_size,
+            classes=classes,
+            variant=variant,
+            mean=mean,
+            std=std,
+            rgb=rgb,
+            allow_random_decoder=allow_random_decoder,
+        )
         loaded = load_model_for_eval(model, backend, provider, device, settings)
         try:
             data = _data(loaded, val_set, max_images, ignore_index)
@@ -270,31 +277,10 @@ def write_json(path: Path, model: Path, loaded: LoadedModel, data: str, s: EvalS
 
 
 def _guarded(run, debug: bool) -> int:
-    from runtime.meta import MetaError
+    from runtime.cli_errors import guarded
 
-    # CheckpointError is a ValueError; scaseg (and torch) are not imported for artifacts, so the
-    # command runs on a device that has only the runtime.
-    bad_input = (MetaError, FileNotFoundError, FileExistsError, PermissionError, ValueError,
-                 typer.BadParameter)  # fmt: skip
-    try:
-        return run()
-    except KeyboardInterrupt:
-        err_console.print("scaseg-eval: interrupted; nothing was written")
-        return 130
-    except bad_input as err:
-        if debug:
-            raise
-        err_console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True)
-        return 2
-    except (RuntimeError, ImportError, OSError, MemoryError) as err:
-        if debug:
-            raise
-        err_console.print(f"[red]error:[/] {_one_line(err)}", soft_wrap=True)
-        return 1
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+    return guarded(run, prog="scaseg-eval", debug=debug, console=err_console, prefix="error:",
+                   interrupted="scaseg-eval: interrupted; nothing was written")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runtime.errors import UserInputError
 from runtime.preprocess import Preprocess
 
 MISMATCH_FRACTION = 0.01  # more mask pixels than this outside the classes: wrong data or model
@@ -25,7 +26,7 @@ DEFAULT_GATE_FRAMES = 16  # --verify-frames default: generated scenes, held-out 
 DEFAULT_VAL_IMAGES = 100  # ... and for --val-data (evenly spaced over the pairs)
 
 
-class ClassMismatchError(ValueError):
+class ClassMismatchError(UserInputError):
     """The masks hold many values the model has no class for (bad input, exit 2)."""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from calibration.ranges import CalibrationSettings
 from export.onnx_export import ShapeRange
 from export.verify import Budgets, VariantCheck
+from runtime.errors import UserInputError
 from runtime.meta import PRECISIONS
 from scaseg.model import check_input_size
 
@@ -16,7 +17,7 @@ DEMO_CHECKPOINT = (
 )
 
 
-class ExportInputError(ValueError):
+class ExportInputError(UserInputError):
     """Bad user input (options, checkpoint, calibration data): the CLI exits with code 2."""
 
 

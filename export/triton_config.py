@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from export.triton_pbtxt import TritonModelConfig, TritonTensor
 from runtime.backends import backend_kind
+from runtime.errors import UserInputError
 from runtime.meta import ModelMeta, TensorSpec
 
 TRITON_DTYPES = {
@@ -29,7 +30,7 @@ PYTHON_INPUT = "image"  # (N,H,W,3) uint8 BGR, any H,W: the Segmenter contract
 PYTHON_OUTPUT = "labels"  # (N,H,W) class ids at the frame's size
 
 
-class TritonConfigError(ValueError):
+class TritonConfigError(UserInputError):
     """The artifacts cannot be served by Triton as asked; the message says how to fix it."""
 
 

@@ -34,10 +34,13 @@ class EngineOptions:
     calib_data: str | None = None  # None: generated scenes for the bundled demo model only
     calib_samples: int = 32
     force: bool = False
+    device: int = 0  # CUDA GPU index: TensorRT builds (and tunes tactics) for this GPU
 
     def __post_init__(self) -> None:
         if self.workspace_gib <= 0:
             raise ValueError(f"--workspace-gib must be > 0, got {self.workspace_gib}")
+        if isinstance(self.device, bool) or not isinstance(self.device, int) or self.device < 0:
+            raise ValueError(f"--device must be a CUDA GPU index >= 0, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ def build_command(onnx_file: Path, options: EngineOptions) -> str:
     parts += ["--workspace-gib", f"{options.workspace_gib:g}"]
     if options.dla_core is not None:
         parts += ["--dla-core", str(options.dla_core)]
+    if options.device:
+        parts += ["--device", str(options.device)]
     if options.implicit_int8:
         parts += ["--implicit-int8"]
         if options.calib_data is not None:
@@ -64,8 +69,8 @@ def build_command(onnx_file: Path, options: EngineOptions) -> str:
     return shlex.join(parts)
 
 
-def engine_unavailable_reason() -> str | None:
-    """None where TensorRT and a CUDA GPU are usable; otherwise what is missing."""
+def engine_unavailable_reason(device: int = 0) -> str | None:
+    """None where TensorRT and CUDA GPU `device` are usable; otherwise what is missing."""
     from runtime.deps import available
 
     if not available("tensorrt"):
@@ -73,7 +78,7 @@ def engine_unavailable_reason() -> str | None:
     try:
         from runtime.cuda_mem import open_cuda
 
-        open_cuda().close()
+        open_cuda(device).close()
     except Exception as err:
         return (
             f"no usable CUDA GPU ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
@@ -95,7 +100,7 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     if own_cuda:
         from runtime.cuda_mem import open_cuda
 
-        cuda = open_cuda()
+        cuda = open_cuda(options.device)  # the builder targets the GPU of the current context
     calibrator = None
     try:
         mode = _mode(trt, meta, options)

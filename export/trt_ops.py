@@ -12,6 +12,8 @@ from collections import Counter
 
 import onnx
 
+from runtime.errors import UserInputError
+
 TRT_ONNX_OPS: frozenset[str] = frozenset(
     [
         "Abs",
@@ -159,7 +161,7 @@ TRT_ONNX_OPS: frozenset[str] = frozenset(
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
-class UnsupportedOpsError(ValueError):
+class UnsupportedOpsError(UserInputError):
     """The graph holds ops TensorRT's ONNX parser cannot build."""
 
 

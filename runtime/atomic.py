@@ -39,7 +39,7 @@ def check_writable_target(path: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an existing final path unless overwrite; refuse a missing or read-only folder."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --force to replace it")
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     folder = path.parent if str(path.parent) else Path(".")
     if folder.exists() and not folder.is_dir():
         raise FileNotFoundError(f"{folder} is a file, not a folder; choose another output path")

@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from runtime.errors import UserInputError
+
 DEMO_CLASSES: tuple[str, ...] = (
     "road",
     "sidewalk",
@@ -270,7 +272,7 @@ PRESETS: dict[str, tuple[tuple[str, tuple[int, int, int]], ...]] = {
 _TXT_COLOUR = re.compile(r"^(?P<name>.*?)\s+(?P<rgb>\d+,\d+,\d+)$")
 
 
-class ClassSpecError(ValueError):
+class ClassSpecError(UserInputError):
     """A class set that is neither a preset nor a readable, valid class file."""
 
 

@@ -1,8 +1,9 @@
 """scaseg-run: segment a video, images, a camera or a stream with a SCASeg artifact.
 
 Library code raises; this file (with cli_report) alone prints, turns exceptions into one-line
-messages and exit codes (2: bad input or usage, 1: runtime failure, 130/143: stopped by
-SIGINT/SIGTERM), and installs the signal handlers that stop a run cleanly.
+messages and exit codes through runtime/cli_errors.py (2: bad input or usage, 1: runtime failure
+or a bug, 130/143: stopped by SIGINT/SIGTERM), and installs the signal handlers that stop a run
+cleanly.
 """
 
 from __future__ import annotations
@@ -23,21 +24,11 @@ from rich.markup import escape
 
 from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions, parse_device
+from runtime.cli_errors import UsageError, guarded
 from runtime.disk_space import DEFAULT_MIN_FREE_MB
-from runtime.meta import MetaError
 from runtime.sinks import OutputSpec, display_available
-from runtime.sources import RECONNECT_MAX_DELAY_S, STREAM_TIMEOUT_S, Reconnect, SourceError
+from runtime.sources import RECONNECT_MAX_DELAY_S, STREAM_TIMEOUT_S, Reconnect
 from runtime.video_sinks import existing_segments
-
-DEMO_MODEL = Path("~/.cache/scaseg/scaseg_t_demo.fp32.onnx")
-USAGE_ERRORS = (
-    SourceError,
-    MetaError,
-    FileNotFoundError,
-    FileExistsError,
-    ValueError,
-    PermissionError,
-)
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -85,10 +76,6 @@ def backend_line(backend: object) -> str:
     return f"{backend.description} (auto: {choice})" if choice else backend.description
 
 
-class UsageError(ValueError):
-    """Bad command-line input (exit code 2)."""
-
-
 @dataclass(frozen=True)
 class RunArgs:
     source: str
@@ -123,6 +110,8 @@ def _resolve_model(model: Path | None) -> Path:
             "(runtime/models/): pass --model PATH, set SCASEG_MODEL, or export one with "
             "scaseg-export"
         )
+    if not model.is_file():
+        raise UsageError(f"model {model} not found; pass --model with an .onnx or .engine file")
     return model
 
 
@@ -384,52 +373,46 @@ def run(
     profile_warmup: int = typer.Option(
         5, min=0, help="With --profile: first frames left out of the statistics. Example: --profile-warmup 20"
     ),
+    threads: int | None = typer.Option(None, min=1, help="ONNX Runtime / OpenVINO CPU threads (default: all cores). Example: --threads 4"),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors. Example: --debug"),
 ) -> None:  # fmt: skip
+    def go() -> int:
+        args = RunArgs(
+            source=source,
+            model=_resolve_model(model),
+            outputs=OutputSpec(
+                overlay=out,
+                labels=labels_out,
+                jsonl=jsonl,
+                show=show,
+                alpha=alpha,
+                codec=codec,
+                overwrite=force,
+                segment_minutes=segment_minutes,
+                min_free_mb=min_free_mb,
+            ),
+            backend=backend.value,
+            options=BackendOptions(
+                provider=provider.value,
+                device=parse_device(device),
+                ov_precision=ov_precision.value,
+                intra_op_threads=threads,
+                cuda_graph=cuda_graph,
+                trt_cache_dir=str(trt_cache) if trt_cache else None,
+            ),
+            loop=loop,
+            max_frames=max_frames,
+            profile=profile,
+            profile_warmup=profile_warmup,
+            reconnect=Reconnect(reconnect, reconnect_delay),
+            stream_timeout_s=stream_timeout,
+        )
+        return execute(args)
+
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning
-        try:
-            args = RunArgs(
-                source=source,
-                model=_resolve_model(model),
-                outputs=OutputSpec(
-                    out,
-                    labels_out,
-                    jsonl,
-                    show,
-                    alpha,
-                    codec,
-                    force,
-                    segment_minutes,
-                    min_free_mb,
-                ),
-                backend=backend.value,
-                options=BackendOptions(
-                    provider=provider.value,
-                    device=parse_device(device),
-                    ov_precision=ov_precision.value,
-                    cuda_graph=cuda_graph,
-                    trt_cache_dir=str(trt_cache) if trt_cache else None,
-                ),
-                loop=loop,
-                max_frames=max_frames,
-                profile=profile,
-                profile_warmup=profile_warmup,
-                reconnect=Reconnect(reconnect, reconnect_delay),
-                stream_timeout_s=stream_timeout,
-            )
-            code = execute(args)
-        except KeyboardInterrupt:
-            err_console.print("scaseg-run: interrupted")
-            code = 130
-        except Exception as err:
-            if debug:
-                raise
-            code = 2 if isinstance(err, USAGE_ERRORS) else 1
-            err_console.print(
-                f"[red]scaseg-run: error:[/] {escape(str(err))}", markup=True, soft_wrap=True
-            )
+        code = guarded(go, prog="scaseg-run", debug=debug, console=err_console)
     raise typer.Exit(code)
 
 

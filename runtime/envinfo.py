@@ -2,7 +2,7 @@
 
 Every report carries the CPU, GPU and compute capability, library versions, the provider that
 really ran, and on Jetson the board, L4T release, nvpmodel power mode and clocks: a latency
-without them cannot be compared with another (users.md item 9). Every probe is best effort: a
+without them cannot be compared with another. Every probe is best effort: a
 file, command or library that is absent gives None, never an error, and nothing heavy is imported
 (versions come from package metadata, or from modules the backend already loaded).
 """

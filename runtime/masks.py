@@ -11,11 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtime.errors import UserInputError
+
 CITY_MASK = "_gtFine_labelTrainIds.png"
 SHOWN = 3  # file names quoted in a warning before "(+N more)"
 
 
-class ValDataError(ValueError):
+class ValDataError(UserInputError):
     """Validation data that is missing, in no known layout, unpaired or unreadable."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runtime.atomic import atomic_write_text
+from runtime.errors import UserInputError
 from runtime.preprocess import Preprocess
 
 SCHEMA_VERSION = 1
@@ -20,7 +21,7 @@ OUTPUT_KINDS = ("logits", "labels")
 DTYPES = ("float32", "float16", "uint8", "int32", "int64")
 
 
-class MetaError(ValueError):
+class MetaError(UserInputError):
     """A missing, unreadable or invalid sidecar."""
 
 

@@ -58,10 +58,19 @@ class ConfusionMatrix:
 
     def _check_range(self, name: str, labels: np.ndarray) -> None:
         if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            bad = labels[(labels < 0) | (labels >= self.num_classes)][0]
+            bad = int(labels[(labels < 0) | (labels >= self.num_classes)][0])
+            k = self.num_classes
+            if name == "truth":
+                raise ValueError(
+                    f"the reference labels (masks, or the reference model's output) hold label "
+                    f"{bad}, outside 0..{k - 1}: they were made for other classes than the "
+                    f"{k} being scored; score with masks made for this model's classes, or give "
+                    f"num_classes/the class list they use, and mark unlabelled pixels with "
+                    f"ignore_index={self.ignore_index}"
+                )
             raise ValueError(
-                f"{name} contains label {int(bad)}, outside 0..{self.num_classes - 1}; "
-                f"check num_classes or mark unlabelled pixels with ignore_index={self.ignore_index}"
+                f"the model predicted label {bad}, outside 0..{k - 1}: it has more classes than "
+                f"the {k} being scored; give the model's own class list (num_classes >= {bad + 1})"
             )
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:

@@ -32,7 +32,7 @@ import numpy as np
 
 from runtime.disk_space import OutputSpaceError, SpaceGuard, disk_full_error, is_disk_full
 from runtime.segmenter import StageTimes
-from runtime.sinks import Result, Sink
+from runtime.sink_types import Result, Sink
 from runtime.sources import Frame, SourceLostError
 
 _END = object()  # end-of-stream marker in both queues

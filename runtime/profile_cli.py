@@ -4,7 +4,8 @@
     scaseg-profile --compare prof_fp32/profile.json prof_int8/profile.json
 
 Library code raises; this file prints, turns exceptions into one-line messages and exit codes
-(2: bad input or usage, 1: runtime failure or a --fail-over regression).
+through runtime/cli_errors.py (2: bad input or usage, 1: runtime failure, a bug or a --fail-over
+regression).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from runtime.cli import (
     BACKEND_HELP,
     DEVICE_HELP,
     OV_PRECISION_HELP,
-    USAGE_ERRORS,
     BackendKind,
     OvPrecision,
     Provider,
     backend_line,
 )
-from runtime.profile_report import FILES, ReportError
+from runtime.cli_errors import UsageError, guarded
+from runtime.profile_report import FILES
 
 GENERATED = "generated"
 GENERATED_SIZE_WH = (960, 540)  # a typical camera frame: the model input is resized from it
@@ -44,10 +45,6 @@ err_console = Console(stderr=True, highlight=False)
 # Piped output (CI logs) gets a wide table instead of rich's 80-column default, which truncates.
 out_console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-
-
-class UsageError(ValueError):
-    """Bad command-line input (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,8 @@ def frame_source(spec: str, size_wh: tuple[int, int] = GENERATED_SIZE_WH) -> Ite
 def overlay_encoder(folder: Path, palette_bgr, fps: float):
     """encode(frame, labels): overlay blend + mp4v encode into a scratch file (thrown away)."""
     from runtime.segmenter import StageTimes
-    from runtime.sinks import OverlayVideoSink, Result
+    from runtime.sink_types import Result
+    from runtime.video_sinks import OverlayVideoSink
 
     sink = OverlayVideoSink(folder / "overlay.mp4", fps or 25.0, palette_bgr, 0.5)
     zero = StageTimes(0.0, 0.0, 0.0)
@@ -242,54 +240,47 @@ def profile(
     device: str | None = typer.Option(None, "--device", help=DEVICE_HELP, show_default=False),
     ov_precision: OvPrecision = typer.Option(OvPrecision.auto, "--ov-precision", help=OV_PRECISION_HELP),
     threads: int | None = typer.Option(None, min=1, help="ONNX Runtime / OpenVINO CPU threads (default: all cores). Example: --threads 4"),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="TensorRT engines: replay inference as a CUDA graph. Example: --cuda-graph"),
     png: bool = typer.Option(True, "--png/--no-png", help="Draw profile.png (needs matplotlib). Example: --no-png"),
     force: bool = typer.Option(False, "--force", help="Replace an existing report in --out. Example: --force"),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors. Example: --debug"),
 ) -> None:  # fmt: skip
+    def go() -> int:
+        if compare is not None:
+            return run_compare(*compare, fail_over)
+        if model is None:
+            raise UsageError(
+                "give a MODEL to profile (.onnx or .engine), or --compare A.json B.json"
+            )
+        _check_out(out, force)
+        options = BackendOptions(
+            provider=provider.value,
+            device=parse_device(device),
+            ov_precision=ov_precision.value,
+            intra_op_threads=threads,
+            cuda_graph=cuda_graph,
+        )
+        execute(
+            ProfileArgs(
+                model=model,
+                frames=frames,
+                warmup=warmup,
+                source=source,
+                out=out,
+                layers=layers,
+                layer_runs=layer_runs,
+                top_k=top_k,
+                png=png,
+                backend=backend.value,
+                options=options,
+            )
+        )
+        return 0
+
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning
-        try:
-            if compare is not None:
-                code = run_compare(*compare, fail_over)
-            else:
-                if model is None:
-                    raise UsageError(
-                        "give a MODEL to profile (.onnx or .engine), or --compare A.json B.json"
-                    )
-                _check_out(out, force)
-                options = BackendOptions(
-                    provider=provider.value,
-                    device=parse_device(device),
-                    ov_precision=ov_precision.value,
-                    intra_op_threads=threads,
-                )
-                execute(
-                    ProfileArgs(
-                        model,
-                        frames,
-                        warmup,
-                        source,
-                        out,
-                        layers,
-                        layer_runs,
-                        top_k,
-                        png,
-                        backend.value,
-                        options,
-                    )
-                )
-                code = 0
-        except KeyboardInterrupt:
-            err_console.print("scaseg-profile: interrupted")
-            code = 130
-        except Exception as err:
-            if debug:
-                raise
-            code = 2 if isinstance(err, (*USAGE_ERRORS, ReportError)) else 1
-            err_console.print(
-                f"[red]scaseg-profile: error:[/] {escape(str(err))}", markup=True, soft_wrap=True
-            )
+        code = guarded(go, prog="scaseg-profile", debug=debug, console=err_console)
     raise typer.Exit(code)
 
 

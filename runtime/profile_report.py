@@ -33,6 +33,7 @@ from rich.table import Table
 
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.deps import require
+from runtime.errors import UserInputError
 from runtime.profiler import STAGE_MEANINGS, STAGES, LatencyStats, StageRecorder
 
 SCHEMA_VERSION = 1
@@ -41,7 +42,7 @@ FILES = {"json": "profile.json", "stages": "stages.csv", "layers": "layers.csv",
          "op_types": "op_types.csv", "png": "profile.png"}  # fmt: skip
 
 
-class ReportError(ValueError):
+class ReportError(UserInputError):
     """A report that cannot be read or compared."""
 
 

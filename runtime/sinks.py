@@ -17,7 +17,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -25,11 +24,9 @@ import numpy as np
 from runtime.atomic import atomic_path, check_writable_target
 from runtime.disk_space import DEFAULT_MIN_FREE_MB, MIB, SpaceGuard, output_folders
 from runtime.overlay import blend, class_areas
-from runtime.segmenter import StageTimes
+from runtime.sink_types import Result, Sink
 from runtime.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
-from runtime.video_sinks import LabelVideoSink, OverlayVideoSink, SizeChangeWarning
-
-__all__ = ["LabelVideoSink", "OverlayVideoSink", "SizeChangeWarning"]  # kept importable from here
+from runtime.video_sinks import LabelVideoSink, OverlayVideoSink
 
 
 def _umask() -> int:
@@ -38,30 +35,15 @@ def _umask() -> int:
     return mask
 
 
-@dataclass(frozen=True)
-class Result:
-    index: int
-    name: str
-    frame_bgr: np.ndarray  # (H,W,3) uint8
-    labels: np.ndarray  # (H,W) class ids at the frame's size
-    times: StageTimes
-    time_s: float = 0.0  # wall clock when the frame was read (runtime.sources.Frame.time_s)
-    pts_ms: float | None = None  # position in a video file, if known
-
-
-class Sink(Protocol):
-    def write(self, result: Result) -> None: ...
-    def close(self) -> str | None: ...  # what was written, for the summary; None if nothing
-    def abort(self) -> None: ...
-
-
 class LabelPngSink:
     """One palettised PNG per frame (pixel value = class id) in a folder, renamed into place."""
 
     def __init__(self, folder: Path, table_bgr: np.ndarray, overwrite: bool = False):
         self.folder = Path(folder)
         if self.folder.exists() and not overwrite:
-            raise FileExistsError(f"{self.folder} already exists; pass --force to replace it")
+            raise FileExistsError(
+                f"{self.folder} already exists; pass overwrite=True to replace it"
+            )
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(
                 f"{self.folder} is a file; --labels-out takes a folder or a video path"

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.errors import UserInputError
+
 SOURCE_HELP = (
     "give a video file, an image file/folder/glob, a camera index or /dev/videoN, an rtsp:// or "
     "http:// URL, a GStreamer pipeline ending in appsink, or csi://N"
 )
 
 
-class SourceError(ValueError):
+class SourceError(UserInputError):
     """A source that does not exist or cannot be opened; the message says what to give instead."""
 
 

@@ -14,16 +14,13 @@ from __future__ import annotations
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runtime.atomic import check_writable_target
 from runtime.overlay import blend, colorize
+from runtime.sink_types import Result
 from runtime.video import VIDEO_SUFFIXES, VideoOutput
-
-if TYPE_CHECKING:
-    from runtime.sinks import Result
 
 
 class SizeChangeWarning(UserWarning):

@@ -25,7 +25,7 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from runtime.meta import sidecar_path
-from tests.tiny_onnx import build_tiny_model
+from tests.support.tiny_onnx import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = {
@@ -271,7 +271,7 @@ def _own_checkpoint(env: Env) -> str:
     """The tiny model as an mmengine checkpoint (what mmseg 1.x training writes)."""
     from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
     from scaseg.model import build_model
-    from tests.checkpoints import save_mmengine_checkpoint
+    from tests.support.checkpoints import save_mmengine_checkpoint
 
     save_mmengine_checkpoint(build_model("tiny", 8), env.tmp / "mine.pth", DEMO_CLASSES,
                              [list(c) for c in DEMO_PALETTE_RGB])  # fmt: skip
@@ -291,7 +291,7 @@ def _class_file(env: Env, count: int) -> str:
 
 def _backbone_only(env: Env) -> str:
     from scaseg.model import build_model
-    from tests.checkpoints import save_backbone_checkpoint
+    from tests.support.checkpoints import save_backbone_checkpoint
 
     save_backbone_checkpoint(build_model("tiny", 8), env.tmp / "backbone.pth")
     return "backbone.pth"
@@ -299,7 +299,7 @@ def _backbone_only(env: Env) -> str:
 
 def _payload_in_meta(env: Env) -> str:
     from scaseg.model import build_model
-    from tests.checkpoints import payloads, save_payload_checkpoint
+    from tests.support.checkpoints import payloads, save_payload_checkpoint
 
     payload = payloads(env.tmp / "pwned.txt")["posix.system"]
     save_payload_checkpoint(build_model("tiny", 8), env.tmp / "payload.pth", payload, "meta")
@@ -307,7 +307,7 @@ def _payload_in_meta(env: Env) -> str:
 
 
 def _dataset(env: Env, kind: str) -> str:
-    from tests.datasets import Faults, make_ade20k, make_mmseg
+    from tests.support.datasets import Faults, make_ade20k, make_mmseg
 
     root = env.tmp / "ds"
     if kind == "ade20k":

@@ -3,44 +3,9 @@ pycuda blocked, and import none of the heavy optional modules."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BLOCKED = ("torch", "tensorrt", "pycuda", "cuda", "scaseg", "export", "calibration")
-
-# Installed as sitecustomize in the child: any import of a blocked package raises ImportError,
-# exactly as on a device where they are not installed.
-SITECUSTOMIZE = textwrap.dedent(
-    f"""
-    import sys
-
-    BLOCKED = {BLOCKED!r}
-
-    class _Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{{name}} is blocked by test_import_isolation")
-            return None
-
-    sys.meta_path.insert(0, _Blocker())
-    """
-)
-
-
-def run_blocked(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
-        "COLUMNS": "120",
-    }
-    return subprocess.run(
-        [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+from tests.support.blocked_imports import run_blocked
 
 
 def test_blocker_really_blocks(tmp_path):
@@ -74,7 +39,7 @@ def test_engine_without_tensorrt_is_a_one_line_error(tmp_path):
     import cv2
     import numpy as np
 
-    from tests.tiny_onnx import build_tiny_model
+    from tests.support.tiny_onnx import build_tiny_model
 
     engine = build_tiny_model(
         tmp_path / "m.fp16.engine",  # a sidecar and placeholder bytes: TensorRT never gets that far

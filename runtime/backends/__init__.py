@@ -77,7 +77,7 @@ class BackendOptions:
         if isinstance(self.device, str) and not _OV_DEVICE.match(self.device):
             raise ValueError(
                 f"device {self.device!r} is neither a CUDA index (0, 1, ...) nor an OpenVINO "
-                "device name (CPU, GPU, GPU.1, NPU, AUTO); pass e.g. --device 0 or --device CPU"
+                "device name (CPU, GPU, GPU.1, NPU, AUTO); pass e.g. device=0 or device='CPU'"
             )
         if self.ov_precision not in OV_PRECISIONS:
             raise ValueError(
@@ -91,8 +91,8 @@ class BackendOptions:
         """The CUDA device index; ValueError for an OpenVINO device name."""
         if isinstance(self.device, str):
             raise ValueError(
-                f"--device {self.device} names an OpenVINO device; ONNX Runtime and TensorRT take "
-                "a CUDA GPU index: use --device 0, or --backend openvino"
+                f"device={self.device!r} names an OpenVINO device; ONNX Runtime and TensorRT "
+                "take a CUDA GPU index: use device=0, or kind='openvino'"
             )
         return 0 if self.device is None else self.device
 
@@ -101,8 +101,8 @@ class BackendOptions:
         """The OpenVINO device name; ValueError for a CUDA index."""
         if isinstance(self.device, int):
             raise ValueError(
-                f"--device {self.device} is a CUDA GPU index; OpenVINO takes a device name: use "
-                "--device CPU, GPU, GPU.1, NPU or AUTO"
+                f"device={self.device} is a CUDA GPU index; OpenVINO takes a device name: use "
+                "device='CPU' (or GPU, GPU.1, NPU, AUTO)"
             )
         return self.device or "CPU"
 
@@ -163,25 +163,26 @@ def open_backend(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"model {path} not found; pass --model with an .onnx or .engine file"
+            f"model {path} not found; give the path of an .onnx or .engine file"
         )
     detected = backend_kind(path)
     if kind == "openvino" and detected != "onnxruntime":
         raise ValueError(
-            f"--backend openvino runs .onnx models; {path.name} is a TensorRT engine: use the "
-            ".onnx it was built from, or drop --backend"
+            f"kind='openvino' runs .onnx models; {path.name} is a TensorRT engine: use the "
+            ".onnx it was built from, or kind='auto'"
         )
     if kind not in ("auto", "openvino") and kind != detected:
         raise ValueError(
-            f"{path} is a {detected} artifact, not {kind}; drop --backend or fix --model"
+            f"{path} is a {detected} artifact, not {kind}; use kind='auto' or another model"
         )
     meta = read_meta(path)  # before the heavy import: a missing sidecar fails fast and cheaply
     check_artifact_hash(path, meta)
     if detected == "onnxruntime":
         return _open_onnx(path, kind, meta, options)
     if options.provider not in ("auto", "tensorrt") or options.trt_cache_dir:
-        flag = "--trt-cache" if options.trt_cache_dir else f"--provider {options.provider}"
-        raise ValueError(f"{flag} applies to .onnx models; {path.name} is a TensorRT engine")
+        raise ValueError(
+            f"{_ort_option(options)} applies to .onnx models; {path.name} is a TensorRT engine"
+        )
     _refuse_ov_options(options, path, "is a TensorRT engine")
     options.cuda_device  # noqa: B018 -- raises its ValueError for an OpenVINO device name
     from runtime.backends.trt_backend import TrtBackend
@@ -192,15 +193,14 @@ def open_backend(
 def _open_onnx(path: Path, kind: str, meta: ModelMeta, options: BackendOptions) -> Backend:
     if options.cuda_graph:
         raise ValueError(
-            f"--cuda-graph applies to TensorRT engines; {path.name} runs on ONNX Runtime "
-            "(build an engine with scaseg-export, or drop --cuda-graph)"
+            f"cuda_graph=True applies to TensorRT engines; {path.name} runs on ONNX Runtime "
+            "(build an engine with scaseg-export, or drop cuda_graph=True)"
         )
-    choice = auto_onnx_choice(meta, options) if kind == "auto" else None
+    choice = auto_onnx_choice(meta, options.provider, options.device) if kind == "auto" else None
     if kind == "openvino" or (choice is not None and choice.kind == "openvino"):
         if options.provider != "auto" or options.trt_cache_dir:
-            flag = "--trt-cache" if options.trt_cache_dir else f"--provider {options.provider}"
             raise ValueError(
-                f"{flag} applies to ONNX Runtime; drop it or use --backend onnxruntime"
+                f"{_ort_option(options)} applies to ONNX Runtime; drop it or use kind='onnxruntime'"
             )
         from runtime.backends.openvino_backend import OvBackend
 
@@ -218,6 +218,13 @@ def _open_onnx(path: Path, kind: str, meta: ModelMeta, options: BackendOptions) 
 def _refuse_ov_options(options: BackendOptions, path: Path, what: str) -> None:
     if options.ov_precision != "auto":
         raise ValueError(
-            f"--ov-precision applies to OpenVINO; {path.name} {what} (use --backend openvino, "
-            "or drop --ov-precision)"
+            f"`ov_precision` applies to OpenVINO; {path.name} {what} (use kind='openvino', "
+            "or ov_precision='auto')"
         )
+
+
+def _ort_option(options: BackendOptions) -> str:
+    """The ONNX Runtime-only option that was set, as the API names it."""
+    if options.trt_cache_dir:
+        return f"trt_cache_dir={options.trt_cache_dir!r}"
+    return f"provider={options.provider!r}"

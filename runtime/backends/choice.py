@@ -9,12 +9,8 @@ from __future__ import annotations
 import importlib.util
 import platform
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from runtime.meta import ModelMeta
-
-if TYPE_CHECKING:
-    from runtime.backends import BackendOptions
 
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
 NVIDIA_EPS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -77,17 +73,18 @@ def _agreement(gate: dict) -> str:
     return "agreement not recorded"
 
 
-def auto_onnx_choice(meta: ModelMeta, options: BackendOptions) -> BackendChoice:
-    """choose_onnx_backend with the facts of this machine (openvino is found, not imported)."""
-    if isinstance(options.device, str):
-        return BackendChoice("openvino", f"--device {options.device} is an OpenVINO device")
+def auto_onnx_choice(meta: ModelMeta, provider: str, device: int | str | None) -> BackendChoice:
+    """choose_onnx_backend with the facts of this machine (openvino is found, not imported);
+    `provider` and `device` as in BackendOptions."""
+    if isinstance(device, str):
+        return BackendChoice("openvino", f"--device {device} is an OpenVINO device")
     ort_providers: list[str] = []
     if _installed("onnxruntime"):
         import onnxruntime
 
         ort_providers = list(onnxruntime.get_available_providers())
     return choose_onnx_backend(
-        meta, options.provider, ort_providers, _installed("openvino"), platform.machine()
+        meta, provider, ort_providers, _installed("openvino"), platform.machine()
     )
 
 

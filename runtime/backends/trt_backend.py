@@ -7,7 +7,7 @@ running TensorRT and GPU first, and a mismatch is refused with the command that 
 Buffers (pinned host + device) are allocated on the first `infer` and again only when the input
 shape changes; `infer` returns after the stream is synchronised.
 
-Status: the logic here is tested against fakes (tests/runtime/fakes_trt.py); the calls into real
+Status: the logic here is tested against fakes (tests/support/fake_tensorrt.py); the calls into real
 TensorRT, pycuda and cuda-python have only the `gpu`-marked test, which needs a GPU machine.
 """
 

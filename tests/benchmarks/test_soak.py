@@ -9,7 +9,7 @@ import pytest
 from benchmarks import soak
 from benchmarks.run import END as BENCH_END
 from benchmarks.run import START as BENCH_START
-from tests.tiny_onnx import build_tiny_model
+from tests.support.tiny_onnx import build_tiny_model
 
 FRAMES, EVERY = 300, 50
 SAMPLE_MD = (

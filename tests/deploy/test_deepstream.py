@@ -16,7 +16,7 @@ from export.deepstream import (
     write_deepstream_config,
 )
 from runtime.meta import read_meta
-from tests.deploy.conftest import ORIN_ENGINE, build_model
+from tests.support.deploy_models import ORIN_ENGINE, build_model
 
 
 def read_config(path) -> configparser.SectionProxy:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -13,28 +12,8 @@ import pytest
 from export import triton_model
 from export.triton_model import TritonPythonModel
 from runtime.segmenter import Segmenter
-from tests.deploy.conftest import build_model
-
-
-def fake_pb_utils() -> types.ModuleType:
-    pb = types.ModuleType("triton_python_backend_utils")
-
-    class Tensor:
-        def __init__(self, name, array):
-            self.name, self._array = name, array
-
-        def as_numpy(self):
-            return self._array
-
-    class InferenceResponse:
-        def __init__(self, output_tensors, error=None):
-            self.output_tensors, self.error = output_tensors, error
-
-    pb.Tensor, pb.InferenceResponse = Tensor, InferenceResponse
-    pb.TritonError = lambda message: message
-    pb.get_input_tensor_by_name = lambda request, name: request[name]
-    pb.Logger = types.SimpleNamespace(log_info=lambda message: None)
-    return pb
+from tests.support.deploy_models import build_model
+from tests.support.fake_triton import fake_pb_utils, image_tensor
 
 
 @pytest.fixture
@@ -54,7 +33,7 @@ def test_requests_get_labels_at_their_frame_size(model):
     m, onnx = model
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, (n, 40, 56, 3), np.uint8) for n in (1, 3)]
-    responses = m.execute([{"image": _t(b)} for b in batches])
+    responses = m.execute([{"image": image_tensor(b)} for b in batches])
     with Segmenter(onnx, provider="cpu") as seg:
         for batch, response in zip(batches, responses):
             assert response.error is None
@@ -71,7 +50,7 @@ def test_a_failure_answers_every_request_with_the_reason(model, monkeypatch):
 
     monkeypatch.setattr(m.server.segmenter.backend, "infer", out_of_memory)
     frames = np.zeros((1, 8, 8, 3), np.uint8)
-    responses = m.execute([{"image": _t(frames)}, {"image": _t(frames)}])
+    responses = m.execute([{"image": image_tensor(frames)}, {"image": image_tensor(frames)}])
     assert [r.error for r in responses] == ["scaseg: RuntimeError: CUDA out of memory"] * 2
 
 
@@ -79,9 +58,3 @@ def test_missing_artifact_parameter_says_how_to_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
     with pytest.raises(ValueError, match="regenerate the repository"):
         TritonPythonModel().initialize({"model_config": json.dumps({"name": "m"})})
-
-
-def _t(array: np.ndarray):
-    import triton_python_backend_utils as pb
-
-    return pb.Tensor("image", array)

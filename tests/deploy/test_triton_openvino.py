@@ -15,8 +15,8 @@ from export.triton_config import python_config
 from export.triton_model import TritonPythonModel
 from runtime.meta import read_meta
 from runtime.segmenter import Segmenter
-from tests.deploy.conftest import build_model
-from tests.deploy.test_triton_model import _t, fake_pb_utils
+from tests.support.deploy_models import build_model
+from tests.support.fake_triton import fake_pb_utils, image_tensor
 
 
 def _serve(tmp_path, monkeypatch, params: dict) -> tuple[TritonPythonModel, object]:
@@ -35,7 +35,7 @@ def test_serves_through_openvino_with_the_labels_of_local_inference(tmp_path, mo
     try:
         assert m.server.segmenter.description.startswith("openvino ")
         frames = np.random.default_rng(0).integers(0, 256, (2, 40, 56, 3), np.uint8)
-        (response,) = m.execute([{"image": _t(frames)}])
+        (response,) = m.execute([{"image": image_tensor(frames)}])
         assert response.error is None
         with Segmenter(onnx, provider="cpu") as seg:
             want = np.stack([seg(f) for f in frames])

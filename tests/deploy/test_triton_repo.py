@@ -15,7 +15,7 @@ from export.triton_model import FrameServer
 from export.triton_repo import write_triton_repo
 from runtime.meta import read_meta
 from runtime.segmenter import Segmenter
-from tests.deploy.conftest import ORIN_ENGINE, build_model
+from tests.support.deploy_models import ORIN_ENGINE, build_model
 
 TYPES = {"float32": "TYPE_FP32", "uint8": "TYPE_UINT8", "int32": "TYPE_INT32"}
 

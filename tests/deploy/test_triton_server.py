@@ -13,7 +13,7 @@ import tritonclient.http as httpclient
 
 from export.triton_repo import write_triton_repo
 from runtime.segmenter import Segmenter
-from tests.deploy.conftest import build_model
+from tests.support.deploy_models import build_model
 from tools.triton_server import TritonDownloadError, TritonServer, fetch_triton
 
 pytestmark = pytest.mark.slow

@@ -38,7 +38,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_model):
 def trained_tiny_checkpoint(tmp_path_factory):
     """The tiny model after 60 steps on generated 64x64 scenes (mIoU ~0.3, far above chance),
     so an accuracy gate has something to lose. About 10-20 s on 2 cores."""
-    from tests.training import train_tiny
+    from tests.support.training import train_tiny
 
     model = train_tiny(8, steps=60, size=SIZE)
     path = tmp_path_factory.mktemp("trained") / "tiny_trained.safetensors"

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from export import cli
-from tests.datasets import make_mmseg
+from tests.support.datasets import make_mmseg
 
 runner = CliRunner()
 # Generated calibration scenes: the tiny test checkpoints are not the bundled demo model, so
@@ -21,10 +21,7 @@ FAST = ["--input-size", "64x64", "--verify-frames", "2", "--calib-samples", "2",
 
 
 def _run(args: list[str]):
-    args = list(args)
-    if args and args[0] == "build-engine":
-        return runner.invoke(cli.engine_app, args[1:], prog_name="scaseg-export build-engine")
-    return runner.invoke(cli.app, args, prog_name="scaseg-export")
+    return runner.invoke(cli.app, list(args), prog_name="scaseg-export")
 
 
 def _assert_bad_input(result, out_dir, match: str) -> None:
@@ -204,11 +201,46 @@ def test_build_engine_without_tensorrt_is_a_one_line_error(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
+def test_build_engine_builds_on_the_gpu_given_by_device(tmp_path, monkeypatch):
+    import runtime.cuda_mem
+    from export import trt_build
+
+    onnx_file = tmp_path / "m.fp16.onnx"
+    onnx_file.write_bytes(b"onnx")
+    opened = []
+
+    def fake_open_cuda(device=0, need_graphs=False):  # a fake: records which GPU was asked for
+        opened.append(device)
+        raise RuntimeError(f"fake CUDA: stop after opening GPU {device}")
+
+    for name in ("read_meta", "check_external_data", "preflight"):
+        monkeypatch.setattr(trt_build, name, lambda *a, **k: None)
+    monkeypatch.setattr(trt_build.tc, "import_tensorrt", lambda: object())
+    monkeypatch.setattr(runtime.cuda_mem, "open_cuda", fake_open_cuda)
+    result = _run(["build-engine", str(onnx_file), "--device", "1"])
+    assert opened == [1], result.output
+    assert result.exit_code == 1 and "fake CUDA: stop after opening GPU 1" in result.output
+
+
+def test_build_engine_is_a_listed_subcommand_and_export_still_runs_without_one():
+    result = _run(["--help"])
+    assert result.exit_code == 0 and "build-engine" in result.output
+    result = _run(["--precision", "int9"])  # the export's own options, no subcommand
+    assert result.exit_code == 2 and "int9" in result.output
+
+
+def test_build_command_names_a_non_default_gpu(tmp_path):
+    from export.trt_build import EngineOptions, build_command
+
+    assert "--device" not in build_command(tmp_path / "m.onnx", EngineOptions())
+    assert build_command(tmp_path / "m.onnx", EngineOptions(device=2)).endswith("--device 2")
+
+
 def test_full_output_disk_is_one_line_naming_the_folder_and_leaves_nothing(
     tiny_checkpoint, tmp_path
 ):
     """A real 1 MiB tmpfs as --out: the tiny model's ONNX (~2 MB) does not fit."""
-    from tests.tmpfs import small_tmpfs
+    from tests.support.tmpfs import small_tmpfs
 
     with small_tmpfs(tmp_path, "1m") as disk:
         out = disk / "art"
@@ -242,7 +274,7 @@ def test_original_segnext_names_are_remapped_and_reported(tiny_model, tmp_path):
     """An mmseg 0.x checkpoint with the SegNeXt release's key names (mlp.dwconv.dwconv.*) and
     CLASSES/PALETTE in meta exports with no extra flag; the report and sidecar say what was
     renamed and where the classes came from."""
-    from tests.checkpoints import save_mmseg0x_checkpoint
+    from tests.support.checkpoints import save_mmseg0x_checkpoint
 
     names = [f"k{i}" for i in range(8)]
     palette = [[i, 2 * i, 3 * i] for i in range(8)]

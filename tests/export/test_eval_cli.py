@@ -13,8 +13,8 @@ from export import eval_cli
 from export.evaluate import evaluate
 from runtime.segmenter import Segmenter
 from runtime.val_data import find_val_set
-from tests.datasets import Faults, make_ade20k, make_cityscapes, make_mmseg
-from tests.tiny_onnx import build_tiny_model
+from tests.support.datasets import Faults, make_ade20k, make_cityscapes, make_mmseg
+from tests.support.tiny_onnx import build_tiny_model
 
 runner = CliRunner()
 

@@ -24,7 +24,7 @@ from export import eval_cli
 from runtime import cli as run_cli
 from runtime.classes import PRESETS
 from runtime.scenes import render_scene, split_seeds
-from tests.datasets import CITYSCAPES_IDS, make_cityscapes
+from tests.support.datasets import CITYSCAPES_IDS, make_cityscapes
 
 pytestmark = pytest.mark.slow
 SIZE = 64
@@ -34,7 +34,7 @@ ROAD_IDS = np.array([0, 1, 1, 1, 1, 1, 1, 1], np.uint8)  # demo class -> road (0
 
 
 def _train(num_classes: int, ids: np.ndarray, steps: int = 80, variant: str = "tiny"):
-    from tests.training import train_tiny
+    from tests.support.training import train_tiny
 
     return train_tiny(num_classes, ids, steps=steps, size=SIZE, variant=variant)
 
@@ -56,7 +56,7 @@ def _eval(*args) -> object:
 
 @pytest.fixture(scope="module")
 def city_checkpoint(tmp_path_factory):
-    from tests.checkpoints import save_mmengine_checkpoint
+    from tests.support.checkpoints import save_mmengine_checkpoint
 
     model = _train(19, CITYSCAPES_IDS)
     path = tmp_path_factory.mktemp("own") / "iter_160000.pth"
@@ -166,7 +166,7 @@ def test_scaseg_t_mmengine_checkpoint_with_only_data_flags(tmp_path):
     """The bar as stated: a SCASeg-T mmengine checkpoint (custom names and palette in
     meta.dataset_meta, HistoryBuffers in message_hub) exports every precision at the default
     512x512 with no flag but --calib-data / --val-data; scaseg-eval's FP32 mIoU equals PyTorch's."""
-    from tests.checkpoints import save_mmengine_checkpoint
+    from tests.support.checkpoints import save_mmengine_checkpoint
 
     model = _train(19, CITYSCAPES_IDS, variant="t")  # 80 steps at 64x64: ~25 s
     ckpt = save_mmengine_checkpoint(model, tmp_path / "iter_160000.pth", CUSTOM_NAMES,

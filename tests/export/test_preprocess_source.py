@@ -3,7 +3,7 @@ else mmseg's defaults with a warning."""
 
 from __future__ import annotations
 
-from tests.checkpoints import save_mmengine_checkpoint
+from tests.support.checkpoints import save_mmengine_checkpoint
 
 
 def test_export_takes_the_training_config_and_flags_win(tmp_path):

@@ -1,4 +1,4 @@
-"""The engine builder's logic, run against a FAKE tensorrt module (tests/export/fake_tensorrt.py).
+"""The engine builder's logic, run against a FAKE tensorrt module (tests/support/fake_tensorrt.py).
 
 These prove which TensorRT calls we make on each version, not that real TensorRT accepts them.
 """
@@ -13,7 +13,8 @@ import pytest
 from export.trt_build import EngineBuildError, EngineOptions, build_command, build_engine
 from runtime.meta import ModelMeta, TensorSpec, read_meta, write_meta
 from runtime.preprocess import Preprocess
-from tests.export.fake_tensorrt import FakeCuda, fake_tensorrt
+from tests.support.fake_cuda import FakeCuda
+from tests.support.fake_tensorrt import FakeTrt
 
 LAYERS = ["/m/Conv", "/m/norm1/LayerNormalization", "/m/attn/Softmax_1", "/m/MatMul"]
 FP32_NODES = ("/m/norm1/LayerNormalization", "/m/attn/Softmax")
@@ -43,7 +44,7 @@ def _artifact(tmp_path, precision="fp16", dynamic=False, name="m"):
 def _build(tmp_path, version="10.3.0", precision="fp16", options=None, **fake_kw):
     """Build with a FAKE tensorrt module; fake_kw: dynamic, dla_cores, build_error, ..."""
     dynamic = fake_kw.pop("dynamic", False)
-    trt = fake_tensorrt(version, layer_names=LAYERS, **fake_kw)
+    trt = FakeTrt(version, layer_names=LAYERS, **fake_kw)
     path = _artifact(tmp_path, precision, dynamic=dynamic)
     result = build_engine(path, options or EngineOptions(), trt=trt, cuda=FakeCuda())
     return trt, result
@@ -52,11 +53,11 @@ def _build(tmp_path, version="10.3.0", precision="fp16", options=None, **fake_kw
 def test_tensorrt_10_builds_fp16_onnx_strongly_typed_without_precision_flags(tmp_path):
     trt, result = _build(tmp_path, "10.3.0")
     flag = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    assert trt.networks[0].flags == flag  # no EXPLICIT_BATCH on 10 (deprecated, gone in 11)
-    cfg = trt.configs[0]
-    assert trt.BuilderFlag.FP16 not in cfg.flags and trt.BuilderFlag.INT8 not in cfg.flags
+    assert trt.fake.networks[0].flags == flag  # no EXPLICIT_BATCH on 10 (deprecated, gone in 11)
+    cfg = trt.fake.configs[0]
+    assert trt.BuilderFlag.FP16 not in cfg.fake_flags and trt.BuilderFlag.INT8 not in cfg.fake_flags
     assert result.mode == "strongly-typed" and result.precision == "fp16"
-    assert cfg.pool_limits[trt.MemoryPoolType.WORKSPACE] == 2 * 1024**3
+    assert cfg.fake_pool_limits[trt.MemoryPoolType.WORKSPACE] == 2 * 1024**3
 
 
 def test_tensorrt_11_without_precision_flags_builds_strongly_typed(tmp_path):
@@ -67,46 +68,46 @@ def test_tensorrt_11_without_precision_flags_builds_strongly_typed(tmp_path):
 
 def test_tensorrt_8_6_uses_flags_and_pins_fragile_layers_to_fp32(tmp_path):
     trt, result = _build(tmp_path, "8.6.1")
-    net, cfg = trt.networks[0], trt.configs[0]
+    net, cfg = trt.fake.networks[0], trt.fake.configs[0]
     assert net.flags == 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    assert {trt.BuilderFlag.FP16, trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS} <= cfg.flags
-    pinned = {layer.name: layer for layer in net.layers if layer.precision == "float32"}
+    assert {trt.BuilderFlag.FP16, trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS} <= cfg.fake_flags
+    pinned = {layer.name: layer for layer in net.fake_layers if layer.precision == "float32"}
     assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/attn/Softmax_1"}
-    assert all(layer.output_types == {0: "float32"} for layer in pinned.values())
+    assert all(layer.fake_output_types == {0: "float32"} for layer in pinned.values())
     assert result.mode == "builder-flags" and set(result.pinned_fp32_layers) == set(pinned)
 
 
 def test_tensorrt_8_6_int8_qdq_sets_int8_flag_only(tmp_path):
     trt, _ = _build(tmp_path, "8.6.1", precision="int8")
-    cfg = trt.configs[0]
-    assert trt.BuilderFlag.INT8 in cfg.flags and trt.BuilderFlag.FP16 not in cfg.flags
+    cfg = trt.fake.configs[0]
+    assert trt.BuilderFlag.INT8 in cfg.fake_flags and trt.BuilderFlag.FP16 not in cfg.fake_flags
 
 
 def test_profile_shapes_come_from_the_sidecar(tmp_path):
     trt, _ = _build(tmp_path, dynamic=True)
-    (profile,) = trt.configs[0].profiles
-    assert profile.shapes == {"input": ((1, 3, 64, 64), (1, 3, 128, 128), (2, 3, 256, 256))}
+    (profile,) = trt.fake.configs[0].fake_profiles
+    assert profile.fake_shapes == {"input": ((1, 3, 64, 64), (1, 3, 128, 128), (2, 3, 256, 256))}
 
 
 def test_static_export_adds_no_profile(tmp_path):
     trt, _ = _build(tmp_path)
-    assert trt.configs[0].profiles == []
+    assert trt.fake.configs[0].fake_profiles == []
 
 
 def test_timing_cache_is_written_and_reused_by_the_next_build(tmp_path):
     _, first = _build(tmp_path)
     assert not first.timing_cache_reused and first.timing_cache.read_bytes() == b"fake-timing-cache"
-    trt2 = fake_tensorrt("10.3.0", layer_names=LAYERS)
+    trt2 = FakeTrt("10.3.0", layer_names=LAYERS)
     second = build_engine(_artifact(tmp_path, "int8"), EngineOptions(), trt=trt2, cuda=FakeCuda())
     assert second.timing_cache_reused
-    assert trt2.configs[0].timing_cache.data == b"fake-timing-cache"
+    assert trt2.fake.configs[0].fake_timing_cache.fake_data == b"fake-timing-cache"
 
 
 def test_a_refused_timing_cache_is_replaced_by_an_empty_one(tmp_path):
     (tmp_path / "tensorrt.timing.cache").write_bytes(b"from-another-gpu")
     trt, result = _build(tmp_path, rejected_cache=b"from-another-gpu")
     assert not result.timing_cache_reused
-    assert trt.configs[0].timing_cache.data == b""
+    assert trt.fake.configs[0].fake_timing_cache.fake_data == b""
 
 
 def test_a_timing_cache_from_another_tensorrt_is_dropped_with_its_errors(tmp_path):
@@ -114,7 +115,7 @@ def test_a_timing_cache_from_another_tensorrt_is_dropped_with_its_errors(tmp_pat
     with an empty one, and a later build failure does not blame the cache."""
     (tmp_path / "tensorrt.timing.cache").write_bytes(b"from-tensorrt-8.6")
     trt, result = _build(tmp_path, corrupt_cache=b"from-tensorrt-8.6")
-    assert not result.timing_cache_reused and trt.configs[0].timing_cache.data == b""
+    assert not result.timing_cache_reused and trt.fake.configs[0].fake_timing_cache.fake_data == b""
     with pytest.raises(EngineBuildError) as err:
         _build(tmp_path, options=EngineOptions(force=True), corrupt_cache=b"from-tensorrt-8.6",
                build_error="some layer has no implementation")  # fmt: skip
@@ -127,18 +128,18 @@ def test_fp32_layer_names_match_exactly_or_with_the_parsers_counter(tmp_path):
     type; a kept-FP32 node with no layer of its name is warned about."""
     layers = ["/m/norm1/LayerNormalization", "/m/norm1/LayerNormalization_37:int32",
               "/m/attn/Softmax_12", "/m/attn/SoftmaxCast", "/m/Conv"]  # fmt: skip
-    trt = fake_tensorrt("8.6.1", layer_names=layers)
+    trt = FakeTrt("8.6.1", layer_names=layers)
     path = _artifact(tmp_path, "fp16")
     meta = read_meta(path)
     write_meta(path, replace(meta, fp32_nodes=(*FP32_NODES, "/m/gone/ReduceMean")))
     with pytest.warns(UserWarning, match=r"1 of the 3 nodes .* /m/gone/ReduceMean"):
         result = build_engine(path, EngineOptions(), trt=trt, cuda=FakeCuda())
-    net = trt.networks[0]
-    pinned = {layer.name: layer for layer in net.layers if layer.precision == "float32"}
+    net = trt.fake.networks[0]
+    pinned = {layer.name: layer for layer in net.fake_layers if layer.precision == "float32"}
     assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/norm1/LayerNormalization_37",
                            "/m/attn/Softmax_12"}  # fmt: skip
-    assert pinned["/m/norm1/LayerNormalization"].output_types == {0: "float32"}
-    assert pinned["/m/norm1/LayerNormalization_37"].output_types == {}  # int32 stays int32
+    assert pinned["/m/norm1/LayerNormalization"].fake_output_types == {0: "float32"}
+    assert pinned["/m/norm1/LayerNormalization_37"].fake_output_types == {}  # int32 stays int32
     assert set(result.pinned_fp32_layers) == set(pinned)
 
 
@@ -148,25 +149,25 @@ def test_an_invalid_profile_is_refused(tmp_path):
     bad = ((1, 3, 256, 256), (1, 3, 128, 128), (2, 3, 512, 512))  # min > opt
     write_meta(path, replace(meta, input=replace(meta.input, profile=bad)))
     with pytest.raises(EngineBuildError, match="refused the optimization profile"):
-        build_engine(path, EngineOptions(), trt=fake_tensorrt("10.3.0"), cuda=FakeCuda())
+        build_engine(path, EngineOptions(), trt=FakeTrt("10.3.0"), cuda=FakeCuda())
 
 
 def test_fp32_engines_are_built_without_tf32(tmp_path):
     trt, result = _build(tmp_path, precision="fp32")
     assert result.mode == "fp32"
-    assert trt.BuilderFlag.TF32 in trt.configs[0].cleared
+    assert trt.BuilderFlag.TF32 in trt.fake.configs[0].fake_cleared
     (tmp_path / "fp16").mkdir()
     trt16, _ = _build(tmp_path / "fp16", precision="fp16")
-    assert trt16.configs[0].cleared == set()  # FP16/INT8 graphs carry their own types
+    assert trt16.fake.configs[0].fake_cleared == set()  # FP16/INT8 graphs carry their own types
 
 
 def test_one_logger_per_tensorrt_module_and_errors_per_operation():
     """TensorRT keeps the first logger it is given; later Builders/Runtimes share it."""
     from runtime.trt_compat import make_logger
 
-    trt = fake_tensorrt("10.3.0")
+    trt = FakeTrt("10.3.0")
     logger = make_logger(trt)
-    assert make_logger(trt) is logger and make_logger(fake_tensorrt("10.3.0")) is not logger
+    assert make_logger(trt) is logger and make_logger(FakeTrt("10.3.0")) is not logger
     logger.log(trt.ILogger.ERROR, "old")
     mark = logger.mark()
     logger.log(trt.ILogger.ERROR, "new")
@@ -180,7 +181,7 @@ def test_the_logger_never_raises_into_tensorrt(recwarn):
 
     from runtime.trt_compat import make_logger
 
-    trt = fake_tensorrt("10.3.0")
+    trt = FakeTrt("10.3.0")
     logger = make_logger(trt)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # what `python -W error` does
@@ -189,15 +190,15 @@ def test_the_logger_never_raises_into_tensorrt(recwarn):
 
 def test_dla_core_with_gpu_fallback(tmp_path):
     trt, _ = _build(tmp_path, options=EngineOptions(dla_core=1), dla_cores=2)
-    cfg = trt.configs[0]
+    cfg = trt.fake.configs[0]
     assert cfg.default_device_type == trt.DeviceType.DLA and cfg.DLA_core == 1
-    assert trt.BuilderFlag.GPU_FALLBACK in cfg.flags
+    assert trt.BuilderFlag.GPU_FALLBACK in cfg.fake_flags
 
 
 def test_dla_on_tensorrt_10_uses_precision_flags(tmp_path):
     trt, result = _build(tmp_path, options=EngineOptions(dla_core=0), dla_cores=1)
     assert result.mode == "builder-flags"
-    assert trt.BuilderFlag.FP16 in trt.configs[0].flags
+    assert trt.BuilderFlag.FP16 in trt.fake.configs[0].fake_flags
 
 
 def test_dla_refuses_fp32(tmp_path):
@@ -237,13 +238,13 @@ def test_engine_sidecar_records_provenance_and_the_build_command(tmp_path):
 
 def test_existing_engine_needs_force(tmp_path):
     _build(tmp_path)
-    trt = fake_tensorrt("10.3.0", layer_names=LAYERS)
+    trt = FakeTrt("10.3.0", layer_names=LAYERS)
     with pytest.raises(FileExistsError, match="--force"):
         build_engine(tmp_path / "m.fp16.onnx", EngineOptions(), trt=trt, cuda=FakeCuda())
 
 
 def test_implicit_int8_calibrator_is_refused_on_tensorrt_11(tmp_path):
-    trt = fake_tensorrt("11.4.0", layer_names=LAYERS)
+    trt = FakeTrt("11.4.0", layer_names=LAYERS)
     path = _artifact(tmp_path, "fp32")
     options = EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=1)
     with pytest.raises(RuntimeError, match="no implicit INT8 calibrator"):
@@ -257,30 +258,30 @@ def test_build_command_is_exact():
 
 
 def test_implicit_int8_entropy_calibrator_on_tensorrt_8_6(tmp_path):
-    trt = fake_tensorrt("8.6.1", layer_names=LAYERS)
+    trt = FakeTrt("8.6.1", layer_names=LAYERS)
     cuda = FakeCuda()
     options = EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=2)
     path = _artifact(tmp_path, "fp32")
     result = build_engine(path, options, trt=trt, cuda=cuda)
-    cfg = trt.configs[0]
+    cfg = trt.fake.configs[0]
     assert result.precision == "int8" and result.mode == "implicit-int8"
     assert (
         read_meta(result.path).calibration["library"].endswith("IInt8EntropyCalibrator2 (implicit)")
     )
-    assert trt.BuilderFlag.INT8 in cfg.flags
+    assert trt.BuilderFlag.INT8 in cfg.fake_flags
     # The fake build fed both batches through one device buffer (allocated inside an active
     # context, as pycuda requires), then the buffer was freed and the cache written.
-    assert len(trt.calibration) == 2 and trt.calibration[0] == trt.calibration[1]
-    (pointer,) = trt.calibration[0]
-    assert cuda.memory[pointer].shape == (1, 3, 64, 64)
+    assert len(trt.fake.calibration) == 2 and trt.fake.calibration[0] == trt.fake.calibration[1]
+    (pointer,) = trt.fake.calibration[0]
+    assert (pointer, (1, 3, 64, 64)) in cuda.device.htod
     assert cuda.allocated == set() and not cuda.closed  # a caller's CUDA handle stays open
     caches = list(tmp_path.glob("m.fp32.calib-*.cache"))
     assert len(caches) == 1 and caches[0].read_bytes() == b"fake-calibration-table"
     # A rebuild reads the cache instead of calibrating again.
-    trt2 = fake_tensorrt("8.6.1", layer_names=LAYERS)
+    trt2 = FakeTrt("8.6.1", layer_names=LAYERS)
     build_engine(path, EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=2, force=True), trt=trt2,
                  cuda=FakeCuda())  # fmt: skip
-    assert trt2.calibration == ["cache"]
+    assert trt2.fake.calibration == ["cache"]
 
 
 def test_external_data_outside_the_folder_is_refused_before_tensorrt_parses(tmp_path):
@@ -298,10 +299,10 @@ def test_external_data_outside_the_folder_is_refused_before_tensorrt_parses(tmp_
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
     graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [x], [weight])
     path.write_bytes(helper.make_model(graph).SerializeToString())
-    trt = fake_tensorrt("10.3.0", layer_names=LAYERS)
+    trt = FakeTrt("10.3.0", layer_names=LAYERS)
     with pytest.raises(MetaError, match=r"refusing to load.*etc/passwd"):
         build_engine(path, EngineOptions(), trt=trt, cuda=FakeCuda())
-    assert not trt.networks  # the fake parser was never handed the file
+    assert not trt.fake.networks  # the fake parser was never handed the file
 
 
 def test_force_rebuild_drops_the_old_sidecar_before_the_new_engine_lands(tmp_path, monkeypatch):
@@ -325,7 +326,7 @@ def test_force_rebuild_drops_the_old_sidecar_before_the_new_engine_lands(tmp_pat
         real_replace(src, dst)
 
     monkeypatch.setattr(runtime.atomic.os, "replace", replace)
-    build_engine(path, EngineOptions(force=True), trt=fake_tensorrt("10.3.0", layer_names=LAYERS),
+    build_engine(path, EngineOptions(force=True), trt=FakeTrt("10.3.0", layer_names=LAYERS),
                  cuda=FakeCuda())  # fmt: skip
     assert (engine.name, False) in seen  # the sidecar was gone when the engine was renamed
     assert read_meta(engine).hashes["artifact"]  # and the new one describes the new engine
@@ -334,8 +335,8 @@ def test_force_rebuild_drops_the_old_sidecar_before_the_new_engine_lands(tmp_pat
 def test_implicit_int8_of_a_user_model_needs_its_calibration_data(tmp_path):
     """Generated scenes are the demo model's data: another model's implicit INT8 build is refused
     before TensorRT is touched, naming --calib-data."""
-    trt = fake_tensorrt("8.6.1", layer_names=LAYERS)
+    trt = FakeTrt("8.6.1", layer_names=LAYERS)
     path = _artifact(tmp_path, "fp32")
     with pytest.raises(ValueError, match="--implicit-int8 needs --calib-data"):
         build_engine(path, EngineOptions(implicit_int8=True), trt=trt, cuda=FakeCuda())
-    assert not trt.configs  # refused before any TensorRT object was made
+    assert not trt.fake.configs  # refused before any TensorRT object was made

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from tests.tiny_onnx import build_tiny_model
+from tests.support.tiny_onnx import build_tiny_model
 
 NUM_CLASSES = 4
 build_model = build_tiny_model  # (path, fused_preprocess=, fused_argmax=, dynamic=, ...) -> path

@@ -1,4 +1,4 @@
-"""`scaseg-run` with FAKE TensorRT and CUDA (tests/runtime/fakes_trt.py) standing in for the real.
+"""`scaseg-run` with FAKE TensorRT and CUDA (tests/support/) standing in for the real.
 
 For subprocess tests of what the CLI does around an engine on a machine without a GPU: the
 sidecar provenance check, exit codes, one-line errors. The fake "device" runs TensorRT
@@ -13,15 +13,18 @@ from __future__ import annotations
 import os
 import sys
 
-from tests.runtime.fakes_trt import FakeCudaApi, FakeTensorRT
+from tests.support.fake_cuda import FakeCuda
+from tests.support.fake_tensorrt import FakeTrt
 
 
 def main() -> None:
-    cuda = FakeCudaApi(gpu_name=os.environ.get("FAKE_GPU_NAME", "Fake GPU"))
-    sys.modules["tensorrt"] = FakeTensorRT(cuda, os.environ.get("FAKE_TRT_VERSION", "10.3.0.30"))
+    cuda = FakeCuda(gpu_name=os.environ.get("FAKE_GPU_NAME", "Fake GPU"))
+    version = os.environ.get("FAKE_TRT_VERSION", "10.3.0.30")
+    sys.modules["tensorrt"] = FakeTrt(version, cuda=cuda)
     from runtime.backends import trt_backend
     from runtime.cli import main as run_main
 
+    # open_backend (and so the CLI) has no way to pass a CudaApi down to TrtBackend yet.
     trt_backend.open_cuda = lambda device=0, need_graphs=False: cuda
     run_main()
 

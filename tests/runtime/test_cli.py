@@ -57,7 +57,7 @@ def test_avc1_request_warns_and_falls_back(tmp_path, plain_model, small_video, d
         ),
         (["{video}", "--out", "x.gif"], 2, "video output must end in one of"),
         (["{video}", "--codec", "h264x"], 2, "codec must be a 4-character FourCC"),
-        (["{video}", "--alpha", "2"], 2, ""),
+        (["{video}", "--alpha", "2"], 2, "Invalid value for '--alpha'"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code(
@@ -112,8 +112,33 @@ def test_force_replaces_an_existing_output(tmp_path, plain_model, small_video, d
 
 
 def test_debug_shows_the_traceback(plain_model):
-    result = run_cli("missing.mp4", "--model", plain_model, "--debug")
-    assert result.exit_code != 0 and result.exception is not None
+    from runtime.sources import SourceError
+
+    plain = run_cli("missing.mp4", "--model", plain_model)
+    assert plain.exit_code == 2 and isinstance(plain.exception, SystemExit)  # one line, no raise
+    debug = run_cli("missing.mp4", "--model", plain_model, "--debug")
+    assert isinstance(debug.exception, SourceError)  # re-raised: the runner got the traceback
+
+
+def test_threads_and_device_reach_the_backend(small_video, plain_model, monkeypatch):
+    import runtime.cli
+
+    seen = {}
+
+    def fake_execute(args):
+        seen["options"] = args.options
+        return 0
+
+    monkeypatch.setattr(runtime.cli, "execute", fake_execute)
+    result = run_cli(small_video, "--model", plain_model, "--threads", "3", "--device", "1")
+    assert result.exit_code == 0, result.output
+    assert seen["options"].intra_op_threads == 3 and seen["options"].device == 1
+
+
+def test_missing_model_names_the_flag(small_video, tmp_path):
+    result = run_cli(small_video, "--model", tmp_path / "gone.onnx")
+    assert result.exit_code == 2
+    assert "gone.onnx not found; pass --model" in result.output
 
 
 def test_help_has_examples():

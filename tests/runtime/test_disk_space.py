@@ -22,9 +22,11 @@ from runtime.classes import palette_bgr
 from runtime.disk_space import MIB, OutputSpaceError, SpaceGuard, is_disk_full
 from runtime.pipeline import run_pipeline
 from runtime.segmenter import StageTimes
-from runtime.sinks import JsonLinesSink, LabelPngSink, OutputSpec, OverlayVideoSink, Result
+from runtime.sink_types import Result
+from runtime.sinks import JsonLinesSink, LabelPngSink, OutputSpec
 from runtime.sources import Frame
-from tests.tmpfs import small_tmpfs
+from runtime.video_sinks import OverlayVideoSink
+from tests.support.tmpfs import small_tmpfs
 
 TABLE = palette_bgr(num_classes=4)
 REPO = Path(__file__).resolve().parents[2]

@@ -78,7 +78,7 @@ def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
 def test_atomic_write_refuses_to_replace_unless_asked(tmp_path):
     target = tmp_path / "a.json"
     atomic_write_text(target, "one")
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
         atomic_write_text(target, "two", overwrite=False)
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
@@ -96,7 +96,7 @@ def test_an_artifact_replaced_after_export_is_refused(tmp_path):
 
     from runtime.backends import BackendOptions, open_backend
     from runtime.meta import sha256_file
-    from tests.tiny_onnx import build_tiny_model
+    from tests.support.tiny_onnx import build_tiny_model
 
     model = build_tiny_model(tmp_path / "m.onnx")
     meta = read_meta(model)

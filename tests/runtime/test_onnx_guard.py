@@ -15,20 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 from runtime.backends import BackendOptions, open_backend
 from runtime.meta import MetaError
 from runtime.onnx_guard import check_external_data, external_data
-from tests.tiny_onnx import build_tiny_model
+from tests.support.tiny_onnx import build_tiny_model, point_at_external_data
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _point_at(tensor: onnx.TensorProto, location: str) -> None:
-    """Make `tensor` keep its (16 bytes of) data in external file `location`."""
-    tensor.ClearField("raw_data")
-    tensor.ClearField("float_data")
-    del tensor.external_data[:]
-    tensor.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"), ("length", "16")):
-        entry = tensor.external_data.add()
-        entry.key, entry.value = key, value
 
 
 def _secret(tmp_path: Path) -> Path:
@@ -46,16 +35,16 @@ def _add_model(folder: Path, location: str, where: str = "initializer") -> Path:
     if where == "initializer":
         graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [y])
         graph.initializer.append(weight)
-        _point_at(graph.initializer[0], location)
+        point_at_external_data(graph.initializer[0], location)
     elif where == "constant":
         const = helper.make_node("Constant", [], ["w"], value=weight)
-        _point_at(const.attribute[0].t, location)
+        point_at_external_data(const.attribute[0].t, location)
         graph = helper.make_graph(
             [const, helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [y]
         )
     elif where == "if-branch":
         const = helper.make_node("Constant", [], ["w"], value=weight)
-        _point_at(const.attribute[0].t, location)
+        point_at_external_data(const.attribute[0].t, location)
         wv = helper.make_tensor_value_info("w", TensorProto.FLOAT, [4])
         branch = helper.make_graph([const], "branch", [], [wv])
         cond = helper.make_node(
@@ -70,7 +59,7 @@ def _add_model(folder: Path, location: str, where: str = "initializer") -> Path:
         values = numpy_helper.from_array(np.ones(4, np.float32), "w")
         indices = numpy_helper.from_array(np.arange(4, dtype=np.int64), "w_idx")
         graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [4]))
-        _point_at(graph.sparse_initializer[0].values, location)
+        point_at_external_data(graph.sparse_initializer[0].values, location)
     else:
         raise AssertionError(where)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -151,7 +140,7 @@ def test_backend_refuses_before_onnx_runtime_reads_anything(tmp_path, monkeypatc
     (tmp_path / "m").mkdir()
     tiny = build_tiny_model(tmp_path / "m" / "tiny.onnx")
     model = onnx.load(str(tiny))
-    _point_at(model.graph.initializer[0], "../secret.bin")
+    point_at_external_data(model.graph.initializer[0], "../secret.bin")
     tiny.write_bytes(model.SerializeToString())
     import onnxruntime
 
@@ -169,7 +158,7 @@ def test_scaseg_run_refuses_with_one_line(tmp_path):
     folder.mkdir()
     tiny = build_tiny_model(folder / "tiny.onnx")
     model = onnx.load(str(tiny))
-    _point_at(model.graph.initializer[0], "../secret.bin")
+    point_at_external_data(model.graph.initializer[0], "../secret.bin")
     tiny.write_bytes(model.SerializeToString())
     frame = tmp_path / "frame.png"
     import cv2

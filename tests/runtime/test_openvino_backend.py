@@ -29,8 +29,7 @@ from runtime.backends.openvino_backend import (  # noqa: E402
 from runtime.envinfo import capture_environment  # noqa: E402
 from runtime.layer_profile import profile_layers  # noqa: E402
 from runtime.meta import MetaError, read_meta, sha256_file, write_meta  # noqa: E402
-from tests.runtime.test_onnx_guard import _point_at  # noqa: E402
-from tests.tiny_onnx import build_tiny_model  # noqa: E402
+from tests.support.tiny_onnx import build_tiny_model, point_at_external_data  # noqa: E402
 
 CPU_CAPS = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 OV = BackendOptions(device="CPU")
@@ -186,7 +185,7 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
     (tmp_path / "m").mkdir()
     path = build_tiny_model(tmp_path / "m" / "tiny.onnx")
     model = onnx.load(str(path))
-    _point_at(model.graph.initializer[0], "../secret.bin")
+    point_at_external_data(model.graph.initializer[0], "../secret.bin")
     path.write_bytes(model.SerializeToString())
     with pytest.raises(MetaError, match="refusing to load"):
         open_backend(path, "openvino", OV)
@@ -194,7 +193,7 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
 
 def test_engine_is_refused(make_model, tmp_path):
     engine = make_model(tmp_path / "tiny.engine")
-    with pytest.raises(ValueError, match=r"--backend openvino runs \.onnx models"):
+    with pytest.raises(ValueError, match=r"kind='openvino' runs \.onnx models"):
         open_backend(engine, "openvino")
 
 

@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("openvino")
 from runtime.meta import read_meta, write_meta
-from tests.tiny_onnx import build_tiny_model
+from tests.support.tiny_onnx import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 # Installed as sitecustomize in the child: `import openvino` fails as where it is not installed.
@@ -181,7 +181,7 @@ def test_label_maps_on_a_real_street_video_agree_with_onnx_runtime(tmp_path):
     the INT8 (Q/DQ, exporter's quantizer) artifact on OpenVINO stays close to them."""
     from export.int8 import quantize_int8
     from runtime.meta import sha256_file
-    from tests.real_video import real_video_or_skip
+    from tests.support.real_video import real_video_or_skip
 
     video = real_video_or_skip()
     fp32 = build_tiny_model(tmp_path / "tiny.fp32.onnx")

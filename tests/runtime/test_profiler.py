@@ -1,5 +1,5 @@
 """Latency statistics, stage timers and the profiling loop (ONNX Runtime for real; the TensorRT
-path against FAKES from tests/runtime/fakes_trt.py, which prove only our own bookkeeping)."""
+path against FAKES from tests/support/fake_tensorrt.py, which prove only our own bookkeeping)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from runtime.profiler import (
 )
 from runtime.segmenter import Segmenter
 from runtime.sources import Frame
-from tests.runtime.fakes_trt import FakeCudaApi, FakeTensorRT
-from tests.runtime.test_trt_backend import make_engine
+from tests.support.fake_cuda import FakeCuda
+from tests.support.fake_engine import make_engine
+from tests.support.fake_tensorrt import FakeTrt
 
 
 def test_stats_of_known_samples():
@@ -144,9 +145,9 @@ def test_missing_model_error_is_the_runtimes(tmp_path):
 
 def test_fake_trt_infer_is_split_into_synchronised_h2d_compute_d2h(tmp_path):
     path, meta = make_engine(tmp_path)
-    fake = FakeCudaApi()
+    fake = FakeCuda()
     cuda = StageTimingCuda(fake)
-    backend = TrtBackend(path, meta, BackendOptions(), tensorrt=FakeTensorRT(fake), cuda=cuda)
+    backend = TrtBackend(path, meta, BackendOptions(), tensorrt=FakeTrt(cuda=fake), cuda=cuda)
     rec = StageRecorder()
     stages = TimedStages(Segmenter(backend), rec, cuda)
     x = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)

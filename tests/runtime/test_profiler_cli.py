@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from runtime.cli import app as run_app
 from runtime.profile_cli import app
-from tests.runtime.test_profiler_report import make_report
-from tests.test_import_isolation import run_blocked
+from tests.support.blocked_imports import run_blocked
+from tests.support.profile_reports import make_report
 
 runner = CliRunner()
 ALL_STAGES = ["decode", "preprocess", "infer", "postprocess", "encode"]
@@ -64,6 +64,22 @@ def test_bad_input_is_one_line_exit_2(tmp_path, plain_model, monkeypatch, args, 
     result = profile(*(a.format(model=plain_model, existing=existing) for a in args))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_cuda_graph_is_for_tensorrt_engines_only(tmp_path, plain_model):
+    result = profile(plain_model, "--cuda-graph", "--out", tmp_path / "prof")
+    assert result.exit_code == 2, result.output
+    assert "--cuda-graph applies to TensorRT engines" in result.output
+
+
+def test_cuda_graph_and_threads_reach_the_backend(tmp_path, plain_model, monkeypatch):
+    import runtime.profile_cli
+
+    seen = {}
+    monkeypatch.setattr(runtime.profile_cli, "execute", lambda args: seen.update(args=args))
+    result = profile(plain_model, "--cuda-graph", "--threads", "2", "--out", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    assert seen["args"].options.cuda_graph and seen["args"].options.intra_op_threads == 2
 
 
 def _write(path, report):
@@ -123,7 +139,7 @@ def test_profile_help_and_imports_need_no_heavy_modules(tmp_path):
 
 
 def test_engine_without_tensorrt_is_a_one_line_error(tmp_path):
-    from tests.tiny_onnx import build_tiny_model
+    from tests.support.tiny_onnx import build_tiny_model
 
     engine = build_tiny_model(
         tmp_path / "m.fp16.engine",  # a sidecar and placeholder bytes: TensorRT never gets that far

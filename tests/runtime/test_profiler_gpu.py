@@ -19,7 +19,7 @@ def engine(model_dir):
     reason = engine_unavailable_reason()
     if reason is not None:
         pytest.skip(f"needs TensorRT and a CUDA GPU: {reason}")
-    from tests.runtime.conftest import build_model
+    from tests.support.tiny_onnx import build_tiny_model as build_model
 
     onnx = build_model(model_dir / "gpu_tiny.fp32.onnx")
     return build_engine(onnx, EngineOptions(force=True)).path

@@ -11,8 +11,9 @@ from runtime.backends import BackendOptions, open_backend
 from runtime.backends.trt_backend import TrtBackend
 from runtime.envinfo import engine_device_memory_mb
 from runtime.layer_profile import aggregate, parse_ort_trace, profile_layers, trt_op_type
-from tests.runtime.fakes_trt import FakeCudaApi, FakeTensorRT
-from tests.runtime.test_trt_backend import make_engine
+from tests.support.fake_cuda import FakeCuda
+from tests.support.fake_engine import make_engine
+from tests.support.fake_tensorrt import FakeTrt
 
 
 def _node(name: str, op: str, ts: int, dur: int) -> dict:
@@ -81,8 +82,8 @@ FAKE_LAYERS = (("/backbone/Conv", 0.5), ("/decode_head/MatMul", 0.25))
 
 def _fake_backend(tmp_path):
     path, meta = make_engine(tmp_path)
-    cuda = FakeCudaApi()
-    backend = TrtBackend(path, meta, BackendOptions(), tensorrt=FakeTensorRT(cuda), cuda=cuda)
+    cuda = FakeCuda()
+    backend = TrtBackend(path, meta, BackendOptions(), tensorrt=FakeTrt(cuda=cuda), cuda=cuda)
     context = backend._context
     execute = context.execute_async_v3
 
@@ -101,7 +102,7 @@ def test_fake_trt_iprofiler_layers_are_averaged_and_detached(tmp_path):
     backend = _fake_backend(tmp_path)
     batch = np.zeros((1, 3, 64, 64), np.float32)
     profile = profile_layers(backend, BackendOptions(), batch, runs=4)
-    assert profile.runs == 4 and profile.source == "tensorrt 10.3.0.30 IProfiler"
+    assert profile.runs == 4 and profile.source == "tensorrt 10.3.0 IProfiler"
     assert [(t.name, t.mean_ms) for t in profile.layers] == list(FAKE_LAYERS)  # warm-up excluded
     assert [t.op_type for t in profile.layers] == ["Conv", "MatMul"]
     assert backend._context.profiler is None  # detached: later inferences run unprofiled

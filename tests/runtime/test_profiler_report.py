@@ -9,43 +9,20 @@ import pytest
 
 from runtime import envinfo
 from runtime.deps import MissingDependencyError
-from runtime.envinfo import MemoryUsage, capture_environment, jetson_info, measure_memory
-from runtime.layer_profile import aggregate
+from runtime.envinfo import capture_environment, jetson_info, measure_memory
 from runtime.profile_report import (
     SCHEMA_VERSION,
     ReportError,
-    build_report,
     compare_reports,
     read_report,
     write_report,
 )
-from runtime.profiler import StageRecorder
+from tests.support.profile_reports import MODEL, make_report
 
 TOP_KEYS = {"schema_version", "tool", "created_utc", "command", "model", "run", "stages",
             "end_to_end", "samples_ms", "layers", "memory", "environment"}  # fmt: skip
 STAT_KEYS = {"count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms",
              "jitter_ms", "throughput_fps"}  # fmt: skip
-MODEL = {"path": "m.onnx", "name": "m.onnx", "variant": "t", "precision": "fp32", "input": {},
-         "output": {}, "fused_preprocess": False, "fused_argmax": False}  # fmt: skip
-
-
-def make_report(infer_ms: float = 10.0, frames: int = 8, layers: bool = True) -> dict:
-    rec = StageRecorder()
-    for i in range(frames):
-        for stage, ms in (("decode", 1.0), ("preprocess", 2.0), ("infer", infer_ms + i % 2)):
-            rec.add(stage, ms)
-        rec.frame_start[i], rec.frame_end[i] = float(i), i + (infer_ms + 3.0) / 1e3
-    profile = (
-        aggregate({"conv": 6.0, "mm": 2.0}, {"conv": "Conv", "mm": "MatMul"}, 2, "test")
-        if layers
-        else None
-    )
-    memory = MemoryUsage(100.0, "test", 90.0, None, None, None, 1.0)
-    return build_report(
-        tool="test", command="scaseg-profile m.onnx", model=MODEL, recorder=rec, warmup=2,
-        source="generated", pipelined=False, layers=profile, memory=memory,
-        environment=capture_environment(),
-    )  # fmt: skip
 
 
 def test_report_has_the_documented_schema():

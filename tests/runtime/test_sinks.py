@@ -9,15 +9,10 @@ import pytest
 
 from runtime.classes import palette_bgr
 from runtime.segmenter import StageTimes
-from runtime.sinks import (
-    JsonLinesSink,
-    LabelPngSink,
-    LabelVideoSink,
-    OverlayVideoSink,
-    Result,
-    SizeChangeWarning,
-)
+from runtime.sink_types import Result
+from runtime.sinks import JsonLinesSink, LabelPngSink
 from runtime.video import CodecFallbackWarning, OddSizeWarning
+from runtime.video_sinks import LabelVideoSink, OverlayVideoSink, SizeChangeWarning
 
 TABLE = palette_bgr(num_classes=8)
 TIMES = StageTimes(1.0, 2.0, 0.5)
@@ -101,7 +96,7 @@ def test_json_lines_say_when_each_frame_was_read_and_where_it_sits_in_the_file(
 
     from runtime.pipeline import run_pipeline
     from runtime.sources import open_source
-    from tests.runtime.test_pipeline import FakeSegmenter
+    from tests.support.fake_segmenter import FakeSegmenter
 
     video = make_video(tmp_path / "clip.avi", num_frames=6, fps=25.0)
     sink = JsonLinesSink(tmp_path / "s.jsonl", tuple(f"c{i}" for i in range(8)))
@@ -116,9 +111,9 @@ def test_json_lines_say_when_each_frame_was_read_and_where_it_sits_in_the_file(
 def test_existing_outputs_need_force(tmp_path):
     (tmp_path / "o.mp4").write_bytes(b"old")
     (tmp_path / "labels").mkdir()
-    with pytest.raises(FileExistsError, match="pass --force"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
         OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5)
-    with pytest.raises(FileExistsError, match="pass --force"):
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
         LabelPngSink(tmp_path / "labels", TABLE)
     sink = LabelPngSink(tmp_path / "labels", TABLE, overwrite=True)
     sink.write(next(results()))

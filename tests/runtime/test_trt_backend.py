@@ -1,4 +1,4 @@
-"""TensorRT backend logic, run against FAKES (tests/runtime/fakes_trt.py).
+"""TensorRT backend logic, run against FAKES (tests/support/fake_tensorrt.py).
 
 These tests prove the backend's own bookkeeping (sidecar checks, binding by name, buffer reuse,
 shape changes, CUDA-graph replay). They do NOT prove that real TensorRT, pycuda or cuda-python
@@ -18,63 +18,17 @@ from runtime.backends.trt_backend import (
     TrtBackend,
     check_engine_provenance,
 )
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from runtime.deps import MissingDependencyError, available
-from runtime.meta import MetaError, ModelMeta, TensorSpec, read_meta, write_meta
-from runtime.preprocess import Preprocess
+from runtime.meta import MetaError, read_meta, write_meta
 from runtime.segmenter import Segmenter
-from tests.runtime.fakes_trt import FakeCudaApi, FakeTensorRT, fake_forward, write_fake_engine
-
-K = 4
-BUILD = "scaseg-export engine tiny.fp32.onnx --device 0"
-PROVENANCE = {
-    "tensorrt_version": "10.3.0.30",
-    "cuda_version": "12.2",
-    "gpu_name": "Fake GPU",
-    "compute_capability": "8.7",
-    "jetpack": "6.0",
-    "dla_core": None,
-    "build_command": BUILD,
-}
-PROFILE = ((1, 3, 32, 32), (1, 3, 64, 64), (2, 3, 128, 128))
-
-
-def engine_tensors(dynamic: bool, input_dtype: str = "float32") -> list[dict]:
-    """Outputs listed first and an extra output: binding must go by name, not index."""
-    x_shape = [-1, 3, -1, -1] if dynamic else [1, 3, 64, 64]
-    out_shape = [-1, K, -1, -1] if dynamic else [1, K, 16, 16]
-    return [
-        {"name": "aux", "mode": "output", "dtype": "float32", "shape": [-1 if dynamic else 1, 1]},
-        {"name": "logits", "mode": "output", "dtype": "float32", "shape": out_shape},
-        {
-            "name": "input",
-            "mode": "input",
-            "dtype": input_dtype,
-            "shape": x_shape,
-            "profile": PROFILE,
-        },
-    ]
-
-
-def make_engine(tmp_path, dynamic=False, engine=PROVENANCE, sidecar=True, input_dtype="float32"):
-    path = tmp_path / "tiny.fp32.engine"
-    write_fake_engine(path, engine_tensors(dynamic, input_dtype))
-    shape = ("batch", 3, "height", "width") if dynamic else (1, 3, 64, 64)
-    meta = ModelMeta(
-        variant="tiny-test", precision="fp32", class_names=DEMO_CLASSES[:K],
-        palette_rgb=DEMO_PALETTE_RGB[:K],
-        input=TensorSpec("input", "float32", "NCHW", shape, PROFILE if dynamic else None),
-        output=TensorSpec("logits", "float32", "NCHW", ("batch", K, "h4", "w4")),
-        output_kind="logits", output_stride=4, preprocess=Preprocess(64, 64), engine=engine,
-    )  # fmt: skip
-    if sidecar:
-        write_meta(path, meta)
-    return path, meta
+from tests.support.fake_cuda import FakeCuda
+from tests.support.fake_engine import BUILD, PROVENANCE, K, make_engine
+from tests.support.fake_tensorrt import FakeTrt, fake_forward
 
 
 def open_fake(path, meta, cuda_graph=False, version="10.3.0.30", cuda=None):
-    cuda = cuda or FakeCudaApi()
-    trt = FakeTensorRT(cuda, version)
+    cuda = cuda or FakeCuda()
+    trt = FakeTrt(version, cuda=cuda)
     backend = TrtBackend(path, meta, BackendOptions(cuda_graph=cuda_graph), tensorrt=trt, cuda=cuda)
     return backend, cuda
 
@@ -119,11 +73,11 @@ def test_engine_without_provenance_is_refused(tmp_path):
 
 def test_mismatch_is_refused_before_deserializing(tmp_path):
     path, meta = make_engine(tmp_path, engine={**PROVENANCE, "tensorrt_version": "8.6.1"})
-    cuda = FakeCudaApi()
-    trt = FakeTensorRT(cuda)
+    cuda = FakeCuda()
+    trt = FakeTrt(cuda=cuda)
     with pytest.raises(EngineMismatchError, match="rebuild on this device"):
         TrtBackend(path, meta, BackendOptions(), tensorrt=trt, cuda=cuda)
-    assert trt.runtimes == [] and cuda.closed
+    assert trt.fake.runtimes == [] and cuda.closed
 
 
 def test_engine_without_sidecar_is_refused_before_importing_tensorrt(tmp_path):
@@ -172,7 +126,7 @@ def test_every_tensor_is_bound_by_name_and_output_is_correct(tmp_path):
     x = batch()
     out = backend.infer(x)
     np.testing.assert_allclose(out, fake_forward(x, K), rtol=1e-6)
-    bound = {c[1] for c in backend._context.calls if c[0] == "set_tensor_address"}
+    bound = {c[1] for c in backend._context.fake_calls if c[0] == "set_tensor_address"}
     assert bound == {"input", "logits", "aux"}
     assert cuda.device.log[-1] == ("sync",)  # infer returns after the stream is synchronised
     backend.close()
@@ -189,7 +143,7 @@ def test_buffers_are_reused_until_the_shape_changes(tmp_path):
     out = backend.infer(batch(n=2, h=96, w=128))
     assert out.shape == (2, K, 24, 32)
     assert backend.allocations == first + 3
-    assert ("set_input_shape", "input", (2, 3, 96, 128)) in backend._context.calls
+    assert ("set_input_shape", "input", (2, 3, 96, 128)) in backend._context.fake_calls
     backend.close()
     assert cuda.device.memory == {} and cuda.pinned_live == 0 and cuda.closed
 
@@ -217,7 +171,7 @@ def test_shapes_outside_the_engine_are_refused(tmp_path):
 def test_failed_execution_raises(tmp_path):
     path, meta = make_engine(tmp_path)
     backend, _ = open_fake(path, meta)
-    backend._context.fail_execute = True
+    backend._context.fake_fail_execute = True
     with pytest.raises(RuntimeError, match="execute_async_v3 failed"):
         backend.infer(batch())
 

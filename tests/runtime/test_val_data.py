@@ -9,7 +9,8 @@ import pytest
 from runtime.masks import OutOfRangeTally, check_labels, read_mask, reduce_zero_label
 from runtime.metrics import ConfusionMatrix
 from runtime.val_data import ValDataError, ValSample, find_val_set
-from tests.datasets import (
+from tests.support.blocked_imports import run_blocked
+from tests.support.datasets import (
     HEIGHT,
     WIDTH,
     Faults,
@@ -18,7 +19,6 @@ from tests.datasets import (
     make_mmseg,
     make_plain,
 )
-from tests.test_import_isolation import run_blocked
 
 
 def _assert_reads_truth(val_set, ds, reduce: bool = False) -> None:

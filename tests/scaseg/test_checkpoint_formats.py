@@ -6,7 +6,7 @@ import torch
 
 from scaseg.checkpoint import CheckpointError, load_into, load_model, read_state_dict
 from scaseg.model import build_model
-from tests.checkpoints import (
+from tests.support.checkpoints import (
     CLASSES,
     PALETTE,
     save_backbone_checkpoint,
@@ -72,7 +72,7 @@ def test_mmseg0x_metadata_and_segnext_names_on_t(tmp_path):
 
 def test_mmengine_segnext_names_and_dataparallel_prefix_are_reported(tmp_path):
     source = build_model("tiny", 3).eval()
-    from tests.checkpoints import mmengine_checkpoint, model_state
+    from tests.support.checkpoints import mmengine_checkpoint, model_state
 
     state = {f"module.{k}": v for k, v in model_state(source, original_names=True).items()}
     torch.save(mmengine_checkpoint(source, state=state), tmp_path / "m.pth")

@@ -8,7 +8,7 @@ from scaseg.checkpoint_keys import map_keys
 from scaseg.checkpoint_shapes import infer_decoder_fields, resolve_variant
 from scaseg.config import VARIANTS
 from scaseg.model import build_model
-from tests.checkpoints import segnext_names
+from tests.support.checkpoints import segnext_names
 
 
 def _shapes_only(variant: str, num_classes: int = 150, **kwargs) -> dict:

@@ -10,7 +10,7 @@ import torch
 from scaseg.checkpoint import CheckpointError, load_model, read_state_dict
 from scaseg.model import build_model
 from scaseg.safe_pickle import Placeholder, load_torch_pickle
-from tests.checkpoints import Payload, payloads, save_payload_checkpoint, touch_marker
+from tests.support.checkpoints import Payload, payloads, save_payload_checkpoint, touch_marker
 
 pytest.importorskip("mmengine")
 
@@ -108,7 +108,7 @@ def test_other_globals_are_never_called(tmp_path):
     assert not marker.exists()
     assert info["format"] == "mmengine/mmseg 1.x"
     got, _ = load_torch_pickle(path)
-    assert got["meta"]["note"].global_name == "tests.checkpoints.touch_marker"
+    assert got["meta"]["note"].global_name == "tests.support.checkpoints.touch_marker"
 
 
 def test_getattr_on_a_real_object_is_refused(tmp_path):
@@ -136,7 +136,7 @@ def test_a_pickled_model_object_is_not_a_state_dict(tmp_path):
 @pytest.mark.parametrize("protocol", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_mmengine_checkpoint_reads_under_every_pickle_protocol(tmp_path, protocol, legacy):
-    from tests.checkpoints import CLASSES, mmengine_checkpoint
+    from tests.support.checkpoints import CLASSES, mmengine_checkpoint
 
     model = build_model("tiny", 3)
     path = tmp_path / "m.pth"
@@ -149,7 +149,7 @@ def test_mmengine_checkpoint_reads_under_every_pickle_protocol(tmp_path, protoco
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_truncated_checkpoint_is_one_clear_error(tmp_path, legacy):
-    from tests.checkpoints import mmengine_checkpoint
+    from tests.support.checkpoints import mmengine_checkpoint
 
     path = tmp_path / "cut.pth"
     torch.save(mmengine_checkpoint(build_model("tiny", 3)), path,

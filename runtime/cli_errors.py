@@ -1,0 +1,163 @@
+"""The one mapping from an exception to a message and an exit code, shared by every CLI.
+
+    2    bad input: the message says what was given and how to fix it
+    1    a runtime failure (source lost, disk full, failed build, missed accuracy gate,
+         missing optional package) -- or a bug in scaseg, reported as an internal error
+    130  interrupted (the caller prints its own line: what was kept and what was not)
+
+Bad input is recognised by type: `UserInputError` (runtime/errors.py: MetaError, SourceError,
+CalibrationDataError, ValDataError, ClassSpecError, ExportInputError, ClassMismatchError, ...),
+the file errors raised for paths the user gave, a Typer `BadParameter`, and a `ValueError` that a
+`raise` statement in scaseg's own source raised: the option dataclasses validate in
+`__post_init__` with plain `ValueError`, and CheckpointError lives in `scaseg`, which does not
+depend on `runtime`. A `ValueError` from numpy, OpenCV or any other library -- even when the
+call sits in our code -- is a bug on our side: it gets "internal error", and the traceback goes
+to a log file (and to the terminal with --debug).
+
+A missing optional package (`MissingDependencyError`) exits 1: the input was fine, this
+machine lacks something; the message carries the install hint.
+"""
+
+from __future__ import annotations
+
+import dis
+import re
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from runtime.errors import UserInputError
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_OUR_PACKAGES = ("runtime", "export", "calibration", "scaseg", "benchmarks", "tools")
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+                NotADirectoryError)  # fmt: skip
+_FAILURES = (RuntimeError, OSError, MemoryError, ImportError)
+_RAISE_OPS = {dis.opmap["RAISE_VARARGS"]}  # not RERAISE: a bare `raise` passes on any error
+
+
+# Library errors name options as the Python API does (`device=0`, `kind='openvino'`,
+# `overwrite=True`); on the command line the same option is a flag. Every CLI spells them alike.
+API_FLAGS = {
+    "device": "--device",
+    "kind": "--backend",
+    "provider": "--provider",
+    "ov_precision": "--ov-precision",
+    "trt_cache_dir": "--trt-cache",
+    "cuda_graph": "--cuda-graph",
+    "intra_op_threads": "--threads",
+    "overwrite": "--force",
+}
+_API_VALUE = re.compile(r"\b(" + "|".join(API_FLAGS) + r")=(?:'([^']*)'|([^\s,;:)]+))")
+_API_NAME = re.compile(r"`(" + "|".join(API_FLAGS) + r")`")
+
+
+def in_cli_terms(message: str) -> str:
+    """`message` with API option names turned into flags: device='CPU' -> --device CPU,
+    overwrite=True -> --force, `ov_precision` -> --ov-precision."""
+
+    def flag(match: re.Match) -> str:
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        name = API_FLAGS[match.group(1)]
+        return name if value == "True" else f"{name} {value}"
+
+    message = _API_VALUE.sub(flag, message)
+    return _API_NAME.sub(lambda m: API_FLAGS[m.group(1)], message)
+
+
+class UsageError(UserInputError):
+    """Bad command-line input: flags that contradict each other or need something absent."""
+
+
+def is_bad_input(err: BaseException) -> bool:
+    if isinstance(err, (UserInputError, *_PATH_ERRORS, typer.BadParameter)):
+        return True
+    return isinstance(err, ValueError) and _raised_by_our_code(err)
+
+
+def _raised_by_our_code(err: BaseException) -> bool:
+    """True when the innermost frame is in scaseg's source and stopped at a `raise`.
+
+    A C function (numpy, cv2, int()) called from our code also leaves our frame innermost, but
+    stopped at a call; the instruction tells the two apart (the bytecode, not the source file,
+    which may have changed since it was imported)."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    try:
+        package = Path(code.co_filename).resolve().relative_to(_SOURCE_ROOT).parts[0]
+    except ValueError:
+        return False
+    return package in _OUR_PACKAGES and code.co_code[tb.tb_lasti] in _RAISE_OPS
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def write_traceback_log(prog: str, err: BaseException) -> Path | None:
+    """Write the traceback to a file in $TMPDIR; its path, or None when nothing could be written."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = prog.replace(" ", "-")
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix=f"{name}-error-{stamp}-", suffix=".log", delete=False, encoding="utf-8"
+        ) as f:
+            f.write("".join(traceback.format_exception(err)))
+            return Path(f.name)
+    except OSError:
+        return None
+
+
+def guarded(
+    run: Callable[[], int],
+    *,
+    prog: str,
+    debug: bool,
+    console: Console,
+    prefix: str | None = None,
+    interrupted: str | None = None,
+    describe: Callable[[BaseException], str | None] | None = None,
+) -> int:
+    """Call `run` and turn what it raises into one line on `console` and an exit code.
+
+    `prefix` starts the error line (default "<prog>: error:"); `interrupted` is the line printed
+    on Ctrl-C; `describe` may give a better message for a failure (e.g. a full disk)."""
+    prefix = prefix or f"{prog}: error:"
+    try:
+        return run()
+    except KeyboardInterrupt:
+        console.print(interrupted or f"{prog}: interrupted", soft_wrap=True, highlight=False)
+        return 130
+    except (typer.Exit, typer.Abort):  # click's own control flow (both are RuntimeErrors)
+        raise
+    except Exception as err:
+        if debug:
+            raise
+        if is_bad_input(err):
+            code, message = 2, one_line(err)
+        elif isinstance(err, _FAILURES):
+            code, message = 1, (describe and describe(err)) or one_line(err)
+        else:
+            code, message = 1, _internal(prog, err)
+        message = in_cli_terms(message)
+        console.print(f"[red]{prefix}[/] {escape(message)}", soft_wrap=True, highlight=False)
+        return code
+
+
+def _internal(prog: str, err: BaseException) -> str:
+    log = write_traceback_log(prog, err)
+    where = f"the traceback is in {log}" if log else "the traceback could not be written"
+    return (
+        f"internal error (a bug in scaseg, not your input): {type(err).__name__}: "
+        f"{one_line(err)}; {where}; rerun with --debug to show it, and report it with that file"
+    )

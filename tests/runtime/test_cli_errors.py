@@ -1,0 +1,131 @@
+"""One exception -> exit code mapping for every CLI: bad input 2, failures 1, bugs 1 + a log file."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from runtime.backends import BackendOptions
+from runtime.cli_errors import in_cli_terms, is_bad_input
+
+runner = CliRunner()
+
+
+def _raised(fn) -> BaseException:
+    try:
+        fn()
+    except Exception as err:
+        return err
+    raise AssertionError("nothing was raised")
+
+
+def test_our_own_validation_is_bad_input():
+    assert is_bad_input(_raised(lambda: BackendOptions(provider="rocm")))
+    assert is_bad_input(_raised(lambda: open(Path("/nonexistent/x"))))  # noqa: SIM115
+
+
+def test_every_input_error_class_is_bad_input_by_type():
+    from calibration.sources import CalibrationDataError
+    from export.request import ExportInputError
+    from runtime.classes import ClassSpecError
+    from runtime.masks import ValDataError
+    from runtime.meta import MetaError
+    from runtime.source_types import SourceError
+
+    for cls in (MetaError, SourceError, CalibrationDataError, ValDataError, ClassSpecError,
+                ExportInputError):  # fmt: skip
+        assert is_bad_input(cls("made up, never raised"))  # no traceback needed
+
+
+def test_a_library_value_error_is_not_bad_input():
+    # numpy raises it: an internal error of ours, never "check your input"
+    assert not is_bad_input(_raised(lambda: np.arange(3).reshape(2, 2)))
+    assert not is_bad_input(_raised(lambda: int("x")))
+    assert not is_bad_input(_raised(lambda: None + 1))  # TypeError
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("x exists; pass overwrite=True to replace it", "x exists; pass --force to replace it"),
+        ("device='CPU' names an OpenVINO device", "--device CPU names an OpenVINO device"),
+        ("use device=0, or kind='openvino'", "use --device 0, or --backend openvino"),
+        ("`ov_precision` applies to OpenVINO", "--ov-precision applies to OpenVINO"),
+        ("cuda_graph=True applies to TensorRT engines", "--cuda-graph applies to TensorRT engines"),
+    ],
+)
+def test_api_terms_become_flags_on_the_command_line(message, expected):
+    assert in_cli_terms(message) == expected
+
+
+def _boom(*_args, **_kwargs):
+    raise TypeError("unsupported operand")
+
+
+def _numpy_boom(*_args, **_kwargs):
+    return np.arange(3).reshape(2, 2)  # ValueError from inside numpy
+
+
+def _cases(tmp_path: Path, monkeypatch) -> dict:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not really a model")
+    return {
+        "scaseg-run": ("runtime.cli", "execute", [str(model), "--model", str(model)], _boom),
+        "scaseg-profile": ("runtime.profile_cli", "execute",
+                           [str(model), "--out", str(tmp_path / "prof")], _numpy_boom),
+        "scaseg-export": ("export.request", "ExportRequest", ["--out", str(tmp_path / "a")], _boom),
+        "scaseg-export build-engine": ("export.trt_build", "build_engine",
+                                       ["build-engine", str(model)], _numpy_boom),
+        "scaseg-eval": ("export.eval_cli", "load_model_for_eval",
+                        [str(model), "--val-data", "generated"], _boom),
+    }  # fmt: skip
+
+
+def _app(prog: str):
+    if prog.startswith("scaseg-export"):
+        from export.cli import app
+    elif prog == "scaseg-eval":
+        from export.eval_cli import app
+    elif prog == "scaseg-profile":
+        from runtime.profile_cli import app
+    else:
+        from runtime.cli import app
+    return app
+
+
+PROGS = [
+    "scaseg-run",
+    "scaseg-profile",
+    "scaseg-export",
+    "scaseg-export build-engine",
+    "scaseg-eval",
+]
+
+
+@pytest.mark.parametrize("prog", PROGS)
+def test_a_bug_is_one_line_internal_error_with_the_traceback_in_a_log(prog, tmp_path, monkeypatch):
+    module, name, argv, fake = _cases(tmp_path, monkeypatch)[prog]
+    monkeypatch.setattr(f"{module}.{name}", fake)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = runner.invoke(_app(prog), argv)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert "internal error" in errors[0] and "--debug" in errors[0], errors[0]
+    log = Path(re.search(r"the traceback is in (\S+);", errors[0]).group(1))
+    assert log.parent == tmp_path
+    text = log.read_text()
+    assert text.startswith("Traceback") and ("TypeError" in text or "ValueError" in text)
+
+
+@pytest.mark.parametrize("prog", PROGS)
+def test_debug_lets_the_bug_through(prog, tmp_path, monkeypatch):
+    module, name, argv, fake = _cases(tmp_path, monkeypatch)[prog]
+    monkeypatch.setattr(f"{module}.{name}", fake)
+    result = runner.invoke(_app(prog), [*argv, "--debug"])
+    assert isinstance(result.exception, (TypeError, ValueError)), result.output

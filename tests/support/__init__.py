@@ -1,0 +1,1 @@
+"""Helpers shared by test modules: fakes, tiny generated models, data sets and checkpoints."""
