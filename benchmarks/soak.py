@@ -40,52 +40,15 @@ import sys
 from pathlib import Path
 
 from benchmarks.soak_harness import (
-    MIB,
-    REPO,
     console,
     run_soak,
-    source_video,
-    stage_times_bytes,
-    tiny_model,
 )
 from benchmarks.soak_plot import plot
 from benchmarks.soak_report import (
-    END,
-    NOTES_END,
-    NOTES_START,
-    START,
-    machine_lines,
     render,
     write_section,
 )
-from benchmarks.soak_result import DEFAULT_CACHE, TARGET_PCT, Sample, SoakConfig, SoakResult
-
-# The names this module had before it was split into soak_result, soak_harness, soak_report and
-# soak_plot, kept importable from here.
-__all__ = [
-    "DEFAULT_CACHE",
-    "END",
-    "MIB",
-    "NOTES_END",
-    "NOTES_START",
-    "REPO",
-    "START",
-    "TARGET_PCT",
-    "Sample",
-    "SoakConfig",
-    "SoakResult",
-    "console",
-    "machine_lines",
-    "main",
-    "parse_args",
-    "plot",
-    "render",
-    "run_soak",
-    "source_video",
-    "stage_times_bytes",
-    "tiny_model",
-    "write_section",
-]
+from benchmarks.soak_result import DEFAULT_CACHE, TARGET_PCT, SoakConfig
 
 
 def _frame_size(text: str) -> tuple[int, int]:

@@ -37,9 +37,6 @@ from runtime.scenes.spec import (
     Street,
     Tree,
 )
-
-# Not public; re-exported because tests clear its cache (scenes._static_layer.cache_clear()).
-from runtime.scenes.static import static_layer as _static_layer  # noqa: F401
 from runtime.scenes.video import FOURCC_BY_SUFFIX, VideoInfo, write_scene_video
 
 __all__ = [

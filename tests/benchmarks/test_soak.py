@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import soak
+from benchmarks import soak, soak_harness, soak_plot, soak_report, soak_result
 from benchmarks.run import END as BENCH_END
 from benchmarks.run import START as BENCH_START
 from tests.support.tiny_onnx import build_tiny_model
@@ -31,11 +31,11 @@ def tiny(cache):
 
 @pytest.fixture(scope="module")
 def result(tiny, cache, tmp_path_factory):
-    config = soak.SoakConfig(
+    config = soak_result.SoakConfig(
         frames=FRAMES, every=EVERY, model=tiny, cache=cache, frame_hw=(96, 160), video_frames=40,
         workdir=tmp_path_factory.mktemp("soak_out"), progress=False,
     )  # fmt: skip
-    return soak.run_soak(config)
+    return soak_harness.run_soak(config)
 
 
 def test_samples_every_n_frames_and_growth_from_warmup_end(result):
@@ -49,7 +49,7 @@ def test_samples_every_n_frames_and_growth_from_warmup_end(result):
     assert all(s.rss_mib > 0 and s.fds > 0 and s.threads > 0 for s in result.samples)
     # the pipeline's per-frame latency list grows with the frames and is freed afterwards
     assert result.last.stats_mib > result.warm.stats_mib > 0 and result.after.stats_mib == 0
-    assert result.passed == (result.growth_pct < soak.TARGET_PCT)
+    assert result.passed == (result.growth_pct < soak_result.TARGET_PCT)
 
 
 def test_the_real_sinks_wrote_every_frame(result):
@@ -60,52 +60,54 @@ def test_the_real_sinks_wrote_every_frame(result):
 def test_section_is_written_between_markers_and_the_rest_kept(result, tmp_path):
     md = tmp_path / "BENCHMARKS.md"
     md.write_text(SAMPLE_MD)
-    block = soak.render(result, "python -m benchmarks.soak --frames 300", "docs/soak_rss.png")
-    soak.write_section(md, block)
+    block = soak_report.render(
+        result, "python -m benchmarks.soak --frames 300", "docs/soak_rss.png"
+    )
+    soak_report.write_section(md, block)
     text = md.read_text()
-    assert text.startswith(SAMPLE_MD.rstrip("\n")) and text.count(soak.START) == 1
-    section = text.split(soak.START, 1)[1].split(soak.END, 1)[0]
+    assert text.startswith(SAMPLE_MD.rstrip("\n")) and text.count(soak_report.START) == 1
+    section = text.split(soak_report.START, 1)[1].split(soak_report.END, 1)[0]
     assert "growth" in section and "![RSS vs frames](docs/soak_rss.png)" in section
     table = [line for line in section.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(result.samples) + 1  # header, samples, "after close"
 
     # a second run replaces the section in place; text after it survives byte for byte
     md.write_text(text + "\n## later\n\nalso kept\n")
-    soak.write_section(md, soak.render(result, "second run", None))
+    soak_report.write_section(md, soak_report.render(result, "second run", None))
     again = md.read_text()
-    assert again.count(soak.START) == again.count(soak.END) == 1
+    assert again.count(soak_report.START) == again.count(soak_report.END) == 1
     assert "second run" in again and "python -m benchmarks.soak --frames 300" not in again
     assert again.startswith(SAMPLE_MD.rstrip("\n"))
-    assert again.endswith(f"{soak.END}\n\n## later\n\nalso kept\n")
+    assert again.endswith(f"{soak_report.END}\n\n## later\n\nalso kept\n")
 
 
 def test_hand_written_notes_in_the_section_survive_a_rewrite(result, tmp_path):
     md = tmp_path / "BENCHMARKS.md"
     md.write_text(SAMPLE_MD)
-    soak.write_section(md, soak.render(result, "first run", None))
-    notes = f"{soak.NOTES_START}\n\n**Reading:** by hand.\n\n{soak.NOTES_END}"
-    md.write_text(md.read_text().replace(soak.END, notes + "\n\n" + soak.END))
+    soak_report.write_section(md, soak_report.render(result, "first run", None))
+    notes = f"{soak_report.NOTES_START}\n\n**Reading:** by hand.\n\n{soak_report.NOTES_END}"
+    md.write_text(md.read_text().replace(soak_report.END, notes + "\n\n" + soak_report.END))
     for run in ("second run", "third run"):
-        soak.write_section(md, soak.render(result, run, None))
+        soak_report.write_section(md, soak_report.render(result, run, None))
         text = md.read_text()
-        assert text.count(notes) == 1 and run in text and text.count(soak.START) == 1
-        assert text.index(soak.START) < text.index(notes) < text.index(soak.END)
+        assert text.count(notes) == 1 and run in text and text.count(soak_report.START) == 1
+        assert text.index(soak_report.START) < text.index(notes) < text.index(soak_report.END)
         assert text.startswith(SAMPLE_MD.rstrip("\n"))
 
 
 def test_section_is_appended_or_the_file_created(result, tmp_path):
-    block = soak.render(result, "cmd", None)
+    block = soak_report.render(result, "cmd", None)
     created = tmp_path / "new.md"
-    soak.write_section(created, block)
-    assert created.read_text().startswith("# Benchmarks\n\n" + soak.START)
+    soak_report.write_section(created, block)
+    assert created.read_text().startswith("# Benchmarks\n\n" + soak_report.START)
     bench_only = tmp_path / "bench_only.md"
     bench_only.write_text(SAMPLE_MD)
-    soak.write_section(bench_only, block)
+    soak_report.write_section(bench_only, block)
     assert bench_only.read_text() == SAMPLE_MD + "\n" + block
 
 
 def test_plot_is_a_png(result, tmp_path):
-    path = soak.plot(result, tmp_path / "docs" / "soak_rss.png")
+    path = soak_plot.plot(result, tmp_path / "docs" / "soak_rss.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -125,14 +127,16 @@ def test_command_line_writes_section_and_plot(tiny, cache, tmp_path):
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="warmup"):
-        soak.SoakConfig(frames=100, every=50)  # warm-up 100 frames leaves nothing to measure
+        soak_result.SoakConfig(frames=100, every=50)  # warm-up 100 frames leaves nothing to measure
     with pytest.raises(SystemExit):
         soak.main(["--frame-size", "641x360"])
 
 
 @pytest.mark.slow
 def test_default_model_is_the_exported_tiny_variant(tmp_path):
-    path = soak.tiny_model(tmp_path, 64)
+    path = soak_harness.tiny_model(tmp_path, 64)
     assert path.name == "scaseg_tiny_64.fp32.onnx" and (tmp_path / f"{path.name}.json").is_file()
     mtime = path.stat().st_mtime_ns
-    assert soak.tiny_model(tmp_path, 64) == path and path.stat().st_mtime_ns == mtime  # cached
+    assert (
+        soak_harness.tiny_model(tmp_path, 64) == path and path.stat().st_mtime_ns == mtime
+    )  # cached

@@ -14,11 +14,12 @@ from runtime.scenes import (
     split_seeds,
     write_scene_video,
 )
+from runtime.scenes.static import static_layer
 
 
 def test_same_arguments_give_identical_bytes_even_after_the_cache_is_cleared():
     frame_a, labels_a = render_scene(3, 128, 160, t=0.7)
-    scenes._static_layer.cache_clear()
+    static_layer.cache_clear()
     scenes.scene_spec.cache_clear()
     frame_b, labels_b = render_scene(3, 128, 160, t=0.7)
     assert frame_a.tobytes() == frame_b.tobytes()
