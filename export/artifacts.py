@@ -45,7 +45,7 @@ def preflight(targets: list[Path], force: bool) -> None:
     existing = [p for t in targets for p in (t, sidecar_path(t)) if p.exists()]
     if existing and not force:
         shown = ", ".join(str(p) for p in existing[:4])
-        raise FileExistsError(f"{shown} already exist(s); pass --force to replace them")
+        raise FileExistsError(f"{shown} already exist(s); pass force=True to replace them")
     for folder in dict.fromkeys(t.parent for t in targets):
         check_writable_folder(folder, "--out")
 

@@ -182,7 +182,7 @@ def write_deepstream_config(
     files = (config_name, onnx_name, "labels.txt", "pipeline.txt")
     for f in files:
         if (out / f).exists() and not force:
-            raise FileExistsError(f"{out / f} already exists; pass --force to replace it")
+            raise FileExistsError(f"{out / f} already exists; pass force=True to replace it")
     config = nvinfer_config(
         meta, artifact.name, onnx_name, engine, batch_size
     )  # warns before writing

@@ -99,7 +99,7 @@ def write_triton_repo(
     for m in models:
         if (out / m.config.name).exists() and not force:
             raise FileExistsError(
-                f"{out / m.config.name} already exists; pass --force to replace it"
+                f"{out / m.config.name} already exists; pass force=True to replace it"
             )
     out.mkdir(parents=True, exist_ok=True)
     for m in models:

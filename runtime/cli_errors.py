@@ -53,6 +53,7 @@ API_FLAGS = {
     "cuda_graph": "--cuda-graph",
     "intra_op_threads": "--threads",
     "overwrite": "--force",
+    "force": "--force",
 }
 _API_VALUE = re.compile(r"\b(" + "|".join(API_FLAGS) + r")=(?:'([^']*)'|([^\s,;:)]+))")
 _API_NAME = re.compile(r"`(" + "|".join(API_FLAGS) + r")`")

@@ -63,7 +63,7 @@ class _VideoSink:
         if segment_frames is not None and not overwrite and (old := existing_segments(path)):
             raise FileExistsError(
                 f"{old[0]} and {len(old) - 1} more segment(s) of {path.name} already exist; "
-                "pass --force to replace them, or choose another --out"
+                "pass overwrite=True to replace them, or choose another output path"
             )
         self.fps, self.codec, self.overwrite = fps, codec, overwrite
         self.output: VideoOutput | None = None

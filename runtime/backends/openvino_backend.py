@@ -53,8 +53,8 @@ def check_device(device: str, available: list[str]) -> None:
         ):
             continue
         raise ValueError(
-            f"--device {device}: OpenVINO has no device {name} here; available: "
-            f"{', '.join(available) or 'none'} (and AUTO); use one of those, e.g. --device CPU"
+            f"device='{device}': OpenVINO has no device {name} here; available: "
+            f"{', '.join(available) or 'none'} (and AUTO); use one of those, e.g. device='CPU'"
         )
 
 
@@ -75,7 +75,7 @@ class OvBackend:
     choice: str | None = None  # set by open_backend when --backend auto picked it
 
     def __init__(self, path: str | os.PathLike, meta: ModelMeta, options: BackendOptions):
-        ov = require("openvino", "to run .onnx models on OpenVINO (--backend openvino)")
+        ov = require("openvino", "to run .onnx models on OpenVINO (kind='openvino')")
         self.path = Path(path)
         self.meta = meta
         self.version = short_version(ov)
@@ -122,8 +122,8 @@ class OvBackend:
             return  # virtual devices (AUTO) list none: the read-back after compiling decides
         if explicit:
             raise ValueError(
-                f"--ov-precision {hint}: OpenVINO device {device} cannot run {hint} (it supports "
-                f"{', '.join(caps)}); use --ov-precision auto or f32"
+                f"ov_precision='{hint}': OpenVINO device {device} cannot run {hint} (it "
+                f"supports {', '.join(caps)}); use ov_precision='auto' or ov_precision='f32'"
             )
 
     def _compile(self, device: str, config: dict):
@@ -133,18 +133,18 @@ class OvBackend:
             detail = " ".join(str(err).split())[-300:]
             raise RuntimeError(
                 f"OpenVINO {self.version} cannot compile {self.path.name} for {device} "
-                f"({detail}); use --backend onnxruntime for it"
+                f"({detail}); use kind='onnxruntime' for it"
             ) from err
 
     def _check_precision(self, hint: str | None, ov_precision: str) -> None:
         ran = self.inference_precision
         if hint is not None and ran not in (hint, "unknown"):
             raise RuntimeError(
-                f"--ov-precision {hint} was requested but OpenVINO compiled {self.path.name} for "
-                f"{ran} on {self.device}; use --ov-precision auto"
+                f"ov_precision='{hint}' was requested but OpenVINO compiled {self.path.name} "
+                f"for {ran} on {self.device}; use ov_precision='auto'"
                 if ov_precision != "auto"
                 else f"OpenVINO compiled the fp32 artifact {self.path.name} for {ran}, not f32, "
-                f"on {self.device}; pass --ov-precision {ran} to accept that"
+                f"on {self.device}; pass ov_precision='{ran}' to accept that"
             )
         if self.meta.precision == "fp16" and ran == "f32":
             warnings.warn(

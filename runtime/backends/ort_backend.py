@@ -64,9 +64,9 @@ def check_loaded(provider: str, wanted: list[str], loaded: list[str], path: Path
         name = PROVIDER_NAMES[provider]
         if not loaded or loaded[0] != name:
             raise RuntimeError(
-                f"--provider {provider} was requested but {name} did not load for {path.name} "
+                f"provider='{provider}' was requested but {name} did not load for {path.name} "
                 f"(session runs {', '.join(loaded) or 'nothing'}); install onnxruntime-gpu with a "
-                "matching CUDA/cuDNN/TensorRT, or use --provider cpu"
+                "matching CUDA/cuDNN/TensorRT, or use provider='cpu'"
             )
         return
     lost = [p for p in wanted if p not in loaded]

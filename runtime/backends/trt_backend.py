@@ -245,7 +245,7 @@ class TrtBackend:
         """Report per-layer times (ms) to on_layer on every infer; None turns it off."""
         if on_layer is not None and self._use_graph:
             raise ValueError(
-                "per-layer profiling does not work inside a CUDA graph; drop --cuda-graph"
+                "per-layer profiling does not work inside a CUDA graph; drop cuda_graph=True"
             )
         self._profiler = trt_compat.make_profiler(self._trt, on_layer) if on_layer else None
         self._context.profiler = self._profiler

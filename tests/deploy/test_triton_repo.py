@@ -126,7 +126,7 @@ def test_existing_model_is_replaced_only_with_force(tmp_path):
     onnx = build_model(tmp_path / "tiny.fp32.onnx")
     repo = write_triton_repo([onnx], tmp_path / "repo", model_name="seg")
     (repo / "seg" / "stale.txt").write_text("old")
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         write_triton_repo([onnx], repo, model_name="seg")
     write_triton_repo([onnx], repo, model_name="seg", force=True)
     assert not (repo / "seg" / "stale.txt").exists()

@@ -58,7 +58,7 @@ def test_place_writes_artifact_and_sidecar_and_needs_force_to_replace(tmp_path):
     target = tmp_path / "m.fp32.onnx"
     artifacts.place(staged, target, META, force=False)
     assert target.read_bytes() == b"v1" and (tmp_path / "m.fp32.onnx.json").is_file()
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         artifacts.preflight([target], force=False)
     staged.write_bytes(b"v2")
     artifacts.place(staged, target, META, force=True)

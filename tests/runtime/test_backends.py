@@ -55,7 +55,7 @@ def test_requested_cuda_that_did_not_load_is_an_error(plain_model):
     if CUDA_EP in ort.get_available_providers():
         pytest.skip("CUDA EP may load here; this checks the CPU-only build")
     with pytest.raises(
-        RuntimeError, match="--provider cuda was requested but CUDAExecutionProvider did not load"
+        RuntimeError, match="provider='cuda' was requested but CUDAExecutionProvider did not load"
     ):
         open_backend(plain_model, options=BackendOptions(provider="cuda"))
 

@@ -200,7 +200,7 @@ def test_a_crash_keeps_finished_segments_and_drops_the_open_one(tmp_path, decode
 
 def test_existing_segments_need_force(tmp_path):
     (tmp_path / "o_00004.mp4").write_bytes(b"an older run")
-    with pytest.raises(FileExistsError, match=r"o_00004\.mp4 and 0 more segment.*--force"):
+    with pytest.raises(FileExistsError, match=r"o_00004\.mp4 and 0 more segment.*overwrite=True"):
         OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, alpha=0.5, segment_frames=3)
     OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, alpha=0.5, overwrite=True, segment_frames=3)
     with pytest.raises(ValueError, match="segment length"):
