@@ -239,7 +239,7 @@ def test_engine_sidecar_records_provenance_and_the_build_command(tmp_path):
 def test_existing_engine_needs_force(tmp_path):
     _build(tmp_path)
     trt = FakeTrt("10.3.0", layer_names=LAYERS)
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         build_engine(tmp_path / "m.fp16.onnx", EngineOptions(), trt=trt, cuda=FakeCuda())
 
 

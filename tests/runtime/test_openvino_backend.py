@@ -105,7 +105,7 @@ def test_fused_dynamic_model_runs_other_sizes_and_batches(make_model, tmp_path):
 def test_override_is_compiled_and_read_back(plain_model, hint):
     if hint != "f32" and {"bf16": "BF16", "f16": "FP16"}[hint] not in CPU_CAPS:
         with pytest.raises(
-            ValueError, match=f"--ov-precision {hint}: OpenVINO device CPU cannot run"
+            ValueError, match=f"ov_precision='{hint}': OpenVINO device CPU cannot run"
         ):
             open_backend(plain_model, "openvino", BackendOptions(device="CPU", ov_precision=hint))
         return
