@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # scaseg images. Pick the platform with --build-arg TARGET=x86|jetson|cpu (x86 with an NVIDIA
 # GPU, Jetson, or an x86 CPU without one: ONNX Runtime and OpenVINO) and the stage with --target:
-#   runtime  torch-free: scaseg-run on TensorRT engines or ONNX Runtime (the default stage)
-#   export   runtime + torch: scaseg-export, calibration, engine builds
+#   runtime  torch-free: scaseg-run on TensorRT engines or ONNX Runtime (the default stage). It
+#            holds the runtime package only (with its bundled demo model); the model code, the
+#            weights, export, calibration and the scene generator are not in it.
+#   export   runtime + torch + the build side (scaseg/, export/, calibration/, scenes/):
+#            scaseg-export, calibration, engine builds
 # Build/run commands and what was verified where: docs/deployment.md. Models are mounted at run
 # time (-v), never baked in: engines must be built on the GPU that runs them.
 ARG TARGET=x86
@@ -19,9 +22,6 @@ FROM ${X86_BASE} AS runtime-x86
 WORKDIR /opt/scaseg
 COPY pyproject.toml README.md ./
 COPY runtime ./runtime
-COPY scaseg ./scaseg
-COPY export ./export
-COPY calibration ./calibration
 # gpu extra: onnxruntime-gpu (CUDA/TensorRT providers) and cuda-python, held to the image's
 # CUDA 12 (cuda-python 13 needs a CUDA 13 driver). pycuda compiles against the image's CUDA
 # toolkit. (DL3013: "." is this source tree; pyproject.toml bounds its dependencies.)
@@ -43,9 +43,6 @@ RUN apt-get update \
 WORKDIR /opt/scaseg
 COPY pyproject.toml README.md ./
 COPY runtime ./runtime
-COPY scaseg ./scaseg
-COPY export ./export
-COPY calibration ./calibration
 # numpy<2: JetPack 6's OpenCV and TensorRT bindings are built against numpy 1.x. onnxruntime is
 # the CPU wheel (PyPI has no Jetson GPU build); engines run on TensorRT. pycuda builds here,
 # against the device's CUDA (it cannot be cross-built).
@@ -65,9 +62,6 @@ RUN apt-get update \
 WORKDIR /opt/scaseg
 COPY pyproject.toml README.md ./
 COPY runtime ./runtime
-COPY scaseg ./scaseg
-COPY export ./export
-COPY calibration ./calibration
 # cpu + openvino extras: ONNX Runtime's CPU wheel and OpenVINO; --backend auto picks OpenVINO for
 # artifacts the export gate verified on it. (DL3013: "." is this source tree.)
 # hadolint ignore=DL3013
@@ -87,6 +81,11 @@ FROM runtime AS export
 # PyPI's torch is a CUDA build on x86 and a CPU build on aarch64; ONNX export and calibration
 # need no GPU, and engines are built by TensorRT, so both work. On Jetson this stage also pulls
 # the opencv-python wheel: run videos from the runtime stage.
+WORKDIR /opt/scaseg
+COPY scaseg ./scaseg
+COPY export ./export
+COPY calibration ./calibration
+COPY scenes ./scenes
 # hadolint ignore=DL3013
 RUN python3 -m pip install --no-cache-dir "torch>=2.1" ".[export]"
 ENTRYPOINT ["scaseg-export"]

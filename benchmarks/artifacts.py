@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.classes import DEMO_CLASSES
 from runtime.meta import read_meta, sha256_file, write_meta
 from runtime.preprocess import Preprocess, preprocess
-from runtime.scenes import render_scene, split_seeds
+from scenes import render_scene, split_seeds
+from scenes.classes import DEMO_CLASSES
 
 DEMO_WEIGHTS = (
     Path(__file__).resolve().parents[1] / "scaseg" / "weights" / "scaseg_t_demo.safetensors"

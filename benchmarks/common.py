@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.artifacts import ModelSpec, TorchModel
-from runtime.profiler import LatencyStats, latency_stats
+from runtime.profiling.profiler import LatencyStats, latency_stats
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from runtime.deps import available
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_IMPORTS = "import runtime.cli, runtime.segmenter, runtime.pipeline, runtime.backends.ort_backend, onnxruntime"
 OV_IMPORTS = "import runtime.cli, runtime.segmenter, runtime.pipeline, runtime.backends.openvino_backend, openvino"
-TORCH_IMPORTS = "import torch, scaseg.model, scaseg.checkpoint, runtime.sources, runtime.video"
+TORCH_IMPORTS = (
+    "import torch, scaseg.model, scaseg.checkpoint, runtime.io.sources, runtime.io.video"
+)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,12 @@ def trtexec_latency(trtexec: str, engine: Path, iters: int) -> dict[str, dict[st
 
 def our_latency(engine: Path, batch, warmup: int, iters: int) -> dict[str, float]:
     """p50 of our TensorRT backend: whole infer, and its stream-synchronised H2D/compute/D2H."""
-    from runtime.profiler import StageRecorder, TimedStages, latency_stats, open_profiled_backend
+    from runtime.profiling.profiler import (
+        StageRecorder,
+        TimedStages,
+        latency_stats,
+        open_profiled_backend,
+    )
     from runtime.segmenter import Segmenter
 
     backend, cuda = open_profiled_backend(engine)

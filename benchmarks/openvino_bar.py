@@ -36,7 +36,7 @@ def cli(module: str, *args: str) -> str:
 
 
 def profile(model: Path, out: Path, frames: int, *backend: str) -> tuple[dict, str]:
-    line = cli("runtime.profile_cli", str(model), *backend, "--frames", str(frames),
+    line = cli("runtime.profiling.cli", str(model), *backend, "--frames", str(frames),
                "--warmup", "5", "--no-png", "--force", "--out", str(out))  # fmt: skip
     report = json.loads((out / "profile.json").read_text())
     return report["stages"]["infer"], line

@@ -19,7 +19,7 @@ FRAME_HW = (540, 960)
 
 
 def bench_video(ctx: Context) -> Path:
-    from runtime.scenes import split_seeds, write_scene_video
+    from scenes import split_seeds, write_scene_video
 
     def make() -> Path:
         path = ctx.workdir / "bench_960x540.mp4"
@@ -42,9 +42,9 @@ def model_only_fps(seg, batch, frames: int, warmup: int) -> float:
 
 
 def pipeline_run(seg, video: Path, out: Path):
+    from runtime.io.sources import open_source
+    from runtime.io.video_sinks import OverlayVideoSink
     from runtime.pipeline import run_pipeline
-    from runtime.sources import open_source
-    from runtime.video_sinks import OverlayVideoSink
 
     src = open_source(str(video))
     try:
@@ -56,9 +56,9 @@ def pipeline_run(seg, video: Path, out: Path):
 
 def sequential_fps(seg, video: Path, out: Path) -> float:
     """decode -> segment -> blend -> encode, one frame after the other (no threads)."""
-    from runtime.overlay import blend
-    from runtime.sources import open_source
-    from runtime.video import VideoOutput
+    from runtime.io.overlay import blend
+    from runtime.io.sources import open_source
+    from runtime.io.video import VideoOutput
 
     src = open_source(str(video))
     n, t0 = 0, time.perf_counter()
@@ -83,8 +83,8 @@ ROUNDS = 3
 
 
 def run(ctx: Context) -> Table:
+    from runtime.io.sources import open_source
     from runtime.segmenter import Segmenter
-    from runtime.sources import open_source
 
     t0 = time.perf_counter()
     s = ctx.settings

@@ -26,8 +26,8 @@ from benchmarks.common import (
 )
 from runtime.metrics import ConfusionMatrix, argmax_agreement
 from runtime.preprocess import Preprocess, logits_to_labels, preprocess
-from runtime.profiler import LatencyStats
-from runtime.scenes import render_scene, split_seeds
+from runtime.profiling.profiler import LatencyStats
+from scenes import render_scene, split_seeds
 
 VARIANTS = (
     ("fp32", "ONNX Runtime FP32"),

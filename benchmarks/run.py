@@ -42,7 +42,7 @@ console = Console(stderr=True, highlight=False)
 
 
 def machine_lines() -> list[str]:
-    from runtime.envinfo import capture_environment, package_version
+    from runtime.profiling.envinfo import capture_environment, package_version
 
     env = capture_environment()
     cpu, v, gpu = env["cpu"], env["versions"], env.get("gpu")

@@ -9,10 +9,10 @@ What runs is what `scaseg-run clip.mp4 --out overlay.mp4 --jsonl frames.jsonl --
   export library (export.pipeline.export_artifacts, accuracy gate on), at --size x --size. The
   export runs in a child process, so this process never imports torch; the artifact is cached
   under --cache. `--model` takes any other artifact instead.
-- source: a generated street video (runtime.scenes, --video-frames long, --frame-size), looped with
+- source: a generated street video (scenes, --video-frames long, --frame-size), looped with
   the source's own loop option (each pass reopens the capture), so decoding never stops.
 - runtime.segmenter.Segmenter on ONNX Runtime CPU, through runtime.pipeline.run_pipeline (reader,
-  inference and writer threads) into the real sinks from runtime.sinks.build_sinks: an overlay
+  inference and writer threads) into the real sinks from runtime.io.sinks.build_sinks: an overlay
   mp4 video and a JSON-lines file, in a temporary folder (or --workdir).
 
 Every --every frames, from the pipeline's on_frame hook (inference thread), it records the

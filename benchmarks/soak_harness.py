@@ -70,7 +70,7 @@ def tiny_model(cache: Path, size: int) -> Path:
 
 def source_video(cache: Path, frame_hw: tuple[int, int], frames: int) -> Path:
     """A generated street clip (bench split, first seed), rendered once into `cache`."""
-    from runtime.scenes import split_seeds, write_scene_video
+    from scenes import split_seeds, write_scene_video
 
     h, w = frame_hw
     path = cache / f"street_{w}x{h}_{frames}.mp4"
@@ -134,10 +134,10 @@ class _Sampler:
 
 def run_soak(config: SoakConfig) -> SoakResult:
     from runtime.backends import BackendOptions
+    from runtime.io.sinks import OutputSpec, build_sinks
+    from runtime.io.sources import open_source
     from runtime.pipeline import run_pipeline
     from runtime.segmenter import Segmenter
-    from runtime.sinks import OutputSpec, build_sinks
-    from runtime.sources import open_source
 
     model = config.model or tiny_model(config.cache, config.size)
     video = source_video(config.cache, config.frame_hw, config.video_frames)

@@ -20,7 +20,7 @@ NOTES_END = "<!-- soak:notes-end -->"
 
 
 def machine_lines() -> list[str]:
-    from runtime.envinfo import cpu_info, versions
+    from runtime.profiling.envinfo import cpu_info, versions
 
     cpu, v = cpu_info(), versions()
     return [
@@ -66,7 +66,7 @@ def _what_ran(result: SoakResult) -> list[str]:
     return [
         model,
         f"- Source: a generated {w}x{h} street video of {c.video_frames} frames "
-        f"(runtime.scenes), looped by the source's loop option ({passes} passes, "
+        f"(scenes), looped by the source's loop option ({passes} passes, "
         f"{passes - 1} reopens); `runtime.pipeline.run_pipeline` {sinks}",
     ]
 

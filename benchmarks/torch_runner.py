@@ -17,11 +17,12 @@ from pathlib import Path
 def run(video: Path, out: Path, checkpoint: Path | None, variant: str, size: int) -> int:
     import torch
 
-    from runtime.classes import DEMO_CLASSES, palette_bgr
-    from runtime.overlay import blend
+    from runtime.classes import palette_bgr
+    from runtime.io.overlay import blend
+    from runtime.io.sources import open_source
+    from runtime.io.video import VideoOutput
     from runtime.preprocess import Preprocess, labels_to_frame, logits_to_labels, preprocess
-    from runtime.sources import open_source
-    from runtime.video import VideoOutput
+    from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
     if checkpoint is not None:
         from scaseg.checkpoint import load_model
@@ -32,7 +33,7 @@ def run(video: Path, out: Path, checkpoint: Path | None, variant: str, size: int
 
         model = build_model(variant, len(DEMO_CLASSES))
     model.eval()
-    pp, table = Preprocess(size, size), palette_bgr()
+    pp, table = Preprocess(size, size), palette_bgr(DEMO_PALETTE_RGB)
     src = open_source(str(video))
     writer, n = None, 0
     with torch.inference_mode():

@@ -24,8 +24,8 @@ from pathlib import Path
 from export.triton_repo import write_triton_repo
 from runtime.meta import ModelMeta, write_meta
 from runtime.preprocess import Preprocess
-from runtime.scenes import render_scene
 from runtime.segmenter import Segmenter
+from scenes import render_scene
 from tools.triton_server import TritonServer, fetch_triton
 
 FRAME_HW = (480, 640)
@@ -34,8 +34,8 @@ FRAME_HW = (480, 640)
 def export_demo_model(folder: Path, size: int, max_batch: int) -> Path:
     """SCASeg-T with random weights (speed does not depend on them), dynamic batch 1..max."""
     from export.onnx_export import ExportOptions, ShapeRange, export_onnx
-    from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
     from scaseg.model import build_model
+    from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
     pp = Preprocess(size, size)
     sizes = (size, size, size)

@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserInputError
+from runtime.io.source_types import GENERATED
 from runtime.preprocess import Preprocess, preprocess, preprocess_uint8, read_image
 from runtime.sampling import evenly_spaced, natural_key
 
-GENERATED = "generated"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 LIST_SUFFIXES = (".txt",)
 GLOB_CHARS = "*?["
@@ -108,7 +108,7 @@ def _holdout_text(got: int, wanted: int) -> str:
 
 
 def _generated(samples: int, holdout: int, height: int, width: int) -> CalibrationData:
-    from runtime.scenes import render_scene, split_seeds
+    from scenes import render_scene, split_seeds
 
     # The "calib" seed range is disjoint from train/val/bench, so the gate's frames are unseen;
     # held-out scenes are the seeds after the calibration ones.

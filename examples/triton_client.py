@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.classes import DEMO_PALETTE_RGB
+from runtime.io.overlay import blend, palette_for
+from runtime.io.sources import open_source
+from runtime.io.video import VideoOutput
 from runtime.meta import ModelMeta
-from runtime.overlay import blend, palette_for
 from runtime.segmenter import Segmenter
-from runtime.sources import open_source
-from runtime.video import VideoOutput
+from scenes.classes import DEMO_PALETTE_RGB
 
 NP_TO_TRITON = {"float32": "FP32", "float16": "FP16", "uint8": "UINT8", "int32": "INT32"}
 
@@ -101,7 +101,7 @@ def make_segment(args, lib):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("source", help="video file, camera index, RTSP URL (runtime.sources)")
+    parser.add_argument("source", help="video file, camera index, RTSP URL (runtime.io.sources)")
     parser.add_argument("--model", required=True, help="model name in the Triton repository")
     parser.add_argument("--url", default="127.0.0.1:8001", help="host:port of the server")
     parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")

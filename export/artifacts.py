@@ -20,11 +20,12 @@ from runtime.atomic import (
 )
 from runtime.meta import ModelMeta, sidecar_path, write_meta
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# A plain name: an artifact's file stem, or a Triton model (a folder and a URL path segment).
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name) or name.endswith((".onnx", ".engine")):
+    if not PLAIN_NAME.match(name) or name.endswith((".onnx", ".engine")):
         raise ValueError(
             f"--name {name!r} is not a plain file stem; use letters, digits, '_', '-', '.' "
             "(the precision and extension are added: NAME.fp16.onnx)"

@@ -27,6 +27,7 @@ from rich.table import Table
 from export import cli_options as opts
 from export.cli_options import VariantChoice
 from export.gate_data import ClassMismatchError, check_class_mismatch
+from runtime.io.source_types import GENERATED
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -34,7 +35,6 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 ARTIFACT_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
-GENERATED = "generated"  # --val-data generated: held-out street scenes (the demo's classes)
 GENERATED_FRAMES = 200
 
 
@@ -213,7 +213,7 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
 def _data(loaded: LoadedModel, val_set, max_images: int | None, ignore_index: int):
     """The pairs to score: the validation set, or generated scenes (the demo model's classes)."""
     from export.gate_data import generated_gate, val_gate
-    from runtime.classes import DEMO_CLASSES
+    from scenes.classes import DEMO_CLASSES
 
     k = len(loaded.class_names)
     if val_set is not None:

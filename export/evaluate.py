@@ -15,7 +15,7 @@ import numpy as np
 
 from runtime.metrics import ConfusionMatrix
 from runtime.preprocess import Preprocess, logits_to_labels, preprocess
-from runtime.scenes import render_scene, split_seeds
+from scenes import render_scene, split_seeds
 
 Segment = Callable[[np.ndarray], np.ndarray]  # frame_bgr (H,W,3) -> labels (H,W)
 

@@ -71,7 +71,7 @@ class GateData:
 
 def generated_gate(pp: Preprocess, count: int, with_truth: bool) -> GateData:
     """Held-out generated scenes at the model's input size (the demo model's own domain)."""
-    from runtime.scenes import render_scene, split_seeds
+    from scenes import render_scene, split_seeds
 
     seeds = split_seeds(GATE_SPLIT, count, GATE_START)
 

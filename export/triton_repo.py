@@ -20,13 +20,13 @@ written. Configs come from the sidecars (export/triton_config.py) and are render
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from export.artifacts import PLAIN_NAME
 from export.triton_artifacts import (
     ServedArtifact,
     default_model_name,
@@ -36,8 +36,6 @@ from export.triton_artifacts import (
 from export.triton_config import TritonConfigError, native_config, plan_batching, python_config
 from export.triton_pbtxt import TritonModelConfig
 from runtime.meta import sidecar_path
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def write_triton_repo(
@@ -73,8 +71,11 @@ def write_triton_repo(
     onnx = next((a for a in loaded if a.kind == "onnxruntime"), None)
     engines = [a for a in loaded if a.kind == "tensorrt"]
     name = model_name or default_model_name(loaded[0].path, loaded[0].meta)
-    if not _NAME_RE.match(name):
-        raise TritonConfigError(f"model name {name!r} may use only letters, digits, _ . and -")
+    if not PLAIN_NAME.match(name):
+        raise TritonConfigError(
+            f"model name {name!r} may use only letters, digits, _ . and -, and must start "
+            "with a letter or digit"
+        )
     out = Path(out_dir)
 
     # Everything is planned (and refused) before anything is written.
@@ -225,16 +226,23 @@ def _write_model(final: Path, cfg: TritonModelConfig, files: dict[str, Path], bu
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _bundle_runtime(dst: Path) -> None:
-    """Copy the `runtime` package that wrote this repository next to model.py.
+# What model.py imports from the runtime; the rest of the bundle is what these import in turn.
+SERVED_MODEL_ENTRIES = ("runtime.backends", "runtime.segmenter")
 
-    model.py puts it first on sys.path, so the served model reads its sidecar with the same
+
+def _bundle_runtime(dst: Path) -> None:
+    """Copy the modules of the `runtime` package that the served model can import next to model.py.
+
+    model.py puts them first on sys.path, so the served model reads its sidecar with the same
     schema and preprocessing that exported it, and the Triton image needs only numpy, OpenCV and
-    onnxruntime (or TensorRT), not scaseg.
+    onnxruntime (or TensorRT), not scaseg. Video sources and sinks, profiling and the CLIs are left
+    out, as is the bundled demo model (runtime/models/): the bundle carries what serving imports.
     """
     import runtime
+    from export.module_closure import module_closure
 
-    src = Path(runtime.__file__).resolve().parent
-    # The bundled demo model (runtime/models/, 23 MB) is scaseg-run's default, not a served model.
-    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "models")
-    shutil.copytree(src, dst, ignore=skip)
+    root = Path(runtime.__file__).resolve().parent
+    for rel in module_closure(root, SERVED_MODEL_ENTRIES):
+        target = dst.parent / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_synced(root.parent / rel, target)

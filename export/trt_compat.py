@@ -225,7 +225,7 @@ def make_entropy_calibrator(trt: ModuleType, batches: list[np.ndarray], cache_fi
 
 def provenance(trt: ModuleType, cuda=None) -> dict:
     """TensorRT/CUDA versions, GPU, compute capability, JetPack: what an engine is tied to."""
-    from runtime.envinfo import jetson_info
+    from runtime.profiling.envinfo import jetson_info
 
     info = {"tensorrt_version": trt.__version__}
     if cuda is not None:

@@ -12,7 +12,7 @@ _LAZY = {
     "Segmenter": "runtime.segmenter",
     "open_backend": "runtime.backends",
     "BackendOptions": "runtime.backends",
-    "open_source": "runtime.sources",
+    "open_source": "runtime.io.sources",
 }
 
 __all__ = sorted(_LAZY)

@@ -14,11 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _default_mode() -> int:
-    # mkstemp creates 0600 files; final artifacts get the usual 0666 & ~umask instead.
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def default_file_mode() -> int:
+    """mkstemp creates 0600 files; final artifacts get the usual 0666 & ~umask instead."""
+    return 0o666 & ~current_umask()
 
 
 def _fsync_file(path: str | os.PathLike) -> None:
@@ -86,7 +91,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode())
+    os.chmod(tmp_path, default_file_mode())
     try:
         yield tmp_path
         _fsync_file(tmp_path)

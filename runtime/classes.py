@@ -1,8 +1,8 @@
-"""Class names and colours: the demo label set, dataset presets, and class files.
+"""Class names and colours: dataset presets and class files.
 
-Palette entries are RGB. The demo set (generated street scenes) borrows the Cityscapes colours of
-its classes. The presets list the classes and colours of the public datasets in the order of their
-label ids, as mmsegmentation's dataset definitions do, so a model trained there keeps its ids.
+Palette entries are RGB. The presets list the classes and colours of the public datasets in the
+order of their label ids, as mmsegmentation's dataset definitions do, so a model trained there
+keeps its ids.
 
 A class set is named on the command line by a preset name or a file (`resolve_class_spec`).
 """
@@ -18,32 +18,8 @@ import numpy as np
 
 from runtime.errors import UserInputError
 
-DEMO_CLASSES: tuple[str, ...] = (
-    "road",
-    "sidewalk",
-    "building",
-    "vegetation",
-    "sky",
-    "car",
-    "person",
-    "pole",
-)
 
-DEMO_PALETTE_RGB: tuple[tuple[int, int, int], ...] = (
-    (128, 64, 128),  # road
-    (244, 35, 232),  # sidewalk
-    (70, 70, 70),  # building
-    (107, 142, 35),  # vegetation
-    (70, 130, 180),  # sky
-    (0, 0, 142),  # car
-    (220, 20, 60),  # person
-    (153, 153, 153),  # pole
-)
-
-CLASS_ID = {name: i for i, name in enumerate(DEMO_CLASSES)}
-
-
-def palette_bgr(palette_rgb=DEMO_PALETTE_RGB, num_classes: int | None = None) -> np.ndarray:
+def palette_bgr(palette_rgb, num_classes: int | None = None) -> np.ndarray:
     """(K,3) uint8 BGR lookup table; classes past the palette get deterministic colours."""
     n = max(len(palette_rgb), num_classes or 0)
     table = np.zeros((max(n, 1), 3), np.uint8)
@@ -262,7 +238,6 @@ _VOC: tuple[tuple[str, tuple[int, int, int]], ...] = (
 
 
 PRESETS: dict[str, tuple[tuple[str, tuple[int, int, int]], ...]] = {
-    "demo": tuple(zip(DEMO_CLASSES, DEMO_PALETTE_RGB)),
     "cityscapes": _CITYSCAPES,
     "ade20k": _ADE20K,
     "voc": _VOC,
@@ -293,7 +268,7 @@ def preset(name: str) -> ClassSpec:
 
 
 def resolve_class_spec(spec: str) -> ClassSpec:
-    """A preset name (demo, cityscapes, ade20k, voc) or a .json/.txt class file (`read_class_file`)."""
+    """A preset name (cityscapes, ade20k, voc) or a .json/.txt class file (`read_class_file`)."""
     if spec.strip().lower() in PRESETS:
         return preset(spec)
     path = Path(spec)

@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -20,15 +19,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions, parse_device
-from runtime.cli_errors import UsageError, guarded
+from runtime.cli_errors import UsageError, guarded, warning_line, warnings_as_lines
 from runtime.disk_space import DEFAULT_MIN_FREE_MB
-from runtime.sinks import OutputSpec, display_available
-from runtime.sources import RECONNECT_MAX_DELAY_S, STREAM_TIMEOUT_S, Reconnect
-from runtime.video_sinks import existing_segments
+from runtime.io.capture import RECONNECT_MAX_DELAY_S, Reconnect
+from runtime.io.sinks import OutputSpec, display_available
+from runtime.io.sources import STREAM_TIMEOUT_S
+from runtime.io.video_sinks import existing_segments
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -160,20 +159,15 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[dict]:
             signal.signal(s, handler)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(
-        f"[yellow]scaseg-run: warning:[/] {escape(str(message))}", markup=True, soft_wrap=True
-    )
-
-
 def execute(args: RunArgs) -> int:
     """Run one scaseg-run invocation; returns the exit code (exceptions go to the caller)."""
     from runtime.cli_report import make_progress, print_summary, progress_total
     from runtime.disk_space import OutputSpaceError
+    from runtime.io.capture import SourceLostError
+    from runtime.io.sinks import build_sinks
+    from runtime.io.sources import open_source
     from runtime.pipeline import PipelineConfig, run_pipeline
     from runtime.segmenter import Segmenter
-    from runtime.sinks import build_sinks
-    from runtime.sources import SourceLostError, open_source
 
     _check_outputs(args.source, args.outputs)
     guard = args.outputs.space_guard()
@@ -226,7 +220,7 @@ def execute(args: RunArgs) -> int:
 
 
 def _check_profile_dir(folder: Path, overwrite: bool) -> None:
-    from runtime.profile_report import FILES
+    from runtime.profiling.report import FILES
 
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--profile {folder} is a file; give a folder for the report")
@@ -238,7 +232,7 @@ def _open_model(args: RunArgs) -> tuple[object, object | None]:
     """The model path, or with --profile an already opened backend with stage timers."""
     if args.profile is None:
         return args.model, None
-    from runtime.profiler import open_profiled_backend
+    from runtime.profiling.profiler import open_profiled_backend
 
     return open_profiled_backend(args.model, args.backend, args.options)
 
@@ -248,7 +242,7 @@ def _instrument(args: RunArgs, seg: object, cuda: object, frames, sinks: list):
     encode) and each frame end to end; without it, the plain segmenter, frames and sinks."""
     if args.profile is None:
         return seg, frames, sinks, None
-    from runtime.profiler import StageRecorder, TimedStages, timed_frames, timed_sinks
+    from runtime.profiling.profiler import StageRecorder, TimedStages, timed_frames, timed_sinks
 
     recorder = StageRecorder()
     stages = TimedStages(seg, recorder, cuda)
@@ -259,8 +253,8 @@ def _profile_report(args: RunArgs, seg: object, cuda: object, recorder, frames: 
     import shlex
     import sys
 
-    from runtime.envinfo import capture_environment, measure_memory
-    from runtime.profile_report import build_report, model_section
+    from runtime.profiling.envinfo import capture_environment, measure_memory
+    from runtime.profiling.report import build_report, model_section
 
     return build_report(
         tool="scaseg-run --profile", command="scaseg-run " + shlex.join(sys.argv[1:]),
@@ -272,7 +266,7 @@ def _profile_report(args: RunArgs, seg: object, cuda: object, recorder, frames: 
 
 
 def _write_profile(report: dict, folder: Path) -> None:
-    from runtime.profile_report import stages_table, summary_lines, write_report
+    from runtime.profiling.report import stages_table, summary_lines, write_report
 
     written, skipped = write_report(report, folder)
     out_console.print(stages_table(report))
@@ -281,9 +275,7 @@ def _write_profile(report: dict, folder: Path) -> None:
     for path in written:
         out_console.print(f"  wrote {path}", soft_wrap=True)
     if skipped:
-        err_console.print(
-            f"[yellow]scaseg-run: warning:[/] {escape(str(skipped))}", markup=True, soft_wrap=True
-        )
+        warning_line("scaseg-run", str(skipped), err_console)
 
 
 @app.command(
@@ -409,9 +401,7 @@ def run(
         )
         return execute(args)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.showwarning = _show_warning
+    with warnings_as_lines("scaseg-run", err_console):
         code = guarded(go, prog="scaseg-run", debug=debug, console=err_console)
     raise typer.Exit(code)
 

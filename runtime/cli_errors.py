@@ -20,12 +20,14 @@ machine lacks something; the message carries the install hint.
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import re
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -153,6 +155,29 @@ def guarded(
         message = in_cli_terms(message)
         console.print(f"[red]{prefix}[/] {escape(message)}", soft_wrap=True, highlight=False)
         return code
+
+
+def warning_line(prog: str, text: str, console: Console) -> None:
+    """One `<prog>: warning: text` line (warnings are messages, not markup)."""
+    console.print(
+        f"[yellow]{prog}: warning:[/] {escape(in_cli_terms(str(text)))}",
+        markup=True,
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@contextlib.contextmanager
+def warnings_as_lines(prog: str, console: Console) -> Iterator[None]:
+    """Python warnings raised inside (each once per place) print as `warning_line`s."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        warning_line(prog, str(message), console)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
 
 
 def _internal(prog: str, err: BaseException) -> str:

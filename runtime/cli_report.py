@@ -11,8 +11,8 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from runtime.io.source_types import SourceInfo
 from runtime.pipeline import PipelineStats, RunSummary
-from runtime.sources import SourceInfo
 
 
 def progress_total(info: SourceInfo, max_frames: int | None) -> int | None:

@@ -11,8 +11,8 @@ INSTALL_HINTS = {
     "pycuda": "pip install 'scaseg[trt]' on the target (it compiles against the local CUDA)",
     "cuda": "pip install cuda-python",
     "onnx": "pip install 'scaseg[export]'",
-    "matplotlib": "pip install matplotlib",
-    "psutil": "pip install psutil",
+    "matplotlib": "pip install 'scaseg[profile]' (or just matplotlib)",
+    "psutil": "pip install 'scaseg[profile]' (or just psutil)",
     "openvino": "pip install 'scaseg[openvino]' (or use --backend onnxruntime)",
 }
 

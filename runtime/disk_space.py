@@ -26,7 +26,7 @@ FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 class OutputSpaceError(RuntimeError):
     """The output disk ran out of space, or fell below the free-space margin.
 
-    Like runtime.sources.SourceLostError, runtime.pipeline finalises the outputs first (every
+    Like runtime.io.sources.SourceLostError, runtime.pipeline finalises the outputs first (every
     frame written so far) and then raises it with `summary` set to the run's RunSummary.
     """
 

@@ -31,9 +31,10 @@ from typing import Protocol
 import numpy as np
 
 from runtime.disk_space import OutputSpaceError, SpaceGuard, disk_full_error, is_disk_full
+from runtime.io.capture import SourceLostError
+from runtime.io.sink_types import Result, Sink
+from runtime.io.source_types import Frame
 from runtime.segmenter import StageTimes
-from runtime.sink_types import Result, Sink
-from runtime.sources import Frame, SourceLostError
 
 _END = object()  # end-of-stream marker in both queues
 _POLL_S = 0.05

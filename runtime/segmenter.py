@@ -21,14 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.backends import Backend, BackendOptions, open_backend
-from runtime.overlay import colorize, palette_for
+from runtime.io.overlay import colorize, palette_for
+from runtime.io.source_types import Frame
+from runtime.io.sources import open_source
 from runtime.preprocess import (
     labels_to_frame,
     logits_to_labels,
     preprocess,
     preprocess_uint8,
 )
-from runtime.sources import Frame, open_source
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Segmenter:
     def iter_source(
         self, source: str, *, loop: bool = False, max_frames: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(frame_bgr, labels) for each frame of a source spec (see runtime.sources.open_source).
+        """(frame_bgr, labels) for each frame of a source spec (see runtime.io.sources.open_source).
 
         Sequential and simple; `runtime.pipeline.run_pipeline` overlaps decode, inference and
         encoding for throughput.

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from runtime.atomic import default_file_mode
 from scaseg.checkpoint_errors import CheckpointError
 from scaseg.checkpoint_keys import BACKBONE_MARKERS, KeyMapping, map_keys, normalise_keys
 from scaseg.checkpoint_meta import reconcile_classes
@@ -151,9 +152,7 @@ def save_checkpoint(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"scaseg": json.dumps(info)})
-        mask = os.umask(0)  # mkstemp made the file 0600; give it the usual permissions
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        os.chmod(tmp, default_file_mode())  # mkstemp made the file 0600
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -32,7 +32,7 @@ MODULES = {
     "export": "export.cli",
     "eval": "export.eval_cli",
     "run": "runtime.cli",
-    "profile": "runtime.profile_cli",
+    "profile": "runtime.profiling.cli",
     # scaseg-run with FAKE TensorRT/CUDA: reaches the engine checks on a machine without a GPU.
     "run-fake-trt": "tests.runtime.fake_trt_cli",
 }
@@ -70,10 +70,10 @@ class Case:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> tuple[Path, Path, Path]:
-    from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
-    from runtime.scenes import write_scene_video
     from scaseg.checkpoint import save_checkpoint
     from scaseg.model import build_model
+    from scenes import write_scene_video
+    from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
     folder = tmp_path_factory.mktemp("matrix")
     ckpt = folder / "tiny.safetensors"
@@ -269,8 +269,8 @@ def _png_bytes() -> bytes:
 
 def _own_checkpoint(env: Env) -> str:
     """The tiny model as an mmengine checkpoint (what mmseg 1.x training writes)."""
-    from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
     from scaseg.model import build_model
+    from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
     from tests.support.checkpoints import save_mmengine_checkpoint
 
     save_mmengine_checkpoint(build_model("tiny", 8), env.tmp / "mine.pth", DEMO_CLASSES,
@@ -577,14 +577,14 @@ def _image(frame: np.ndarray) -> Callable[[Env], str]:
 
 
 def _one_frame_video(env: Env) -> str:
-    from runtime.scenes import write_scene_video
+    from scenes import write_scene_video
 
     write_scene_video(env.tmp / "one.mp4", 1, 64, 64, 1)
     return "one.mp4"
 
 
 def _video_4k(env: Env) -> str:
-    from runtime.scenes import write_scene_video
+    from scenes import write_scene_video
 
     write_scene_video(env.tmp / "uhd.mp4", 1, 2160, 3840, 2)
     return "uhd.mp4"

@@ -51,3 +51,33 @@ def test_engine_without_tensorrt_is_a_one_line_error(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "tensorrt is needed to run .engine files but is not installed" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_runtime_module_imports_without_scenes_export_calibration_or_torch(tmp_path):
+    """What ships to a device: each runtime module imports with the build-side packages absent."""
+    code = textwrap.dedent(
+        """
+        import importlib, pkgutil, runtime
+        names = [m.name for m in pkgutil.walk_packages(runtime.__path__, "runtime.")]
+        for name in names:
+            importlib.import_module(name)
+        print("IMPORTED", len(names))
+        """
+    )
+    result = run_blocked(tmp_path, "-c", code)
+    assert result.returncode == 0, result.stderr
+    count = int(result.stdout.split("IMPORTED")[1])
+    assert count >= 40  # the walk really found the package's modules (io/, profiling/, backends/)
+
+
+def test_profile_generated_source_without_scene_generator_is_one_line(tmp_path):
+    from tests.support.tiny_onnx import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "m.fp32.onnx")
+    result = run_blocked(
+        tmp_path, "-m", "runtime.profiling.cli", str(model), "--source", "generated",
+        "--out", str(tmp_path / "prof"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--source generated needs the scene generator" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

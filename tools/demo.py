@@ -1,6 +1,6 @@
 """`make demo`: the main job end to end on the bundled demo model, through the real CLIs.
 
-1. render a generated street video with exact label maps (runtime.scenes),
+1. render a generated street video with exact label maps (scenes),
 2. export the bundled checkpoint with `scaseg-export` (ONNX + sidecar, accuracy-checked),
 3. segment the video with `scaseg-run` on ONNX Runtime (CPU): overlay video + label PNGs,
 4. compare with the ground truth: mIoU, a side-by-side video and one PNG frame.
@@ -17,9 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.classes import DEMO_CLASSES, palette_bgr
+from runtime.classes import palette_bgr
 from runtime.metrics import ConfusionMatrix, format_iou_table
-from runtime.scenes import SPLITS, write_scene_video
+from scenes import SPLITS, write_scene_video
+from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
 BIN = Path(sys.executable).parent
 
@@ -42,7 +43,7 @@ def run(cmd: list[str]) -> None:
 def read_labels(folder: Path) -> list[np.ndarray]:
     """Class-id maps from PNGs: single-channel ones as they are; palettised ones (which OpenCV
     expands to colour) mapped back through the demo palette, whose colours are all distinct."""
-    colours = palette_bgr().astype(np.int32)
+    colours = palette_bgr(DEMO_PALETTE_RGB).astype(np.int32)
     keys = (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
     order = np.argsort(keys)
     maps = []
@@ -61,7 +62,7 @@ def read_labels(folder: Path) -> list[np.ndarray]:
 
 def side_by_side(video: Path, pred: list, truth: list, out: Path, png: Path) -> None:
     """Frame | prediction | ground truth, one row per frame, as an mp4v video and one PNG."""
-    colours = palette_bgr()
+    colours = palette_bgr(DEMO_PALETTE_RGB)
     cap = cv2.VideoCapture(str(video))
     writer = None
     for i, (p, t) in enumerate(zip(pred, truth, strict=True)):

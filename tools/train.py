@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from export.evaluate import evaluate, scene_frames, torch_segmenter
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from runtime.preprocess import Preprocess, normalise
-from runtime.scenes import render_scene, split_seeds
 from scaseg.checkpoint import save_checkpoint
 from scaseg.model import build_model
+from scenes import render_scene, split_seeds
+from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
 DEMO_WEIGHTS = (
     Path(__file__).resolve().parents[1] / "scaseg" / "weights" / "scaseg_t_demo.safetensors"
@@ -110,7 +110,7 @@ def demo_info(args, step: int, elapsed: float, miou: float | None) -> dict:
         "palette_rgb": [list(c) for c in DEMO_PALETTE_RGB],
         "preprocess": Preprocess(512, 512).to_dict(),
         "trained": {
-            "data": "generated street scenes (runtime.scenes), train seed range",
+            "data": "generated street scenes (scenes), train seed range",
             "steps": step,
             "minutes": round(elapsed / 60, 1),
             "crop": args.crop,
@@ -213,7 +213,7 @@ def finalize(best: Path, dest: Path = DEMO_WEIGHTS, frames: int = 200) -> Path:
         f"`{dest.name}`: SCASeg-{info['variant'].upper()}, {len(DEMO_CLASSES)} classes "
         f"({', '.join(DEMO_CLASSES)}), float16 storage, {dest.stat().st_size / 1e6:.1f} MB.",
         "",
-        "Trained on generated street scenes (`runtime/scenes/`, train seed range) on a 2-core CPU:",
+        "Trained on generated street scenes (`scenes/`, train seed range) on a 2-core CPU:",
         "",
         "```",
         f"python -m tools.train --variant {info['variant']} --minutes <budget> --seed {trained.get('seed')}",

@@ -187,7 +187,7 @@ def test_generated_holdout_scenes_are_other_scenes():
 def test_folders_and_globs_are_ordered_as_the_runtime_orders_them(tmp_path):
     """f2 before f10, as scaseg-run reads an image folder: held-out and calibration frames are
     the ones a user counting their files expects."""
-    from runtime.sources import open_source
+    from runtime.io.sources import open_source
 
     folder = tmp_path / "frames"
     folder.mkdir()

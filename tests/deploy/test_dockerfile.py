@@ -104,3 +104,25 @@ def test_stage_pip_lines_resolve(tmp_path, stage):
         assert ("torch" in names) == (stage == "export"), sorted(names)
         if stage == "runtime-cpu":
             assert {"openvino", "onnxruntime"} <= names, sorted(names)
+
+
+def copies() -> dict[str, list[str]]:
+    """{stage name: [COPY sources]} (the last word of a COPY line is its destination)."""
+    result: dict[str, list[str]] = {}
+    current = None
+    for line in DOCKERFILE.read_text().splitlines():
+        line = line.strip()
+        if match := re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.IGNORECASE):
+            current = match.group(1)
+            result[current] = []
+        elif line.startswith("COPY ") and current is not None:
+            result[current] += line.split()[1:-1]
+    return result
+
+
+def test_runtime_stages_copy_the_runtime_only():
+    found = copies()
+    build_side = {"scaseg", "export", "calibration", "scenes"}
+    for stage in ("runtime-x86", "runtime-jetson", "runtime-cpu"):
+        assert {c.rstrip("/") for c in found[stage]} == {"pyproject.toml", "README.md", "runtime"}
+    assert build_side <= {c.rstrip("/") for c in found["export"]}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from scaseg.checkpoint import save_checkpoint
 from scaseg.model import build_model
+from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
 SIZE = 64
 

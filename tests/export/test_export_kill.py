@@ -40,10 +40,10 @@ import onnx
 import pytest
 import torch
 
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from runtime.meta import MetaError, read_meta, sha256_file, sidecar_path
 from scaseg.checkpoint import save_checkpoint
 from scaseg.model import build_model
+from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "m"

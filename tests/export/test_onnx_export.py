@@ -15,7 +15,7 @@ from export.ort_session import cpu_session
 from export.simplify import simplify_model
 from export.trt_ops import TRT_ONNX_OPS, UnsupportedOpsError, check_trt_ops, op_counts
 from runtime.preprocess import Preprocess, logits_to_labels, preprocess, preprocess_uint8
-from runtime.scenes import render_scene
+from scenes import render_scene
 
 PP = Preprocess(64, 64)
 

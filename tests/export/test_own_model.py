@@ -23,7 +23,7 @@ from export import cli as export_cli
 from export import eval_cli
 from runtime import cli as run_cli
 from runtime.classes import PRESETS
-from runtime.scenes import render_scene, split_seeds
+from scenes import render_scene, split_seeds
 from tests.support.datasets import CITYSCAPES_IDS, make_cityscapes
 
 pytestmark = pytest.mark.slow

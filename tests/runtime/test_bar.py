@@ -18,7 +18,7 @@ from runtime.cli import app, default_model_path
 from runtime.meta import read_meta
 from runtime.metrics import ConfusionMatrix, argmax_agreement
 from runtime.preprocess import labels_to_frame, logits_to_labels, preprocess, preprocess_uint8
-from runtime.scenes import split_seeds, write_scene_video
+from scenes import split_seeds, write_scene_video
 
 NUM_FRAMES = 12
 

@@ -52,16 +52,23 @@ def test_bundled_model_is_what_the_export_makes_from_the_shipped_weights(tmp_pat
 
 
 @pytest.mark.slow
-def test_fresh_install_without_torch_runs_the_default_model(tmp_path):
+@pytest.mark.parametrize("tree", ["repository", "runtime-stage"])
+def test_fresh_install_without_torch_runs_the_default_model(tmp_path, tree):
     """A non-editable install of the cpu extra in a new venv (no torch, no export step), then
-    `scaseg-run VIDEO --out o.mp4` with no --model, from a folder outside the repository."""
-    from runtime.scenes import write_scene_video
+    `scaseg-run VIDEO --out o.mp4` with no --model, from a folder outside the repository.
+
+    `runtime-stage` installs only what the Dockerfile's runtime stages copy (no scaseg/, export/,
+    calibration/ or scenes/), so the runtime image is known to work without the build side."""
+    from scenes import write_scene_video
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
            "--disable-pip-version-check"]  # fmt: skip
-    src = _tracked_copy(tmp_path / "src")  # setuptools builds in the source tree: not in ours
+    only = runtime_stage_copies() if tree == "runtime-stage" else None
+    src = _tracked_copy(tmp_path / "src", only)  # setuptools builds in the source tree: not ours
+    if only is not None:
+        assert not (src / "export").exists() and not (src / "scenes").exists()
     done = subprocess.run([*pip, f"{src}[cpu]"], capture_output=True, text=True, timeout=900)
     if done.returncode != 0 and "NewConnectionError" in done.stderr:
         pytest.skip("no network to the package index")
@@ -84,14 +91,27 @@ def test_fresh_install_without_torch_runs_the_default_model(tmp_path):
     assert len(lines) == 3 and all(json.loads(line) for line in lines)
 
 
-def _tracked_copy(dst: Path) -> Path:
-    """The repository's files git tracks or would track (not .venv, build or caches) under dst."""
+def runtime_stage_copies() -> list[str]:
+    """What the Dockerfile's runtime-cpu stage COPYs from the build context."""
+    import re
+
+    text = (REPO / "Dockerfile").read_text()
+    stage = text.split("AS runtime-cpu", 1)[1].split("\nFROM ", 1)[0]
+    sources = [m.split()[:-1] for m in re.findall(r"^COPY\s+(.+)$", stage, re.MULTILINE)]
+    return [name.rstrip("/") for names in sources for name in names]
+
+
+def _tracked_copy(dst: Path, only: list[str] | None = None) -> Path:
+    """The repository's files git tracks or would track (not .venv, build or caches) under dst;
+    with `only`, just those files and folders."""
     import shutil
 
     listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
                              "--exclude-standard"], capture_output=True,
                             check=True).stdout.decode().split("\0")  # fmt: skip
     for name in filter(None, listed):
+        if only is not None and not any(name == o or name.startswith(f"{o}/") for o in only):
+            continue
         source = REPO / name
         if source.is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)

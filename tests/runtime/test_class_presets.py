@@ -1,4 +1,4 @@
-"""Class presets (demo, Cityscapes, ADE20K, VOC), class files, and their errors."""
+"""Class presets (Cityscapes, ADE20K, VOC), class files, and their errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import numpy as np
 import pytest
 
 from runtime.classes import (
-    CLASS_ID,
-    DEMO_CLASSES,
-    DEMO_PALETTE_RGB,
     PRESETS,
     ClassSpecError,
     check_classes,
@@ -19,11 +16,10 @@ from runtime.classes import (
     read_class_file,
     resolve_class_spec,
 )
+from scenes.classes import CLASS_ID, DEMO_CLASSES, DEMO_PALETTE_RGB
 
 
-@pytest.mark.parametrize(
-    ("name", "count"), [("demo", 8), ("cityscapes", 19), ("ade20k", 150), ("voc", 21)]
-)
+@pytest.mark.parametrize(("name", "count"), [("cityscapes", 19), ("ade20k", 150), ("voc", 21)])
 def test_presets_are_complete_and_valid(name, count):
     spec = preset(name)
     assert len(spec.names) == len(spec.palette_rgb) == count
@@ -51,9 +47,12 @@ def test_preset_ids_names_and_colours(name, index, class_name, rgb):
     assert spec.names[index] == class_name and spec.palette_rgb[index] == rgb
 
 
-def test_demo_names_still_work():
-    assert preset("demo").names == DEMO_CLASSES and preset("demo").palette_rgb == DEMO_PALETTE_RGB
-    assert CLASS_ID["car"] == 5 and palette_bgr()[0].tolist() == [128, 64, 128]
+def test_demo_set_is_not_a_runtime_preset():
+    """The generated scenes' label set lives with the generator, not in the device runtime."""
+    with pytest.raises(ClassSpecError, match="unknown class preset 'demo'"):
+        preset("demo")
+    assert palette_bgr(DEMO_PALETTE_RGB)[0].tolist() == [128, 64, 128]
+    assert CLASS_ID["car"] == 5 and len(DEMO_CLASSES) == 8
     assert palette_bgr(preset("voc").palette_rgb).shape == (21, 3)
 
 

@@ -112,7 +112,7 @@ def test_force_replaces_an_existing_output(tmp_path, plain_model, small_video, d
 
 
 def test_debug_shows_the_traceback(plain_model):
-    from runtime.sources import SourceError
+    from runtime.io.source_types import SourceError
 
     plain = run_cli("missing.mp4", "--model", plain_model)
     assert plain.exit_code == 2 and isinstance(plain.exception, SystemExit)  # one line, no raise

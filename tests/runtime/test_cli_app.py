@@ -67,7 +67,7 @@ def test_usage_message_drops_the_validator_prefix():
         ("export.cli", ["build-engine", "m.onnx", "--workspace-gib", "x"], ("--workspace-gib",)),
         ("runtime.cli", ["clip.mp4", "--provider", "cdua"], ("did you mean 'cuda'",)),
         ("runtime.cli", ["clip.mp4", "--alpha", "3"], ("--alpha",)),
-        ("runtime.profile_cli", ["--bogus"], ("--bogus",)),
+        ("runtime.profiling.cli", ["--bogus"], ("--bogus",)),
     ],
 )
 def test_cli_usage_errors_fit_one_line_on_a_narrow_terminal(module, argv, words):

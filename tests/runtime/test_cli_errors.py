@@ -33,9 +33,9 @@ def test_every_input_error_class_is_bad_input_by_type():
     from calibration.sources import CalibrationDataError
     from export.request import ExportInputError
     from runtime.classes import ClassSpecError
+    from runtime.io.source_types import SourceError
     from runtime.masks import ValDataError
     from runtime.meta import MetaError
-    from runtime.source_types import SourceError
 
     for cls in (MetaError, SourceError, CalibrationDataError, ValDataError, ClassSpecError,
                 ExportInputError):  # fmt: skip
@@ -76,7 +76,7 @@ def _cases(tmp_path: Path, monkeypatch) -> dict:
     model.write_bytes(b"not really a model")
     return {
         "scaseg-run": ("runtime.cli", "execute", [str(model), "--model", str(model)], _boom),
-        "scaseg-profile": ("runtime.profile_cli", "execute",
+        "scaseg-profile": ("runtime.profiling.cli", "execute",
                            [str(model), "--out", str(tmp_path / "prof")], _numpy_boom),
         "scaseg-export": ("export.request", "ExportRequest", ["--out", str(tmp_path / "a")], _boom),
         "scaseg-export build-engine": ("export.trt_build", "build_engine",
@@ -92,7 +92,7 @@ def _app(prog: str):
     elif prog == "scaseg-eval":
         from export.eval_cli import app
     elif prog == "scaseg-profile":
-        from runtime.profile_cli import app
+        from runtime.profiling.cli import app
     else:
         from runtime.cli import app
     return app

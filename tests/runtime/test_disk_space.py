@@ -20,15 +20,16 @@ import pytest
 
 from runtime.classes import palette_bgr
 from runtime.disk_space import MIB, OutputSpaceError, SpaceGuard, is_disk_full
+from runtime.io.sink_types import Result
+from runtime.io.sinks import JsonLinesSink, LabelPngSink, OutputSpec
+from runtime.io.source_types import Frame
+from runtime.io.video_sinks import OverlayVideoSink
 from runtime.pipeline import run_pipeline
 from runtime.segmenter import StageTimes
-from runtime.sink_types import Result
-from runtime.sinks import JsonLinesSink, LabelPngSink, OutputSpec
-from runtime.sources import Frame
-from runtime.video_sinks import OverlayVideoSink
+from scenes.classes import DEMO_PALETTE_RGB
 from tests.support.tmpfs import small_tmpfs
 
-TABLE = palette_bgr(num_classes=4)
+TABLE = palette_bgr(DEMO_PALETTE_RGB, num_classes=4)
 REPO = Path(__file__).resolve().parents[2]
 
 

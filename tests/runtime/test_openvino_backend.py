@@ -26,9 +26,9 @@ from runtime.backends.openvino_backend import (  # noqa: E402
     check_device,
     precision_hint,
 )
-from runtime.envinfo import capture_environment  # noqa: E402
-from runtime.layer_profile import profile_layers  # noqa: E402
 from runtime.meta import MetaError, read_meta, sha256_file, write_meta  # noqa: E402
+from runtime.profiling.envinfo import capture_environment  # noqa: E402
+from runtime.profiling.layer_profile import profile_layers  # noqa: E402
 from tests.support.tiny_onnx import build_tiny_model, point_at_external_data  # noqa: E402
 
 CPU_CAPS = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))

@@ -151,7 +151,7 @@ def test_ov_precision_on_onnx_runtime_is_refused(setup, tmp_path):
 def test_profile_on_openvino_with_layers_records_precision_and_device(setup, tmp_path):
     model, _ = setup
     out = tmp_path / "prof"
-    result = _cli("runtime.profile_cli", str(model), "--backend", "openvino", "--ov-precision", "f32",
+    result = _cli("runtime.profiling.cli", str(model), "--backend", "openvino", "--ov-precision", "f32",
                   "--frames", "3", "--warmup", "1", "--layers", "--layer-runs", "2", "--no-png",
                   "--out", str(out), tmp=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr

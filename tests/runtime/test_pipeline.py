@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from runtime.classes import palette_bgr
+from runtime.io.sink_types import Result
+from runtime.io.source_types import Frame
+from runtime.io.sources import open_source
+from runtime.io.video_sinks import OverlayVideoSink
 from runtime.pipeline import PipelineConfig, run_pipeline
-from runtime.sink_types import Result
-from runtime.sources import Frame, open_source
-from runtime.video_sinks import OverlayVideoSink
+from scenes.classes import DEMO_PALETTE_RGB
 from tests.support.fake_segmenter import FakeSegmenter
 
-TABLE = palette_bgr(num_classes=8)
+TABLE = palette_bgr(DEMO_PALETTE_RGB, num_classes=8)
 
 
 def slow_segment(delay_s: float) -> FakeSegmenter:

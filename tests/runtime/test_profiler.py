@@ -8,7 +8,8 @@ import pytest
 
 from runtime.backends import BackendOptions
 from runtime.backends.trt_backend import TrtBackend
-from runtime.profiler import (
+from runtime.io.source_types import Frame
+from runtime.profiling.profiler import (
     STAGE_MEANINGS,
     STAGES,
     LoopConfig,
@@ -22,7 +23,6 @@ from runtime.profiler import (
     timed_sinks,
 )
 from runtime.segmenter import Segmenter
-from runtime.sources import Frame
 from tests.support.fake_cuda import FakeCuda
 from tests.support.fake_engine import make_engine
 from tests.support.fake_tensorrt import FakeTrt

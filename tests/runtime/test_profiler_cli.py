@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runtime.cli import app as run_app
-from runtime.profile_cli import app
+from runtime.profiling.cli import app
 from tests.support.blocked_imports import run_blocked
 from tests.support.profile_reports import make_report
 
@@ -73,10 +73,10 @@ def test_cuda_graph_is_for_tensorrt_engines_only(tmp_path, plain_model):
 
 
 def test_cuda_graph_and_threads_reach_the_backend(tmp_path, plain_model, monkeypatch):
-    import runtime.profile_cli
+    import runtime.profiling.cli
 
     seen = {}
-    monkeypatch.setattr(runtime.profile_cli, "execute", lambda args: seen.update(args=args))
+    monkeypatch.setattr(runtime.profiling.cli, "execute", lambda args: seen.update(args=args))
     result = profile(plain_model, "--cuda-graph", "--threads", "2", "--out", tmp_path / "p")
     assert result.exit_code == 0, result.output
     assert seen["args"].options.cuda_graph and seen["args"].options.intra_op_threads == 2
@@ -125,11 +125,11 @@ def test_scaseg_run_profile_refuses_to_overwrite_a_report(tmp_path, plain_model,
 
 
 def test_profile_help_and_imports_need_no_heavy_modules(tmp_path):
-    result = run_blocked(tmp_path, "-m", "runtime.profile_cli", "--help")
+    result = run_blocked(tmp_path, "-m", "runtime.profiling.cli", "--help")
     assert result.returncode == 0, result.stderr
     assert "--compare" in result.stdout and "--layers" in result.stdout
     code = (
-        "import sys, runtime.profiler, runtime.profile_report, runtime.envinfo, runtime.layer_profile\n"
+        "import sys, runtime.profiling.profiler, runtime.profiling.report, runtime.profiling.envinfo, runtime.profiling.layer_profile\n"
         "heavy = ('torch', 'tensorrt', 'pycuda', 'cuda', 'onnxruntime', 'onnx', 'matplotlib')\n"
         "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
@@ -146,7 +146,14 @@ def test_engine_without_tensorrt_is_a_one_line_error(tmp_path):
         precision="fp16",
         engine={"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"},
     )
-    result = run_blocked(tmp_path, "-m", "runtime.profile_cli", str(engine), "--frames", "1")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((8, 8, 3), np.uint8))
+    result = run_blocked(
+        tmp_path, "-m", "runtime.profiling.cli", str(engine), "--frames", "1",
+        "--source", str(tmp_path / "frame.png"),
+    )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "tensorrt is needed to run .engine files but is not installed" in result.stderr
     assert "Traceback" not in result.stderr

@@ -26,7 +26,7 @@ def engine(model_dir):
 
 
 def test_profile_of_a_real_engine_has_gpu_stages_layers_and_memory(tmp_path, engine):
-    from runtime.profile_cli import app
+    from runtime.profiling.cli import app
 
     out = tmp_path / "prof"
     result = CliRunner().invoke(app, [str(engine), "--frames", "20", "--warmup", "5", "--layers",

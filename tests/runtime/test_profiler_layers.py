@@ -9,8 +9,8 @@ import pytest
 from runtime import trt_compat
 from runtime.backends import BackendOptions, open_backend
 from runtime.backends.trt_backend import TrtBackend
-from runtime.envinfo import engine_device_memory_mb
-from runtime.layer_profile import aggregate, parse_ort_trace, profile_layers, trt_op_type
+from runtime.profiling.envinfo import engine_device_memory_mb
+from runtime.profiling.layer_profile import aggregate, parse_ort_trace, profile_layers, trt_op_type
 from tests.support.fake_cuda import FakeCuda
 from tests.support.fake_engine import make_engine
 from tests.support.fake_tensorrt import FakeTrt

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from runtime import envinfo
 from runtime.deps import MissingDependencyError
-from runtime.envinfo import capture_environment, jetson_info, measure_memory
-from runtime.profile_report import (
+from runtime.profiling import envinfo
+from runtime.profiling.envinfo import capture_environment, jetson_info, measure_memory
+from runtime.profiling.report import (
     SCHEMA_VERSION,
     ReportError,
     compare_reports,
@@ -54,7 +54,7 @@ def test_files_are_written_and_csv_matches_json(tmp_path):
 
 
 def test_missing_matplotlib_skips_only_the_png_and_says_so(tmp_path, monkeypatch):
-    import runtime.profile_report as pr
+    import runtime.profiling.report as pr
 
     def no_matplotlib(module, purpose):
         raise MissingDependencyError(

@@ -24,10 +24,12 @@ import numpy as np
 import pytest
 
 from runtime.classes import palette_bgr
+from runtime.io.capture import CaptureSource, Reconnect, SourceLostError
+from runtime.io.sinks import JsonLinesSink
+from runtime.io.sources import open_source
+from runtime.io.video_sinks import OverlayVideoSink
 from runtime.pipeline import run_pipeline
-from runtime.sinks import JsonLinesSink
-from runtime.sources import CaptureSource, Reconnect, SourceLostError, open_source
-from runtime.video_sinks import OverlayVideoSink
+from scenes.classes import DEMO_PALETTE_RGB
 from tests.support.mjpeg import REPO, MjpegServer, run_cli
 
 SPEC = "rtsp://cam.local/fake"
@@ -220,7 +222,7 @@ def test_pipeline_finalises_outputs_then_raises_source_lost(tmp_path):
     source = _source(FakeNetwork(6, None), Reconnect(1, 0.01))
     out, stats = tmp_path / "o.avi", tmp_path / "s.jsonl"
     sinks = [
-        OverlayVideoSink(out, 25.0, palette_bgr(num_classes=4), 0.5, "MJPG"),
+        OverlayVideoSink(out, 25.0, palette_bgr(DEMO_PALETTE_RGB, num_classes=4), 0.5, "MJPG"),
         JsonLinesSink(stats, ("a", "b", "c", "d")),
     ]
     with pytest.warns(UserWarning, match="reconnecting"), pytest.raises(SourceLostError) as lost:
@@ -388,7 +390,7 @@ def test_a_stalled_stream_reads_as_dropped_after_stream_timeout(
 
 
 def test_stream_timeout_must_be_positive(tmp_path):
-    from runtime.sources import open_source
+    from runtime.io.sources import open_source
 
     with pytest.raises(ValueError, match=r"--stream-timeout must be a number of seconds > 0"):
         open_source("http://127.0.0.1:9/x.mjpg", stream_timeout_s=0)

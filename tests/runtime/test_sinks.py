@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from runtime.classes import palette_bgr
+from runtime.io.sink_types import Result
+from runtime.io.sinks import JsonLinesSink, LabelPngSink
+from runtime.io.video import CodecFallbackWarning, OddSizeWarning
+from runtime.io.video_sinks import LabelVideoSink, OverlayVideoSink, SizeChangeWarning
 from runtime.segmenter import StageTimes
-from runtime.sink_types import Result
-from runtime.sinks import JsonLinesSink, LabelPngSink
-from runtime.video import CodecFallbackWarning, OddSizeWarning
-from runtime.video_sinks import LabelVideoSink, OverlayVideoSink, SizeChangeWarning
+from scenes.classes import DEMO_PALETTE_RGB
 
-TABLE = palette_bgr(num_classes=8)
+TABLE = palette_bgr(DEMO_PALETTE_RGB, num_classes=8)
 TIMES = StageTimes(1.0, 2.0, 0.5)
 
 
@@ -94,8 +95,8 @@ def test_json_lines_say_when_each_frame_was_read_and_where_it_sits_in_the_file(
     """Through the real pipeline from a real 25 FPS file: unix read time, and pts_ms = i * 40."""
     import time
 
+    from runtime.io.sources import open_source
     from runtime.pipeline import run_pipeline
-    from runtime.sources import open_source
     from tests.support.fake_segmenter import FakeSegmenter
 
     video = make_video(tmp_path / "clip.avi", num_frames=6, fps=25.0)
@@ -163,7 +164,7 @@ def test_bad_video_suffix_and_alpha(tmp_path):
 )
 def test_colorize_matches_a_clipped_table_lookup(classes, dtype):
     """Ids past the palette (255 = ignore) take its last colour, on both lookup paths."""
-    from runtime.overlay import colorize
+    from runtime.io.overlay import colorize
 
     rng = np.random.default_rng(classes)
     table = rng.integers(0, 256, (classes, 3)).astype(np.uint8)

@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.sources import SourceError, csi_pipeline, has_gstreamer, open_source
+from runtime.io.capture import csi_pipeline, has_gstreamer
+from runtime.io.source_types import SourceError
+from runtime.io.sources import open_source
 
 
 def _images(folder, names, shape=(20, 30, 3)):

@@ -231,7 +231,7 @@ def test_scaseg_run_drives_an_engine_end_to_end_on_fakes(tmp_path):
 
     import cv2
 
-    from runtime.scenes import write_scene_video
+    from scenes import write_scene_video
 
     path, _ = make_engine(tmp_path)
     video = tmp_path / "clip.mp4"

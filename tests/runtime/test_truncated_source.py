@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.scenes import write_scene_video
-from runtime.sources import open_source
+from runtime.io.sources import open_source
+from scenes import write_scene_video
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = 30

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.classes import DEMO_CLASSES
 from scaseg.checkpoint import load_model
+from scenes.classes import DEMO_CLASSES
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "scaseg" / "weights" / "scaseg_t_demo.safetensors"
 

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BLOCKED = ("torch", "tensorrt", "pycuda", "cuda", "scaseg", "export", "calibration")
+BLOCKED = ("torch", "tensorrt", "pycuda", "cuda", "scaseg", "export", "calibration", "scenes")
 
 # Installed as sitecustomize in the child: any import of a blocked package raises ImportError,
 # exactly as on a device where they are not installed.
@@ -30,11 +30,12 @@ SITECUSTOMIZE = textwrap.dedent(
 )
 
 
-def run_blocked(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run_blocked(tmp_path: Path, *args: str, repo: bool = True) -> subprocess.CompletedProcess:
+    """`repo=False` leaves this source tree off PYTHONPATH (for code that must carry its own)."""
     (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *([str(REPO)] if repo else [])]),
         "COLUMNS": "120",
     }
     return subprocess.run(

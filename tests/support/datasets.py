@@ -1,6 +1,6 @@
 """Tiny validation datasets in the real on-disk layouts, made in a temp folder.
 
-Images are generated street scenes (runtime.scenes) with their exact labels, written as masks in
+Images are generated street scenes (scenes) with their exact labels, written as masks in
 each dataset's id space: Cityscapes train ids, ADE20K ids + 1 (0 = other), the demo ids for the
 mmseg and plain layouts. Options inject the faults users hit: an image without a mask, a mask
 value outside the classes, a colour mask.
@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.scenes import render_scene
+from scenes import render_scene
 
 HEIGHT, WIDTH = 64, 128
 # Demo class id (road, sidewalk, building, vegetation, sky, car, person, pole) -> dataset id.

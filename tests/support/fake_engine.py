@@ -6,9 +6,9 @@ TensorRT engines.
 
 from __future__ import annotations
 
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from runtime.meta import ModelMeta, TensorSpec, write_meta
 from runtime.preprocess import Preprocess
+from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from tests.support.fake_tensorrt import write_fake_engine
 
 K = 4

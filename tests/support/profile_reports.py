@@ -1,11 +1,11 @@
-"""A small, valid profile report (runtime.profile_report) built from made-up timings."""
+"""A small, valid profile report (runtime.profiling.report) built from made-up timings."""
 
 from __future__ import annotations
 
-from runtime.envinfo import MemoryUsage, capture_environment
-from runtime.layer_profile import aggregate
-from runtime.profile_report import build_report
-from runtime.profiler import StageRecorder
+from runtime.profiling.envinfo import MemoryUsage, capture_environment
+from runtime.profiling.layer_profile import aggregate
+from runtime.profiling.profiler import StageRecorder
+from runtime.profiling.report import build_report
 
 MODEL = {"path": "m.onnx", "name": "m.onnx", "variant": "t", "precision": "fp32", "input": {},
          "output": {}, "fused_preprocess": False, "fused_argmax": False}  # fmt: skip

@@ -14,9 +14,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 from runtime.meta import ModelMeta, TensorSpec, write_meta
 from runtime.preprocess import Preprocess
+from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
 
 SIZE = 64
 PROFILE_SIZES = ((32, 32), (64, 64), (128, 128))  # (min, opt, max) HxW of dynamic models

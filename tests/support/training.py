@@ -18,8 +18,8 @@ def train_tiny(
     import torch.nn.functional as F
 
     from runtime.preprocess import Preprocess, preprocess
-    from runtime.scenes import render_scene, split_seeds
     from scaseg.model import build_model
+    from scenes import render_scene, split_seeds
 
     torch.manual_seed(0)
     threads = torch.get_num_threads()

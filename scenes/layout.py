@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from runtime.scenes.seeds import check_seed
-from runtime.scenes.spec import (
+from scenes.seeds import check_seed
+from scenes.spec import (
     SIDEWALK,
     VEGETATION,
     Building,

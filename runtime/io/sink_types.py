@@ -1,5 +1,5 @@
 """What every sink receives (one Result per frame) and the Sink protocol; shared by the sinks
-(runtime/sinks.py, runtime/video_sinks.py) and the pipeline that feeds them."""
+(runtime/io/sinks.py, runtime/io/video_sinks.py) and the pipeline that feeds them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class Result:
     frame_bgr: np.ndarray  # (H,W,3) uint8
     labels: np.ndarray  # (H,W) class ids at the frame's size
     times: StageTimes
-    time_s: float = 0.0  # wall clock when the frame was read (runtime.sources.Frame.time_s)
+    time_s: float = 0.0  # wall clock when the frame was read (runtime.io.sources.Frame.time_s)
     pts_ms: float | None = None  # position in a video file, if known
 
 

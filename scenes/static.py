@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.scenes.camera_effects import make_vignette
-from runtime.scenes.geometry import Projector, box_faces, disc_z, grid, quad_y, quad_z
-from runtime.scenes.layout import scene_spec
-from runtime.scenes.painter import Painter, shade_colour
-from runtime.scenes.spec import (
+from scenes.camera_effects import make_vignette
+from scenes.geometry import Projector, box_faces, disc_z, grid, quad_y, quad_z
+from scenes.layout import scene_spec
+from scenes.painter import Painter, shade_colour
+from scenes.spec import (
     BUILDING,
     ROAD,
     SIDEWALK,
@@ -26,7 +26,7 @@ from runtime.scenes.spec import (
     Street,
     Tree,
 )
-from runtime.scenes.texture import add_texture
+from scenes.texture import add_texture
 
 _FAR_M = 2000.0  # "infinite" depth for ground polygons
 

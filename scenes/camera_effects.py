@@ -7,7 +7,7 @@ import functools
 import cv2
 import numpy as np
 
-from runtime.scenes.spec import Look
+from scenes.spec import Look
 
 
 def make_vignette(height: int, width: int, strength: float) -> np.ndarray:

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.scenes.camera_effects import add_sensor_noise, apply_camera
-from runtime.scenes.geometry import Projector
-from runtime.scenes.layout import scene_spec
-from runtime.scenes.objects import draw_objects, frame_objects
-from runtime.scenes.painter import Painter
-from runtime.scenes.seeds import check_seed, check_size
-from runtime.scenes.spec import SceneSpec
-from runtime.scenes.static import StaticLayer, static_layer
+from scenes.camera_effects import add_sensor_noise, apply_camera
+from scenes.geometry import Projector
+from scenes.layout import scene_spec
+from scenes.objects import draw_objects, frame_objects
+from scenes.painter import Painter
+from scenes.seeds import check_seed, check_size
+from scenes.spec import SceneSpec
+from scenes.static import StaticLayer, static_layer
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_bytes
-from runtime.scenes.render import render_video_frames
+from scenes.render import render_video_frames
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from runtime.classes import CLASS_ID
+from scenes.classes import CLASS_ID
 
 ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, CAR, PERSON, POLE = (
     CLASS_ID[name]

@@ -11,9 +11,9 @@ that drops ends the stream too, unless `Reconnect(attempts=N)` lets it be reopen
 waits (1 s, 2 s, 4 s, ... at most 30 s, interrupted by `stop` or close()), a frame after a
 reopening resets the count, and after N failed attempts frames() raises SourceLostError.
 
-CaptureSource and the openers for videos, cameras and streams are in runtime/capture.py; the
-types every source shares (Frame, SourceInfo, SourceError) in runtime/source_types.py. Both are
-importable from here too.
+CaptureSource, Reconnect and the openers for videos, cameras and streams are in
+runtime/io/capture.py; the types every source shares (Frame, SourceInfo, SourceError) are in
+runtime/io/source_types.py.
 """
 
 from __future__ import annotations
@@ -31,47 +31,23 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from runtime.capture import (
-    RECONNECT_MAX_DELAY_S,
+from runtime.io.capture import (
     CaptureSource,
     Reconnect,
-    SourceLostError,
-    _camera,
-    _require_gstreamer,
-    _stream,
-    _warn_reconnect_unused,
     csi_pipeline,
-    has_gstreamer,
+    open_camera,
+    open_stream,
+    require_gstreamer,
+    warn_reconnect_unused,
 )
+from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 from runtime.preprocess import as_bgr8
 from runtime.sampling import natural_key
-from runtime.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 STREAM_SCHEMES = (*LIVE_SCHEMES, "http", "https")
 STREAM_TIMEOUT_S = 10.0  # network streams: longest wait to open, or for the next frame
-
-# The names this module had before CaptureSource moved to runtime.capture and the shared types to
-# runtime.source_types, kept importable from here.
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "LIVE_SCHEMES",
-    "RECONNECT_MAX_DELAY_S",
-    "SOURCE_HELP",
-    "STREAM_SCHEMES",
-    "STREAM_TIMEOUT_S",
-    "CaptureSource",
-    "Frame",
-    "ImageSource",
-    "Reconnect",
-    "SourceError",
-    "SourceInfo",
-    "SourceLostError",
-    "csi_pipeline",
-    "has_gstreamer",
-    "open_source",
-]
 
 
 def _image_paths(spec: str) -> list[Path] | None:
@@ -145,7 +121,7 @@ def open_source(
     scheme = urlparse(spec).scheme.lower() if "://" in spec else ""
     live_opts = {"reconnect": reconnect, "stop": stop}
     if scheme == "csi":
-        _require_gstreamer(spec)
+        require_gstreamer(spec)
         pipeline = csi_pipeline(spec)
         return CaptureSource(
             spec, "csi", True, lambda: cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER), **live_opts
@@ -153,26 +129,28 @@ def open_source(
     if scheme in STREAM_SCHEMES:
         live = True if scheme in LIVE_SCHEMES else None
         return CaptureSource(
-            spec, "stream", live, lambda: _stream(spec, stream_timeout_s), loop, **live_opts
+            spec, "stream", live, lambda: open_stream(spec, stream_timeout_s), loop, **live_opts
         )
     if "!" in spec and "appsink" in spec:
-        _require_gstreamer(spec)
+        require_gstreamer(spec)
         return CaptureSource(
             spec, "gstreamer", True, lambda: cv2.VideoCapture(spec, cv2.CAP_GSTREAMER), **live_opts
         )
     if spec.isdigit():
-        return CaptureSource(spec, "camera", True, lambda: _camera(spec, int(spec)), **live_opts)
+        return CaptureSource(
+            spec, "camera", True, lambda: open_camera(spec, int(spec)), **live_opts
+        )
     if re.fullmatch(r"/dev/video\d+", spec):
         if not os.path.exists(spec):
             raise SourceError(f"camera {spec} does not exist; list cameras with `ls /dev/video*`")
-        return CaptureSource(spec, "camera", True, lambda: _camera(spec, spec), **live_opts)
+        return CaptureSource(spec, "camera", True, lambda: open_camera(spec, spec), **live_opts)
     paths = _image_paths(spec)
     if paths is not None:
-        _warn_reconnect_unused(spec, "images", reconnect)
+        warn_reconnect_unused(spec, "images", reconnect)
         return ImageSource(spec, paths, loop)
     if not os.path.exists(spec):
         raise SourceError(f"source {spec} not found; {SOURCE_HELP}")
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
-        _warn_reconnect_unused(spec, "image", reconnect)
+        warn_reconnect_unused(spec, "image", reconnect)
         return ImageSource(spec, [Path(spec)], loop)
     return CaptureSource(spec, "video", False, lambda: cv2.VideoCapture(spec), loop, reconnect)

@@ -21,18 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.atomic import atomic_path, check_writable_target
+from runtime.atomic import atomic_path, check_writable_target, current_umask
 from runtime.disk_space import DEFAULT_MIN_FREE_MB, MIB, SpaceGuard, output_folders
-from runtime.overlay import blend, class_areas
-from runtime.sink_types import Result, Sink
-from runtime.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
-from runtime.video_sinks import LabelVideoSink, OverlayVideoSink
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from runtime.io.overlay import blend, class_areas
+from runtime.io.sink_types import Result, Sink
+from runtime.io.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
+from runtime.io.video_sinks import LabelVideoSink, OverlayVideoSink
 
 
 class LabelPngSink:
@@ -53,7 +47,9 @@ class LabelPngSink:
         self._tmp = Path(
             tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.", suffix=".tmp")
         )
-        os.chmod(self._tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
+        os.chmod(
+            self._tmp, 0o777 & ~current_umask()
+        )  # mkdtemp makes 0700; outputs get the usual mode
         self._names: set[str] = set()
         self.frames = 0
 

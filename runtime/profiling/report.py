@@ -34,7 +34,7 @@ from rich.table import Table
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.deps import require
 from runtime.errors import UserInputError
-from runtime.profiler import STAGE_MEANINGS, STAGES, LatencyStats, StageRecorder
+from runtime.profiling.profiler import STAGE_MEANINGS, STAGES, LatencyStats, StageRecorder
 
 SCHEMA_VERSION = 1
 STAT_FIELDS = tuple(LatencyStats.__dataclass_fields__)

@@ -1,9 +1,9 @@
 """Sources that cv2.VideoCapture reads: video files, cameras, network streams and GStreamer
-pipelines (`CaptureSource`), with the openers for each (`_camera`, `_stream` with its FFmpeg
+pipelines (`CaptureSource`), with the openers for each (`open_camera`, `open_stream` with its FFmpeg
 time-outs, `csi_pipeline` for Jetson CSI cameras, and the GStreamer check). A video file that ends
 before the frame count in its header says so in a warning (a truncated file); a live source that
 drops is reopened as `Reconnect` allows, with a growing wait between attempts, and raises
-SourceLostError when none of them brings it back. runtime.sources.open_source picks the opener
+SourceLostError when none of them brings it back. runtime.io.sources.open_source picks the opener
 from the spec a user types.
 """
 
@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
+from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 from runtime.preprocess import as_bgr8
-from runtime.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 
 RECONNECT_MAX_DELAY_S = 30.0  # backoff cap between reconnect attempts
 _POLL_S = 0.05  # how often a backoff wait looks at the stop event
@@ -73,7 +73,7 @@ def has_gstreamer() -> bool:
     return re.search(r"GStreamer:\s+YES", info) is not None
 
 
-def _warn_reconnect_unused(spec: str, kind: str, reconnect: Reconnect | None) -> None:
+def warn_reconnect_unused(spec: str, kind: str, reconnect: Reconnect | None) -> None:
     if reconnect is not None and reconnect.attempts:
         warnings.warn(
             f"--reconnect has no effect on {kind} {spec}: only live sources (cameras, streams) "
@@ -109,7 +109,7 @@ class CaptureSource:
         if loop and live:
             warnings.warn(f"--loop has no effect on live source {spec}", stacklevel=3)
         if not live:
-            _warn_reconnect_unused(spec, kind, reconnect)
+            warn_reconnect_unused(spec, kind, reconnect)
         self.loop = loop and not live  # a live source has no end to loop from
         self.reconnect = reconnect if live and reconnect is not None else Reconnect()
         self._expected = count if count > 0 and not live else None  # the header's frame count
@@ -254,7 +254,7 @@ def csi_pipeline(spec: str) -> str:
     )
 
 
-def _require_gstreamer(spec: str) -> None:
+def require_gstreamer(spec: str) -> None:
     if not has_gstreamer():
         raise SourceError(
             f"{spec!r} needs OpenCV built with GStreamer, and this OpenCV has none (pip's "
@@ -263,14 +263,14 @@ def _require_gstreamer(spec: str) -> None:
         )
 
 
-def _camera(spec: str, device: int | str) -> cv2.VideoCapture:
+def open_camera(spec: str, device: int | str) -> cv2.VideoCapture:
     backend = cv2.CAP_V4L2 if isinstance(device, str) else cv2.CAP_ANY
     cap = cv2.VideoCapture(device, backend)
     cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue adds latency; we keep our own
     return cap
 
 
-def _stream(spec: str, timeout_s: float) -> cv2.VideoCapture:
+def open_stream(spec: str, timeout_s: float) -> cv2.VideoCapture:
     """A network stream through FFmpeg, with open and read time-outs.
 
     A stream that stalls with its connection still open (a frozen camera, a dead route) gives no

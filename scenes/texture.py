@@ -7,7 +7,7 @@ import functools
 import cv2
 import numpy as np
 
-from runtime.scenes.spec import BUILDING, ROAD, SIDEWALK, SKY, VEGETATION, SceneSpec
+from scenes.spec import BUILDING, ROAD, SIDEWALK, SKY, VEGETATION, SceneSpec
 
 _TEXTURE_AMPS = {  # class: (fine, mid, coarse) noise amplitude in 0..255 units
     ROAD: (5.0, 2.5, 5.0),

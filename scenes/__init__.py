@@ -10,14 +10,14 @@ panes, lane markings, lighting, vignette and sensor noise change the image only.
 
 Modules: spec (the dataclasses), layout (what a seed picks), geometry and painter (projection and
 filling), static, texture and objects (what is drawn), camera_effects, render (the calls below),
-seeds (splits), video (writing), cli (`python -m runtime.scenes`).
+seeds (splits), video (writing), cli (`python -m scenes`).
 """
 
-from runtime.scenes.cli import main
-from runtime.scenes.layout import scene_spec
-from runtime.scenes.render import ObjectBox, object_boxes, render_scene, render_video_frames
-from runtime.scenes.seeds import MIN_SIZE, SPLITS, split_seeds
-from runtime.scenes.spec import (
+from scenes.cli import main
+from scenes.layout import scene_spec
+from scenes.render import ObjectBox, object_boxes, render_scene, render_video_frames
+from scenes.seeds import MIN_SIZE, SPLITS, split_seeds
+from scenes.spec import (
     BUILDING,
     CAR,
     PERSON,
@@ -37,7 +37,7 @@ from runtime.scenes.spec import (
     Street,
     Tree,
 )
-from runtime.scenes.video import FOURCC_BY_SUFFIX, VideoInfo, write_scene_video
+from scenes.video import FOURCC_BY_SUFFIX, VideoInfo, write_scene_video
 
 __all__ = [
     "BUILDING",

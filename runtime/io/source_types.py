@@ -1,7 +1,7 @@
 """The types every frame source shares: `Frame` (one frame and where it sits in the output),
 `SourceInfo` (what a source is and what it reports) and `SourceError` (a source that does not exist
 or cannot be opened; its message ends with SOURCE_HELP, the list of what a source can be). They
-live here so that runtime.sources (images, open_source) and runtime.capture (video files, cameras,
+live here so that runtime.io.sources (images, open_source) and runtime.io.capture (video files, cameras,
 streams) both use them without importing each other.
 """
 
@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.errors import UserInputError
+
+# How every command names generated street scenes as a data source (--source, --calib-data,
+# --val-data). Only installs with the scene generator (the scenes package) can make them.
+GENERATED = "generated"
 
 SOURCE_HELP = (
     "give a video file, an image file/folder/glob, a camera index or /dev/videoN, an rtsp:// or "

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from runtime.scenes.geometry import (
+from scenes.geometry import (
     Z_NEAR_M,
     Projector,
     box_faces,
@@ -16,8 +16,8 @@ from runtime.scenes.geometry import (
     quad_y,
     quad_z,
 )
-from runtime.scenes.painter import Painter, shade_colour
-from runtime.scenes.spec import CAR, PERSON, POLE, Building, Car, Colour, Person, Pole, SceneSpec
+from scenes.painter import Painter, shade_colour
+from scenes.spec import CAR, PERSON, POLE, Building, Car, Colour, Person, Pole, SceneSpec
 
 
 def _draw_car(p: Painter, car: Car, z: float, cam_height_m: float) -> None:

@@ -1,7 +1,7 @@
 """Video sinks: the overlay video and the colour label-map video, optionally cut into segments.
 
 A file is opened on the first frame (image folders only know their size then) through
-runtime.video.VideoOutput, which writes to a temp path and renames on close. With
+runtime.io.video.VideoOutput, which writes to a temp path and renames on close. With
 `segment_frames`, the output is a numbered series (`overlay_00000.mp4`, `overlay_00001.mp4`, ...):
 each file is finalised, and so playable, as soon as it is full. For runs that last days this
 bounds the damage of a power cut to the open segment, lets finished files be collected while
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from runtime.atomic import check_writable_target
-from runtime.overlay import blend, colorize
-from runtime.sink_types import Result
-from runtime.video import VIDEO_SUFFIXES, VideoOutput
+from runtime.io.overlay import blend, colorize
+from runtime.io.sink_types import Result
+from runtime.io.video import VIDEO_SUFFIXES, VideoOutput
 
 
 class SizeChangeWarning(UserWarning):

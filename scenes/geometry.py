@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.scenes.spec import Building, Camera
+from scenes.spec import Building, Camera
 
 Z_NEAR_M = 0.25  # polygons are clipped to this depth so nothing behind the camera is projected
 

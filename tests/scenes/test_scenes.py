@@ -4,9 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime import scenes
-from runtime.classes import CLASS_ID, DEMO_CLASSES
-from runtime.scenes import (
+import scenes
+from scenes import (
     SPLITS,
     object_boxes,
     render_scene,
@@ -14,7 +13,8 @@ from runtime.scenes import (
     split_seeds,
     write_scene_video,
 )
-from runtime.scenes.static import static_layer
+from scenes.classes import CLASS_ID, DEMO_CLASSES
+from scenes.static import static_layer
 
 
 def test_same_arguments_give_identical_bytes_even_after_the_cache_is_cleared():

@@ -1,4 +1,4 @@
-"""Command line: `python -m runtime.scenes OUT [--seed --size --frames --fps --labels --force]`."""
+"""Command line: `python -m scenes OUT [--seed --size --frames --fps --labels --force]`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.scenes.video import write_scene_video
+from scenes.video import write_scene_video
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -20,7 +20,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     # prog is spelled out: argparse would otherwise name the file that runs, now __main__.py.
     parser = argparse.ArgumentParser(
-        prog="python -m runtime.scenes", description="Write a generated street-scene video."
+        prog="python -m scenes", description="Write a generated street-scene video."
     )
     parser.add_argument("out", type=Path, help="video path (.mp4 or .avi)")
     parser.add_argument("--seed", type=int, default=0)

@@ -14,14 +14,12 @@ import contextlib
 import shlex
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from runtime.atomic import check_writable_folder
 from runtime.backends import BackendOptions, parse_device
@@ -34,10 +32,11 @@ from runtime.cli import (
     Provider,
     backend_line,
 )
-from runtime.cli_errors import UsageError, guarded
-from runtime.profile_report import FILES
+from runtime.cli_errors import UsageError, guarded, warning_line, warnings_as_lines
+from runtime.errors import UserInputError
+from runtime.io.source_types import GENERATED
+from runtime.profiling.report import FILES
 
-GENERATED = "generated"
 GENERATED_SIZE_WH = (960, 540)  # a typical camera frame: the model input is resized from it
 GENERATED_FRAMES = 60  # looped as long as needed
 
@@ -69,11 +68,11 @@ def command_line() -> str:
 @contextlib.contextmanager
 def frame_source(spec: str, size_wh: tuple[int, int] = GENERATED_SIZE_WH) -> Iterator[object]:
     """An endless (looped) source: a video/image spec, or a generated street-scene video."""
-    from runtime.sources import open_source
+    from runtime.io.sources import open_source
 
     with tempfile.TemporaryDirectory(prefix="scaseg-profile-") as tmp:
         if spec == GENERATED:
-            from runtime.scenes import split_seeds, write_scene_video
+            split_seeds, write_scene_video = _scene_writer()
 
             path = Path(tmp) / "generated.mp4"
             w, h = size_wh
@@ -86,11 +85,24 @@ def frame_source(spec: str, size_wh: tuple[int, int] = GENERATED_SIZE_WH) -> Ite
             src.close()
 
 
+def _scene_writer():
+    """The scene generator, which device installs (the Docker runtime stage) do not carry."""
+    try:
+        from scenes import split_seeds, write_scene_video
+    except ImportError as err:
+        raise UserInputError(
+            f"--source {GENERATED} needs the scene generator (the scenes package of the scaseg "
+            "source tree), which this install does not have; pass a video or an image folder "
+            "with --source"
+        ) from err
+    return split_seeds, write_scene_video
+
+
 def overlay_encoder(folder: Path, palette_bgr, fps: float):
     """encode(frame, labels): overlay blend + mp4v encode into a scratch file (thrown away)."""
+    from runtime.io.sink_types import Result
+    from runtime.io.video_sinks import OverlayVideoSink
     from runtime.segmenter import StageTimes
-    from runtime.sink_types import Result
-    from runtime.video_sinks import OverlayVideoSink
 
     sink = OverlayVideoSink(folder / "overlay.mp4", fps or 25.0, palette_bgr, 0.5)
     zero = StageTimes(0.0, 0.0, 0.0)
@@ -103,7 +115,7 @@ def overlay_encoder(folder: Path, palette_bgr, fps: float):
 
 def execute(args: ProfileArgs) -> dict:
     """Profile one model, write the report files to args.out and print the tables."""
-    from runtime.profile_report import write_report
+    from runtime.profiling.report import write_report
 
     report = measure(args)
     written, skipped = write_report(report, args.out, png=args.png)
@@ -111,26 +123,22 @@ def execute(args: ProfileArgs) -> dict:
     for path in written:
         out_console.print(f"  wrote {path}", soft_wrap=True)
     if skipped:
-        err_console.print(
-            f"[yellow]scaseg-profile: warning:[/] {escape(str(skipped))}",
-            markup=True,
-            soft_wrap=True,
-        )
+        warning_line("scaseg-profile", str(skipped), err_console)
     return report
 
 
 def measure(args: ProfileArgs) -> dict:
     """The timed loop, memory, environment and (with --layers) the per-layer pass -> report."""
-    from runtime.envinfo import capture_environment, measure_memory
-    from runtime.layer_profile import profile_layers
-    from runtime.profile_report import build_report, model_section
-    from runtime.profiler import (
+    from runtime.profiling.envinfo import capture_environment, measure_memory
+    from runtime.profiling.layer_profile import profile_layers
+    from runtime.profiling.profiler import (
         LoopConfig,
         StageRecorder,
         TimedStages,
         open_profiled_backend,
         run_loop,
     )
+    from runtime.profiling.report import build_report, model_section
     from runtime.segmenter import Segmenter
 
     config = LoopConfig(args.frames, args.warmup)
@@ -180,7 +188,7 @@ def _progress(what: str, total: int) -> Iterator[object]:
 
 
 def print_report(report: dict, top_k: int) -> None:
-    from runtime.profile_report import layers_table, stages_table, summary_lines
+    from runtime.profiling.report import layers_table, stages_table, summary_lines
 
     out_console.print(stages_table(report))
     table = layers_table(report, top_k)
@@ -191,7 +199,7 @@ def print_report(report: dict, top_k: int) -> None:
 
 
 def run_compare(a: Path, b: Path, fail_over: float | None) -> int:
-    from runtime.profile_report import compare_reports, comparison_table, read_report
+    from runtime.profiling.report import compare_reports, comparison_table, read_report
 
     comparison = compare_reports(read_report(a), read_report(b))
     out_console.print(comparison_table(comparison, str(a), str(b)))
@@ -277,17 +285,9 @@ def profile(
         )
         return 0
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        warnings.showwarning = _show_warning
+    with warnings_as_lines("scaseg-profile", err_console):
         code = guarded(go, prog="scaseg-profile", debug=debug, console=err_console)
     raise typer.Exit(code)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(
-        f"[yellow]scaseg-profile: warning:[/] {escape(str(message))}", markup=True, soft_wrap=True
-    )
 
 
 def main() -> None:

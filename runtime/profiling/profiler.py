@@ -248,7 +248,7 @@ def timed_frames(frames: Iterator, recorder: StageRecorder) -> Iterator:
 
 
 class TimedSink:
-    """Wraps a runtime.sinks.Sink: its write time counts as the frame's encode."""
+    """Wraps a runtime.io.sinks.Sink: its write time counts as the frame's encode."""
 
     def __init__(self, inner: object, recorder: StageRecorder) -> None:
         self.inner = inner
@@ -311,7 +311,7 @@ def run_loop(
 ) -> StageRecorder:
     """decode -> preprocess -> infer -> postprocess -> encode, one frame at a time.
 
-    `frames` yields runtime.sources.Frame and must not run out (open file sources with loop=True).
+    `frames` yields runtime.io.sources.Frame and must not run out (open file sources with loop=True).
     encode(frame, labels) writes a result (None: no encode stage). The first config.warmup frames
     are recorded too; stats(skip=config.warmup) leaves them out.
     """

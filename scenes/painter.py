@@ -6,8 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime.scenes.geometry import Z_NEAR_M, Projector, clip_near
-from runtime.scenes.spec import Colour, bgr
+from scenes.geometry import Z_NEAR_M, Projector, clip_near
+from scenes.spec import Colour, bgr
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing: slow motion moves smoothly, not in 1 px steps
 
