@@ -7,8 +7,16 @@ engine file for its timing (--loadEngine), so only the runners differ. "Our over
 = our synchronous infer (H2D + compute + D2H, host staging copies included) p50 over trtexec's
 per-query Latency median on the same engine file.
 
+trtexec must be the same TensorRT build as the Python `tensorrt` that built the engine (a plan
+loads only in its own library version): its banner ("[TensorRT v100300]", "TensorRT version:
+10.3.0") is compared first. Dynamic engines are timed at the input shape our runtime gets
+(`--shapes=<input>:NxCxHxW`, the input name from the engine's sidecar): without it trtexec sets
+every dynamic dimension to 1, outside the profile. A precision that cannot be timed becomes a
+row saying why; the rest of the table stays.
+
 Status: written against trtexec's "Performance summary" lines (TensorRT 8.6-10.x) and the
 runtime's TensorRT backend; it has never run: the machine that produced BENCHMARKS.md has no GPU.
+Tested with a fake trtexec script (tests/benchmarks/).
 """
 
 from __future__ import annotations
@@ -25,6 +33,12 @@ from runtime.deps import available
 TRTEXEC_CANDIDATES = ("trtexec", "/usr/src/tensorrt/bin/trtexec", "/opt/tensorrt/bin/trtexec")
 STAT = r"min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, median = ([\d.]+) ms"
 SUMMARY = re.compile(rf"\]\s+(Latency|GPU Compute Time|H2D Latency|D2H Latency): {STAT}")
+VERSION_LINE = re.compile(r"TensorRT version:\s*v?(\d+(?:\.\d+)+)")
+VERSION_TAG = re.compile(r"\[TensorRT v(\d{4,6})\]")
+
+
+class TrtexecError(RuntimeError):
+    """trtexec could not time an engine (or is another TensorRT build than the engine's)."""
 
 
 def find_trtexec() -> str | None:
@@ -58,6 +72,63 @@ def parse_trtexec(text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def parse_trtexec_version(text: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) from trtexec's output: "TensorRT version: 10.3.0", else its banner
+    tag "[TensorRT v100300]" (8.x encodes major*1000 + minor*100 + patch, 8601 = 8.6.1; 10 and
+    later major*10000 + minor*100 + patch, 100300 = 10.3.0); None if neither is there."""
+    line = VERSION_LINE.search(text)
+    if line:
+        parts = [int(p) for p in line.group(1).split(".")][:3]
+        return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+    tag = VERSION_TAG.search(text)
+    if tag is None:
+        return None
+    n = int(tag.group(1))
+    if n >= 100000:
+        return n // 10000, n // 100 % 100, n % 100
+    return n // 1000, n // 100 % 10, n % 100
+
+
+def trtexec_version(trtexec: str) -> tuple[int, int, int] | None:
+    """The TensorRT version trtexec runs on, from the banner `trtexec --help` prints."""
+    try:
+        done = subprocess.run(
+            [trtexec, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_trtexec_version(done.stdout + done.stderr)
+
+
+def check_trtexec_version(found: tuple[int, int, int] | None, python_version: str) -> None:
+    """Refuse a trtexec of another TensorRT than the Python module that builds the engines."""
+    from runtime.trt_compat import parse_version
+
+    wanted = parse_version(python_version)[:3]
+    if found is None:
+        raise TrtexecError(
+            "cannot tell which TensorRT trtexec runs on (no version in its banner); put the "
+            f"trtexec of TensorRT {python_version} first on PATH"
+        )
+    if tuple(found) != tuple(wanted):
+        raise TrtexecError(
+            f"trtexec is TensorRT {'.'.join(map(str, found))} but the engines are built with "
+            f"Python tensorrt {python_version}, and a plan loads only in its own version; put "
+            f"the trtexec of TensorRT {python_version} first on PATH"
+        )
+
+
+def shapes_arg(engine: Path, shape: tuple[int, ...]) -> list[str]:
+    """`--shapes=<input>:NxCxHxW` for a dynamic engine (the input name from its sidecar);
+    nothing for a static one, whose shape trtexec takes from the engine."""
+    from runtime.meta import read_meta
+
+    spec = read_meta(engine).input
+    if not spec.dynamic and spec.profile is None:
+        return []
+    return [f"--shapes={spec.name}:{'x'.join(str(int(d)) for d in shape)}"]
+
+
 def build_engine(onnx: Path) -> Path:
     """The engine scaseg-export builds (export.trt_build), next to the ONNX, with its sidecar."""
     from export.trt_build import EngineOptions
@@ -66,18 +137,23 @@ def build_engine(onnx: Path) -> Path:
     return export_build_engine(onnx, EngineOptions(force=True)).path
 
 
-def trtexec_latency(trtexec: str, engine: Path, iters: int) -> dict[str, dict[str, float]]:
+def trtexec_latency(
+    trtexec: str, engine: Path, iters: int, shape: tuple[int, ...] | None = None
+) -> dict[str, dict[str, float]]:
+    """trtexec's summary for `engine`; `shape`: the input shape to time a dynamic engine at."""
     cmd = [
         trtexec,
         f"--loadEngine={engine}",
         f"--iterations={iters}",
         "--warmUp=500",
         "--duration=0",
+        *(shapes_arg(engine, shape) if shape is not None else []),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     stats = parse_trtexec(done.stdout)
     if done.returncode != 0 or "Latency" not in stats:
-        raise RuntimeError(f"trtexec could not time {engine.name}: {done.stdout[-400:]}")
+        tail = " ".join((done.stdout + done.stderr)[-300:].split())
+        raise TrtexecError(f"trtexec could not time {engine.name}: {tail}")
     return stats
 
 
@@ -134,33 +210,36 @@ def run(ctx: Context) -> Table:
     return _run_gpu(ctx, t0)
 
 
-def _run_gpu(ctx: Context, t0: float) -> Table:
+def _python_tensorrt_version() -> str:
+    import tensorrt
+
+    return tensorrt.__version__
+
+
+def _run_gpu(ctx: Context, t0: float, trt_version: str | None = None) -> Table:
     from benchmarks.precision import eval_samples
     from runtime.preprocess import Preprocess, preprocess
 
-    s, trtexec = ctx.settings, find_trtexec()
+    trtexec = find_trtexec()
     pp = Preprocess(ctx.spec.height, ctx.spec.width)
     batch = preprocess(eval_samples(pp, 1)[0][0], pp)
+    trt_version = trt_version or _python_tensorrt_version()
+    try:
+        check_trtexec_version(trtexec_version(trtexec), trt_version)
+        version_error = None
+    except TrtexecError as err:
+        version_error = str(err)
     rows = []
     for precision, key in (("fp16", "fp16"), ("int8", "int8_trt")):
         onnx = ctx.onnx(key)
         if not isinstance(onnx, Path):
             rows.append([precision, "-", "-", "-", "-", "-", f"no ONNX: {onnx}"])
             continue
-        ctx.step(f"building the {precision} engine (export.trt_build)")
-        engine = build_engine(onnx)
-        ctx.step(f"timing the {precision} engine")
-        ours = our_latency(engine, batch, s.warmup, max(s.iters, 50))
-        ref = trtexec_latency(trtexec, engine, max(s.iters, 200))
-        ort = ort_cuda_latency(onnx, batch, s.warmup, max(s.iters, 50))
-        ref_lat = ref["Latency"]["median"]
-        rows.append([
-            precision, f"{ours['total']:.2f} (h2d {ours.get('h2d', 0):.2f}, compute {ours.get('infer', 0):.2f}, d2h {ours.get('d2h', 0):.2f})",
-            f"{ref_lat:.2f} (compute {ref['GPU Compute Time']['median']:.2f})",
-            f"{ours['total'] / ref_lat:.2f}x",
-            ort if isinstance(ort, str) else f"{ort:.2f}",
-            "-" if isinstance(ort, str) else f"{ort / ours['total']:.2f}x", "",
-        ])  # fmt: skip
+        try:
+            rows.append(_time_precision(ctx, precision, onnx, batch, trtexec, version_error))
+        except Exception as err:  # one precision failing must not lose the others' rows
+            reason = " ".join(str(err).split())[:300] or type(err).__name__
+            rows.append([precision, "-", "-", "-", "-", "-", f"failed: {reason}"])
     header = ["engine", "our runtime p50 ms", "trtexec median ms", "our overhead (ours / trtexec)",
               "ONNX Runtime CUDA p50 ms", "ORT CUDA / ours", "note"]  # fmt: skip
     return Table(
@@ -170,3 +249,27 @@ def _run_gpu(ctx: Context, t0: float) -> Table:
         (),
         time.perf_counter() - t0,
     )
+
+
+def _time_precision(ctx, precision, onnx, batch, trtexec, version_error) -> list[str]:
+    s = ctx.settings
+    ctx.step(f"building the {precision} engine (export.trt_build)")
+    engine = build_engine(onnx)
+    ctx.step(f"timing the {precision} engine")
+    ours = our_latency(engine, batch, s.warmup, max(s.iters, 50))
+    ort = ort_cuda_latency(onnx, batch, s.warmup, max(s.iters, 50))
+    ours_text = (f"{ours['total']:.2f} (h2d {ours.get('h2d', 0):.2f}, compute "
+                 f"{ours.get('infer', 0):.2f}, d2h {ours.get('d2h', 0):.2f})")  # fmt: skip
+    ort_text = ort if isinstance(ort, str) else f"{ort:.2f}"
+    ort_ratio = "-" if isinstance(ort, str) else f"{ort / ours['total']:.2f}x"
+    try:
+        if version_error is not None:
+            raise TrtexecError(version_error)
+        ref = trtexec_latency(trtexec, engine, max(s.iters, 200), tuple(batch.shape))
+    except TrtexecError as err:  # our and ORT's numbers still stand
+        return [precision, ours_text, "-", "-", ort_text, ort_ratio, f"trtexec: {err}"]
+    ref_lat = ref["Latency"]["median"]
+    return [
+        precision, ours_text, f"{ref_lat:.2f} (compute {ref['GPU Compute Time']['median']:.2f})",
+        f"{ours['total'] / ref_lat:.2f}x", ort_text, ort_ratio, "",
+    ]  # fmt: skip

@@ -156,8 +156,8 @@ def export(
     ),
     deepstream: Path = typer.Option(
         None,
-        help="Also write a DeepStream nvinfer config for the last exported ONNX here. "
-        "Example: --deepstream ds/",
+        help="Also write a DeepStream nvinfer config for the last exported FP32/FP16 ONNX here "
+        "(INT8: see export.deepstream's engine route). Example: --deepstream ds/",
     ),
     force: bool = typer.Option(False, help="Replace existing artifacts."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
@@ -171,6 +171,10 @@ def export(
     from export.verify import Budgets
 
     def run() -> int:
+        if deepstream is not None and precision == PrecisionChoice.int8:
+            from export.deepstream import int8_onnx_refusal
+
+            raise int8_onnx_refusal("--deepstream with --precision int8")  # before the export
         h, w = parse_size(input_size)
         shapes = None
         if dynamic:
@@ -262,7 +266,10 @@ def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
                 openvino_device=scale_out.triton_openvino,
             )
             console.print(f"Triton model repository: {repo}")
-        onnx_files = [a for a in artifacts if a.suffix == ".onnx"]
+        # nvinfer's ONNX route cannot build INT8 (export/deepstream.py): the last FP32/FP16 ONNX
+        onnx_files = [
+            a for a in artifacts if a.suffix == ".onnx" and not a.name.endswith(".int8.onnx")
+        ]
         if scale_out.deepstream is not None and onnx_files:
             config = write_deepstream_config(
                 onnx_files[-1], scale_out.deepstream, force=scale_out.force

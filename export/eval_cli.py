@@ -27,6 +27,7 @@ from rich.table import Table
 from export import cli_options as opts
 from export.cli_options import VariantChoice
 from export.gate_data import ClassMismatchError, check_class_mismatch
+from runtime.cli_errors import warning_line
 from runtime.io.source_types import GENERATED
 
 console = Console(highlight=False)
@@ -118,7 +119,7 @@ def evaluate_command(
             loaded.close()
         print_summary(loaded, summary)
         for warning in summary.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+            warning_line("scaseg-eval", warning, err_console)
         if json_out is not None:
             write_json(json_out, model, loaded, data.description, summary)
             err_console.print(f"wrote {json_out}")
@@ -191,7 +192,7 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
     model, info = load_model(path, variant=variant, allow_random_decoder=s.allow_random_decoder)
     names, _, _, warnings = resolve_classes(s.classes, info, int(model.num_classes), path)
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        warning_line("scaseg-eval", warning, err_console)
     flags = {
         "color": opts.color_order(s.rgb),
         "mean": opts.parse_triplet(s.mean, "--mean"),
@@ -200,7 +201,7 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
     info = dict(info, checkpoint=str(path))
     pp, _, pp_warnings = resolve_preprocess(h, w, flags, info)
     for warning in pp_warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        warning_line("scaseg-eval", warning, err_console)
     at_model_size = torch_segmenter(model, pp)
 
     def segment(frame_bgr: np.ndarray) -> np.ndarray:
@@ -279,7 +280,7 @@ def write_json(path: Path, model: Path, loaded: LoadedModel, data: str, s: EvalS
 def _guarded(run, debug: bool) -> int:
     from runtime.cli_errors import guarded
 
-    return guarded(run, prog="scaseg-eval", debug=debug, console=err_console, prefix="error:",
+    return guarded(run, prog="scaseg-eval", debug=debug, console=err_console,
                    interrupted="scaseg-eval: interrupted; nothing was written")  # fmt: skip
 
 

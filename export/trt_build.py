@@ -93,6 +93,8 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     check_external_data(onnx_file)  # TensorRT's parser follows external paths unchecked
     out = engine_path_for(onnx_file)
     preflight([out], options.force)
+    if options.dla_core is not None:
+        check_dla_request(meta, options, onnx_file)  # needs only the sidecar: before TensorRT
     if options.implicit_int8:
         options = replace(options, calib_data=implicit_calib_data(meta, options, onnx_file))
     trt = trt or tc.import_tensorrt()
@@ -102,8 +104,11 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
 
         cuda = open_cuda(options.device)  # the builder targets the GPU of the current context
     calibrator = None
+    dla_layers = None
     try:
         mode = _mode(trt, meta, options)
+        if options.dla_core is not None:
+            _check_dla_quantization(trt, meta, mode, onnx_file)
         logger = tc.new_logger(trt)
         builder = trt.Builder(logger)
         network = builder.create_network(tc.network_flags(trt, mode == "strongly-typed"))
@@ -120,8 +125,8 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
                     f"TensorRT refused the calibration profile {meta.input.profile}"
                 )
         if options.dla_core is not None:
-            _check_dla_precision(meta, mode)
             tc.use_dla(trt, builder, config, options.dla_core)
+            dla_layers = _dla_layers(trt, network, config, options.dla_core)
         cache_path = options.timing_cache or onnx_file.parent / "tensorrt.timing.cache"
         cached = cache_path.read_bytes() if cache_path.is_file() else None
         reused = tc.load_timing_cache(config, cached, logger)
@@ -141,7 +146,10 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     atomic_write_bytes(cache_path, tc.serialize_timing_cache(config), overwrite=True)
     try:
         write_meta(
-            out, _engine_meta(meta, trt, engine_env, onnx_file, out, options, precision, mode)
+            out,
+            _engine_meta(
+                meta, trt, engine_env, onnx_file, out, options, precision, mode, dla_layers
+            ),
         )
     except BaseException:
         out.unlink(missing_ok=True)  # never an engine without its sidecar
@@ -214,11 +222,44 @@ def _add_profile(builder, config, meta: ModelMeta):
     return profile
 
 
-def _check_dla_precision(meta: ModelMeta, mode: str) -> None:
-    if mode == "fp32":
+def check_dla_request(meta: ModelMeta, options: EngineOptions, onnx_file: Path) -> None:
+    """Refuse DLA builds that would run on the GPU instead, from the sidecar alone (so before
+    TensorRT is imported): an FP32 graph (DLA runs FP16/INT8 only), and a dynamic shape (DLA
+    needs one static shape, min = opt = max)."""
+    if meta.precision == "fp32" and not options.implicit_int8:
         raise ValueError(
             "DLA runs FP16 and INT8 only; build the .fp16.onnx or .int8.onnx with --dla-core"
         )
+    spec = meta.input
+    profile = spec.profile
+    static = not spec.dynamic and profile is None
+    if not static and not (profile is not None and profile[0] == profile[1] == profile[2]):
+        shapes = " / ".join(str(tuple(s)) for s in profile) if profile else str(spec.shape)
+        raise ValueError(
+            f"--dla-core needs a static input shape (min = opt = max), but {onnx_file.name} has "
+            f"a dynamic {spec.name!r} ({shapes}); re-export without --dynamic for DLA, or build "
+            "without --dla-core"
+        )
+
+
+def _check_dla_quantization(trt, meta: ModelMeta, mode: str, onnx_file: Path) -> None:
+    qdq = meta.precision == "int8" and mode != "implicit-int8"
+    if qdq and not tc.dla_takes_explicit_quantization(trt):
+        raise ValueError(
+            f"DLA on TensorRT {trt.__version__} cannot run the Q/DQ (explicitly quantized) "
+            f"{onnx_file.name}: every layer would fall back to the GPU; build the .fp16.onnx "
+            "with --dla-core, or the .fp32.onnx with --dla-core --implicit-int8 --calib-data"
+        )
+
+
+def _dla_layers(trt, network, config, core: int) -> dict:
+    on_dla, total = tc.count_dla_layers(trt, network, config)
+    if on_dla == 0:
+        raise EngineBuildError(
+            f"none of the {total} layers can run on DLA core {core} (with GPU fallback they "
+            "would all run on the GPU); build without --dla-core"
+        )
+    return {"on_dla": on_dla, "total": total, "counted_by": "IBuilderConfig.can_run_on_DLA"}
 
 
 def implicit_calib_data(meta: ModelMeta, options: EngineOptions, onnx_file: Path) -> str:
@@ -247,7 +288,10 @@ def _calibrator(trt, meta: ModelMeta, options: EngineOptions, onnx_file: Path, c
     pp = meta.preprocess
     data = load_calibration_data(options.calib_data, options.calib_samples, pp.height, pp.width)
     batches = list(model_inputs(data, pp, fused=meta.fused_preprocess))
-    cache_file = onnx_file.with_suffix(f".calib-{data.sha256[:12]}.cache")  # keyed by the data
+    # Keyed by the ONNX's bytes and the data: weights re-exported under the same file name get
+    # new scales, never the old model's cached ones.
+    key = f"{sha256_file(onnx_file)[:12]}-{data.sha256[:12]}"
+    cache_file = onnx_file.with_suffix(f".calib-{key}.cache")
     return tc.make_entropy_calibrator(trt, batches, cache_file, cuda)
 
 
@@ -273,10 +317,14 @@ def _build(builder, network, config, logger, options: EngineOptions) -> bytes:
     )
 
 
-def _engine_meta(meta, trt, engine_env, onnx_file, out, options, precision, mode) -> ModelMeta:
+def _engine_meta(
+    meta, trt, engine_env, onnx_file, out, options, precision, mode, dla_layers=None
+) -> ModelMeta:
     engine = {
         **engine_env,
         "dla_core": options.dla_core,
+        # DLA builds: {"on_dla", "total", "counted_by"}: how much of the engine DLA runs
+        **({"dla_layers": dla_layers} if dla_layers is not None else {}),
         "build_mode": mode,
         "workspace_gib": options.workspace_gib,
         "build_command": build_command(onnx_file, options),

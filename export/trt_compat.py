@@ -3,7 +3,8 @@
 - TensorRT 8.6 (JetPack 6.0 ships 8.6.2; desktops): EXPLICIT_BATCH network flag; precision from
   builder flags (FP16, INT8) plus per-layer FP32 constraints (OBEY_PRECISION_CONSTRAINTS);
   implicit INT8 calibrators. 8.6 is the oldest that builds our graphs: its ONNX parser is the
-  first with LayerNormalization. JetPack 5.1.x ships 8.5.2 and cannot build them.
+  first with LayerNormalization. JetPack 5.1.x ships 8.5.2 and cannot build them. Its DLA takes
+  INT8 from calibration only, not from Q/DQ nodes (dla_takes_explicit_quantization).
 - TensorRT 10.x (JetPack 6.1+ = 10.3): explicit batch is the only mode (the flag is deprecated);
   STRONGLY_TYPED networks take each tensor's type from the ONNX (our FP16/INT8 graphs); the
   FP16/INT8 flags and calibrators still exist but are deprecated.
@@ -97,7 +98,12 @@ def constrain_fp32_layers(trt: ModuleType, network, onnx_node_names: Iterable[st
     `<node>_<counter>` (one counter for the whole import), so a layer matches its node's name
     exactly or with a `_<digits>` suffix. That can also catch another node named like that
     (torch's "/attn/MatMul_1" next to "/attn/MatMul"): it errs towards more FP32, never less.
-    Only floating-point outputs are retyped (Shape/ArgMax/Cast outputs stay integer).
+
+    Only layers whose outputs are all floating point are pinned: a float32 precision on a layer
+    with an int32/bool/shape output (Shape, ArgMax, Cast, a comparison) can fail an 8.6 build
+    under OBEY_PRECISION_CONSTRAINTS. The type is read from the output tensor
+    (`layer.get_output(k).dtype`, what the network inferred): `layer.get_output_type(k)` is the
+    *requested* type, FLOAT until set, so it says nothing about an integer output.
     """
     wanted = {n for n in onnx_node_names if n}
     floats = {trt.float32, trt.float16}
@@ -106,10 +112,11 @@ def constrain_fp32_layers(trt: ModuleType, network, onnx_node_names: Iterable[st
         layer = network.get_layer(i)
         if _node_of(layer.name, wanted) is None:
             continue
+        if not all(layer.get_output(k).dtype in floats for k in range(layer.num_outputs)):
+            continue
         layer.precision = trt.float32
         for k in range(layer.num_outputs):
-            if layer.get_output_type(k) in floats:
-                layer.set_output_type(k, trt.float32)
+            layer.set_output_type(k, trt.float32)
         pinned.append(layer.name)
     return pinned
 
@@ -140,6 +147,30 @@ def use_dla(trt: ModuleType, builder, config, core: int) -> None:
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = int(core)
     config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+
+
+def dla_takes_explicit_quantization(trt: ModuleType) -> bool:
+    """Whether DLA builds a Q/DQ (explicitly quantized) INT8 network: not on TensorRT 8.x, whose
+    DLA runs INT8 from calibration (implicit quantization) only; a Q/DQ graph with
+    GPU_FALLBACK would silently run every layer on the GPU. TensorRT 10 builds Q/DQ on DLA."""
+    return version(trt)[0] >= 10
+
+
+def count_dla_layers(trt: ModuleType, network, config) -> tuple[int, int]:
+    """(layers that will run on DLA, all layers) of the parsed network under a DLA config.
+
+    Asked per layer before the build: `config.can_run_on_DLA(layer)` and
+    `config.get_device_type(layer)` (IBuilderConfig, TensorRT 8.6-10.x). With GPU_FALLBACK a
+    layer that cannot run on DLA goes to the GPU, so this counts what DLA can take; the builder
+    can still move a few more to the GPU (DLA subgraph limits), which only the built engine's
+    layer information (IEngineInspector, DETAILED profiling) would show.
+    """
+    on_dla = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if config.get_device_type(layer) == trt.DeviceType.DLA and config.can_run_on_DLA(layer):
+            on_dla += 1
+    return on_dla, int(network.num_layers)
 
 
 def load_timing_cache(config, data: bytes | None, logger) -> bool:

@@ -1,8 +1,11 @@
-"""The ONNX ops TensorRT's ONNX parser supports on every target version, and a check against it.
+"""The ONNX ops TensorRT's ONNX parser supports, per TensorRT version, and a check against them.
 
-The set is the intersection of onnx-tensorrt's docs/operators.md for TensorRT 8.6 (JetPack 6.0),
-10.3 (JetPack 6.1+) and 10.x/11: ops added later (Gelu, opset-20 ops) are left out on purpose so an
-artifact exported here builds on TensorRT 8.6 as well. Only the default ONNX domain counts: ONNX
+OPS_SINCE maps each op to the oldest TensorRT whose parser supports it, read from onnx-tensorrt's
+docs/operators.md of each release branch (release/8.6-GA, release/10.0-GA and later): 8.6 is the
+oldest TensorRT we build on (JetPack 6.0). TRT_ONNX_OPS, the ops every target supports, is what
+the exporter checks, so an artifact exported here builds on TensorRT 8.6 as well; ops added later
+(Hardmax, Gelu, Mish, CastLike: "N" or absent in 8.6-GA's table, "Y" from 10.0-GA) are accepted
+only by `supported_ops(version)` for a newer target. Only the default ONNX domain counts: ONNX
 Runtime's com.microsoft fused ops (FusedConv, QLinearConv, ...) are not TensorRT ops.
 """
 
@@ -13,6 +16,15 @@ from collections import Counter
 import onnx
 
 from runtime.errors import UserInputError
+
+OLDEST_TARGET = (8, 6)
+# Ops the parser gained after 8.6, with the first TensorRT that lists them as supported.
+ADDED_AFTER_8_6: dict[str, tuple[int, int]] = {
+    "CastLike": (10, 0),
+    "Gelu": (10, 0),
+    "Hardmax": (10, 0),  # release/8.6-GA's operators.md: "Hardmax | N"
+    "Mish": (10, 0),
+}
 
 TRT_ONNX_OPS: frozenset[str] = frozenset(
     [
@@ -67,7 +79,6 @@ TRT_ONNX_OPS: frozenset[str] = frozenset(
         "GRU",
         "HardSigmoid",
         "HardSwish",
-        "Hardmax",
         "Identity",
         "If",
         "InstanceNormalization",
@@ -158,7 +169,22 @@ TRT_ONNX_OPS: frozenset[str] = frozenset(
         "Xor",
     ]
 )
+OPS_SINCE: dict[str, tuple[int, int]] = {
+    **{op: OLDEST_TARGET for op in TRT_ONNX_OPS},
+    **ADDED_AFTER_8_6,
+}
 ONNX_DOMAINS = ("", "ai.onnx")
+
+
+def supported_ops(version: tuple[int, ...] | str | None = None) -> frozenset[str]:
+    """The ops TensorRT `version` ("10.3.0", (10, 3)) parses; None: every target (8.6 and up)."""
+    if version is None:
+        return TRT_ONNX_OPS
+    if isinstance(version, str):
+        from runtime.trt_compat import parse_version
+
+        version = parse_version(version)
+    return frozenset(op for op, since in OPS_SINCE.items() if tuple(version[:2]) >= since)
 
 
 class UnsupportedOpsError(UserInputError):
@@ -183,8 +209,10 @@ def _count(graph: onnx.GraphProto, counts: Counter) -> None:
                 _count(sub, counts)
 
 
-def unsupported_ops(model: onnx.ModelProto) -> dict[str, int]:
-    return {op: n for op, n in sorted(op_counts(model).items()) if op not in TRT_ONNX_OPS}
+def unsupported_ops(model: onnx.ModelProto, version=None) -> dict[str, int]:
+    """Ops of `model` that TensorRT `version` cannot parse (None: not every target can)."""
+    ops = supported_ops(version)
+    return {op: n for op, n in sorted(op_counts(model).items()) if op not in ops}
 
 
 def check_trt_ops(model: onnx.ModelProto, what: str = "graph") -> None:

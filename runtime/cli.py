@@ -22,7 +22,7 @@ from rich.console import Console
 
 from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions, parse_device
-from runtime.cli_errors import UsageError, guarded, warning_line, warnings_as_lines
+from runtime.cli_errors import UsageError, guarded, in_cli_terms, warning_line, warnings_as_lines
 from runtime.disk_space import DEFAULT_MIN_FREE_MB
 from runtime.io.capture import RECONNECT_MAX_DELAY_S, Reconnect
 from runtime.io.sinks import OutputSpec, display_available
@@ -72,7 +72,19 @@ BACKEND_HELP = (
 def backend_line(backend: object) -> str:
     """'<what runs>' plus, where --backend auto picked it, '(auto: <why>)'."""
     choice = getattr(backend, "choice", None)
-    return f"{backend.description} (auto: {choice})" if choice else backend.description
+    return (
+        f"{backend.description} (auto: {in_cli_terms(choice)})" if choice else backend.description
+    )
+
+
+@dataclass(frozen=True)
+class EngineApis:
+    """What TensorRT engines run on: the tensorrt module and a runtime.cuda_mem.CudaApi; None
+    loads the real ones. Given to `run` as click's context object (run_app's `obj`): tests pass
+    fakes that way (tests/runtime/fake_trt_cli.py), the console script passes nothing."""
+
+    tensorrt: object | None = None
+    cuda: object | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class RunArgs:
     profile_warmup: int = 5  # frames left out of the profile's statistics
     reconnect: Reconnect | None = None  # live sources: reopen after a drop (None: never)
     stream_timeout_s: float = STREAM_TIMEOUT_S  # network streams: open / next-frame time-out
+    engine_apis: EngineApis = EngineApis()  # TensorRT engines: the real tensorrt and CUDA
 
 
 def default_model_path() -> Path | None:
@@ -229,12 +242,20 @@ def _check_profile_dir(folder: Path, overwrite: bool) -> None:
 
 
 def _open_model(args: RunArgs) -> tuple[object, object | None]:
-    """The model path, or with --profile an already opened backend with stage timers."""
+    """The opened backend, with --profile one with stage timers (and its timing CUDA API)."""
+    apis = args.engine_apis
     if args.profile is None:
-        return args.model, None
+        from runtime.backends import open_backend
+
+        backend = open_backend(
+            args.model, args.backend, args.options, tensorrt=apis.tensorrt, cuda=apis.cuda
+        )
+        return backend, None
     from runtime.profiling.profiler import open_profiled_backend
 
-    return open_profiled_backend(args.model, args.backend, args.options)
+    return open_profiled_backend(
+        args.model, args.backend, args.options, tensorrt=apis.tensorrt, cuda=apis.cuda
+    )
 
 
 def _instrument(args: RunArgs, seg: object, cuda: object, frames, sinks: list):
@@ -285,6 +306,7 @@ def _write_profile(report: dict, folder: Path) -> None:
     )
 )
 def run(
+    ctx: typer.Context,
     source: str = typer.Argument(
         ...,
         help="Video file, image file/folder/glob, camera index or /dev/videoN, rtsp:// or http:// "
@@ -398,6 +420,7 @@ def run(
             profile_warmup=profile_warmup,
             reconnect=Reconnect(reconnect, reconnect_delay),
             stream_timeout_s=stream_timeout,
+            engine_apis=ctx.obj if isinstance(ctx.obj, EngineApis) else EngineApis(),
         )
         return execute(args)
 

@@ -58,11 +58,15 @@ def usage_message(err: BaseException, argv: Sequence[str] = ()) -> str:
     return message
 
 
-def run_app(app: typer.Typer, prog_name: str, args: Sequence[str] | None = None) -> None:
-    """Call `app` with `args` (default: sys.argv[1:]) and exit with its code."""
+def run_app(
+    app: typer.Typer, prog_name: str, args: Sequence[str] | None = None, obj: object = None
+) -> None:
+    """Call `app` with `args` (default: sys.argv[1:]) and exit with its code. `obj` becomes the
+    commands' `ctx.obj` (click's context object): how a caller hands a command what it runs on
+    (e.g. scaseg-run's EngineApis); the console scripts pass none."""
     argv = list(sys.argv[1:] if args is None else args)
     try:
-        code = app(argv, prog_name=prog_name, standalone_mode=False)
+        code = app(argv, prog_name=prog_name, standalone_mode=False, obj=obj)
     except _CLICK_EXCEPTION as err:
         if type(err).__name__ == "NoArgsIsHelpError":  # help was already printed
             sys.exit(2)

@@ -74,10 +74,14 @@ def open_cuda(device: int = 0, need_graphs: bool = False) -> CudaApi:
 
 
 class PycudaApi:
+    """pycuda on the device's primary context. `driver` (the pycuda.driver module) and `libcuda`
+    (raw cuCtxPop/PushCurrent) default to the real ones; tests pass fakes."""
+
     name = "pycuda"
 
-    def __init__(self, device: int) -> None:
-        self._cuda = require("pycuda.driver", "for TensorRT device memory")
+    def __init__(self, device: int, driver: object = None, libcuda: object = None) -> None:
+        self._cuda = driver or require("pycuda.driver", "for TensorRT device memory")
+        self._libcuda = libcuda
         self._cuda.init()
         self._device = self._cuda.Device(device)
         self._context = self._device.retain_primary_context()
@@ -137,10 +141,67 @@ class PycudaApi:
         raise RuntimeError("pycuda cannot destroy CUDA graphs; install cuda-python")
 
     def close(self) -> None:
-        with self.active():  # pycuda frees the stream in its context ("out-of-thread" otherwise)
-            self._stream = None
-        # The primary context is reference-counted by the driver; detach drops our reference.
-        self._context.detach()
+        """Free the stream and release our primary-context reference, on any thread.
+
+        pycuda's Context.detach() (its src/cpp/cuda.hpp) releases a primary context only while
+        the context is pycuda's current one, or on the thread that retained it, where it first
+        pushes the context again; on any other thread it releases nothing. And the release
+        (cuDevicePrimaryCtxRelease) never pops the driver's context stack, unlike cuCtxDetach.
+        So: push (pycuda's current on this thread), free the stream inside it, detach while it
+        is current (released, dropped from pycuda's stack, nothing pushed), then pop the
+        driver's leftover entry, so the thread's context stack is as it was before close().
+        """
+        if self._context is None:
+            return
+        context, self._context = self._context, None
+        handle = int(context.handle)
+        context.push()
+        try:
+            self._stream = None  # destroyed now, in its context
+        finally:
+            context.detach()
+            self._pop_leftover(handle)
+
+    def _pop_leftover(self, handle: int) -> None:
+        """Pop `handle`'s entry that detach() leaves on this thread's driver stack: the top, or
+        just below the context pycuda made current again; anything else is left as it is."""
+        try:
+            libcuda = self._libcuda or _LibCuda()
+            above = self._cuda.Context.get_current()
+            saved = libcuda.pop_current() if above is not None else None
+            try:
+                top = libcuda.pop_current()
+                if top != handle:
+                    libcuda.push_current(top)  # not ours after all: put it back
+            finally:
+                if saved is not None:
+                    libcuda.push_current(saved)  # pycuda's current context stays current
+        except (OSError, AttributeError, RuntimeError):
+            pass  # no libcuda here (or an empty stack): pycuda's own state stands
+
+
+class _LibCuda:
+    """cuCtxPopCurrent / cuCtxPushCurrent of the driver library pycuda already loaded."""
+
+    def __init__(self) -> None:
+        lib = ctypes.CDLL("libcuda.so.1")  # Linux x86 and Jetson; other systems: OSError
+        # cuda.h maps cuCtxPopCurrent/cuCtxPushCurrent to these _v2 entry points (CUDA >= 4).
+        self._pop = lib.cuCtxPopCurrent_v2
+        self._pop.argtypes, self._pop.restype = [ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int
+        self._push = lib.cuCtxPushCurrent_v2
+        self._push.argtypes, self._push.restype = [ctypes.c_void_p], ctypes.c_int
+
+    def pop_current(self) -> int:
+        ctx = ctypes.c_void_p()
+        err = self._pop(ctypes.byref(ctx))
+        if err != 0:
+            raise RuntimeError(f"cuCtxPopCurrent failed (CUresult {err})")
+        return int(ctx.value or 0)
+
+    def push_current(self, handle: int) -> None:
+        err = self._push(ctypes.c_void_p(handle))
+        if err != 0:
+            raise RuntimeError(f"cuCtxPushCurrent failed (CUresult {err})")
 
 
 def import_cudart() -> object:

@@ -47,6 +47,18 @@ def major_minor(text: str) -> str:
     return ".".join(str(v) for v in parse_version(text)[:2])
 
 
+def same_library_version(built: str, running: str) -> bool:
+    """Whether an engine serialized by TensorRT `built` loads in TensorRT `running`.
+
+    Plans are tied to the exact library build: TensorRT's deserializer refuses any other
+    version, patch and build number included (the developer guide's serialized-engine
+    compatibility rules; version-compatible engines are opt-in and never built here). Compared
+    as parsed version numbers so "10.3.0.30" equals "10.3.0.30.post1"-style spellings; an
+    unparseable or missing version never matches."""
+    built_v, running_v = parse_version(built), parse_version(running)
+    return bool(built_v) and built_v == running_v
+
+
 def import_tensorrt() -> ModuleType:
     trt = require("tensorrt", "to run .engine files")
     check_version(trt.__version__)
@@ -79,6 +91,9 @@ def make_logger(trt: ModuleType) -> object:
     if known is not None and known[0] is trt:
         return known[1]
 
+    errors = frozenset((trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR))
+    kept = errors | {trt.ILogger.WARNING}
+
     class CollectingLogger(trt.ILogger):
         def __init__(self) -> None:
             # The base __init__ must be called explicitly or TensorRT crashes on the first log.
@@ -87,12 +102,17 @@ def make_logger(trt: ModuleType) -> object:
             self.total = 0  # errors logged so far, counting those no longer kept
 
         def log(self, severity, msg) -> None:
+            # An ILogger subclass has no min_severity (only the built-in trt.Logger has): TensorRT
+            # calls this for every INFO and VERBOSE message of a build, thousands of them. Drop
+            # those first, with one set lookup, before anything touches `msg`.
+            if severity not in kept:
+                return
             try:  # called from TensorRT's C++ (noexcept): an exception here would terminate
-                if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                if severity in errors:
                     self.errors.append(str(msg))
                     self.total += 1
                     del self.errors[:-MAX_KEPT_ERRORS]
-                elif severity == trt.ILogger.WARNING:
+                else:
                     warnings.warn(f"TensorRT: {msg}", TensorRTLogWarning, stacklevel=2)
             except Exception:  # e.g. warnings turned into errors with -W error
                 pass

@@ -153,10 +153,17 @@ def open_backend(
     path: str | os.PathLike,
     kind: str = "auto",
     options: BackendOptions | None = None,
+    *,
+    tensorrt: object | None = None,
+    cuda: object | None = None,
 ) -> Backend:
     """Open an artifact with its sidecar; `kind` auto picks by file type (and, for .onnx, by
     what is installed: see choose_onnx_backend). An auto-picked backend has `choice` set to the
-    reason it was picked."""
+    reason it was picked.
+
+    `tensorrt` (the module) and `cuda` (a runtime.cuda_mem.CudaApi) are what a TensorRT engine
+    runs on; None loads the real ones (tensorrt; pycuda or cuda-python). Tests pass fakes. ONNX
+    models do not use them."""
     options = options or BackendOptions()
     if kind not in KINDS:
         raise ValueError(f"backend kind must be one of {KINDS}, got {kind!r}")
@@ -187,7 +194,7 @@ def open_backend(
     options.cuda_device  # noqa: B018 -- raises its ValueError for an OpenVINO device name
     from runtime.backends.trt_backend import TrtBackend
 
-    return TrtBackend(path, meta, options)
+    return TrtBackend(path, meta, options, tensorrt=tensorrt, cuda=cuda)
 
 
 def _open_onnx(path: Path, kind: str, meta: ModelMeta, options: BackendOptions) -> Backend:

@@ -1,4 +1,5 @@
-"""Which backend `--backend auto` runs an .onnx model on, and why (the CLIs print the reason).
+"""Which backend `backend="auto"` runs an .onnx model on, and why (the CLIs print the reason,
+with the API's option names turned into their flags).
 
 Kept apart from the backends themselves: deciding needs only the sidecar and what is installed,
 and no import of openvino (ONNX Runtime is asked for its provider list).
@@ -18,7 +19,7 @@ NVIDIA_EPS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 @dataclass(frozen=True)
 class BackendChoice:
-    """Which backend `--backend auto` picked for an .onnx model, and why (shown to the user)."""
+    """Which backend `backend="auto"` picked for an .onnx model, and why (shown to the user)."""
 
     kind: str  # onnxruntime | openvino
     reason: str
@@ -37,7 +38,7 @@ def choose_onnx_backend(
     on x86 CPUs when the export gate ran the artifact on OpenVINO and it passed; else ONNX Runtime.
     """
     if provider != "auto":
-        return BackendChoice("onnxruntime", f"--provider {provider} given")
+        return BackendChoice("onnxruntime", f"provider={provider!r} given")
     nvidia = [p for p in ort_providers if p in NVIDIA_EPS]
     if nvidia:
         return BackendChoice("onnxruntime", f"NVIDIA GPU: ONNX Runtime lists {nvidia[0]}")
@@ -77,7 +78,7 @@ def auto_onnx_choice(meta: ModelMeta, provider: str, device: int | str | None) -
     """choose_onnx_backend with the facts of this machine (openvino is found, not imported);
     `provider` and `device` as in BackendOptions."""
     if isinstance(device, str):
-        return BackendChoice("openvino", f"--device {device} is an OpenVINO device")
+        return BackendChoice("openvino", f"device={device!r} is an OpenVINO device")
     ort_providers: list[str] = []
     if _installed("onnxruntime"):
         import onnxruntime

@@ -50,7 +50,8 @@ def rebuild_command(engine_info: dict | None, artifact: Path) -> str:
 
 
 def check_engine_provenance(engine_info: dict | None, running: RunningEnv, artifact: Path) -> None:
-    """Refuse an engine whose sidecar TensorRT major.minor, GPU name or compute capability differ."""
+    """Refuse an engine whose sidecar TensorRT version (all of it: TensorRT loads plans from its
+    own library version only), GPU name or compute capability differ."""
     command = rebuild_command(engine_info, artifact)
     if not engine_info:
         raise EngineMismatchError(
@@ -59,7 +60,7 @@ def check_engine_provenance(engine_info: dict | None, running: RunningEnv, artif
         )
     built_trt = str(engine_info.get("tensorrt_version") or "unknown")
     problems = []
-    if trt_compat.major_minor(built_trt) != trt_compat.major_minor(running.tensorrt_version):
+    if not trt_compat.same_library_version(built_trt, running.tensorrt_version):
         problems.append(f"TensorRT {built_trt} (this device runs {running.tensorrt_version})")
     built_cc = str(engine_info.get("compute_capability") or "unknown")
     if built_cc != running.compute_capability:

@@ -178,10 +178,16 @@ class StageTimingCuda:
 
 
 def open_profiled_backend(
-    path: str | os.PathLike, kind: str = "auto", options: BackendOptions | None = None
+    path: str | os.PathLike,
+    kind: str = "auto",
+    options: BackendOptions | None = None,
+    *,
+    tensorrt: object | None = None,
+    cuda: object | None = None,
 ) -> tuple[Backend, StageTimingCuda | None]:
     """Open an artifact for profiling: TensorRT engines get a StageTimingCuda (returned too, for
-    its device info and copy timings); ONNX models open exactly as open_backend opens them."""
+    its device info and copy timings); ONNX models open exactly as open_backend opens them.
+    `tensorrt`/`cuda`: as open_backend's (None: the real ones)."""
     options = options or BackendOptions()
     path = Path(path)
     if not path.is_file() or backend_kind(path) != "tensorrt" or kind == "onnxruntime":
@@ -194,8 +200,8 @@ def open_profiled_backend(
     if options.provider not in ("auto", "tensorrt") or options.trt_cache_dir:
         return open_backend(path, kind, options), None  # raises its usual usage error
     meta = read_meta(path)  # sidecar and TensorRT first: both fail fast, before CUDA is touched
-    trt = trt_compat.import_tensorrt()
-    cuda = StageTimingCuda(open_cuda(options.cuda_device, need_graphs=options.cuda_graph))
+    trt = tensorrt or trt_compat.import_tensorrt()
+    cuda = StageTimingCuda(cuda or open_cuda(options.cuda_device, need_graphs=options.cuda_graph))
     # From here TrtBackend closes the CUDA API itself if loading the engine fails.
     return TrtBackend(path, meta, options, tensorrt=trt, cuda=cuda), cuda
 

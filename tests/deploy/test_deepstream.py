@@ -27,22 +27,70 @@ def read_config(path) -> configparser.SectionProxy:
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 def test_nvinfer_config_matches_sidecar(tmp_path, dynamic):
-    onnx = build_model(tmp_path / "tiny.int8.onnx", dynamic=dynamic, precision="int8")
+    onnx = build_model(tmp_path / "tiny.fp16.onnx", dynamic=dynamic, precision="fp16")
     meta = read_meta(onnx)
     with pytest.warns(DeepStreamApproximationWarning, match="one scale to all channels"):
         path = write_deepstream_config(onnx, tmp_path / "ds")
     cfg = read_config(path)
-    assert cfg["network-type"] == "2" and cfg["network-mode"] == "1"  # segmentation, INT8
+    assert cfg["network-type"] == "2" and cfg["network-mode"] == "2"  # segmentation, FP16
     assert cfg["infer-dims"] == f"3;{meta.preprocess.height};{meta.preprocess.width}"
     assert cfg["num-detected-classes"] == str(meta.num_classes)
     assert cfg["output-blob-names"] == "probs"
     assert cfg["model-color-format"] == "0"  # RGB, as the sidecar's preprocessing
     assert [float(v) for v in cfg["offsets"].split(";")] == pytest.approx(meta.preprocess.mean)
     assert float(cfg["net-scale-factor"]) == pytest.approx(3 / sum(meta.preprocess.std))
-    assert cfg["model-engine-file"] == "tiny.int8.deepstream.onnx_b1_gpu0_int8.engine"
+    assert cfg["onnx-file"] == "tiny.fp16.deepstream.onnx"
+    assert cfg["model-engine-file"] == "tiny.fp16.deepstream.onnx_b1_gpu0_fp16.engine"
+    assert "int8-calib-file" not in cfg
     labels = (tmp_path / "ds" / cfg["labelfile-path"]).read_text().splitlines()
     assert labels == list(meta.class_names)
     assert "nvinfer config-file-path=" + path.name in (tmp_path / "ds" / "pipeline.txt").read_text()
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_nvsegvisual_draws_the_output_size_not_the_input_size(tmp_path, dynamic):
+    """nvinfer's class map has the output tensor's H x W (stride 4 here): nvsegvisual must too."""
+    onnx = build_model(tmp_path / "tiny.fp32.onnx", dynamic=dynamic)
+    meta = read_meta(onnx)
+    with pytest.warns(DeepStreamApproximationWarning):
+        path = write_deepstream_config(onnx, tmp_path / "ds")
+    h, w = meta.preprocess.height // meta.output_stride, meta.preprocess.width // meta.output_stride
+    if not dynamic:
+        assert tuple(meta.output.shape[-2:]) == (h, w)
+    pipeline = (tmp_path / "ds" / "pipeline.txt").read_text()
+    assert pipeline.count(f"nvsegvisual width={w} height={h}") == 2
+    assert f"nvsegvisual {w}x{h} = the class map nvinfer outputs" in pipeline
+    assert f"width x height: {w}x{h}" in path.read_text()  # the derivation, in the config too
+
+
+def test_an_int8_onnx_is_refused_for_nvinfers_onnx_route(tmp_path):
+    """nvinfer builds INT8 only with an int8-calib-file; a Q/DQ ONNX has none, so the config
+    would silently build FP16 under another name at every start."""
+    onnx = build_model(tmp_path / "tiny.int8.onnx", precision="int8")
+    with pytest.raises(
+        DeepStreamConfigError, match=r"int8-calib-file.*prebuilt_engine=True"
+    ) as err:
+        write_deepstream_config(onnx, tmp_path / "ds")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_int8_engine_route_points_nvinfer_at_the_engine_build_engine_writes(tmp_path):
+    from export.artifacts import engine_path_for
+    from runtime.meta import check_artifact_hash
+
+    onnx = build_model(tmp_path / "tiny.int8.onnx", precision="int8")
+    with pytest.warns(DeepStreamApproximationWarning):
+        path = write_deepstream_config(onnx, tmp_path / "ds", prebuilt_engine=True)
+    cfg = read_config(path)
+    assert cfg["network-mode"] == "1"  # the engine's precision
+    assert "onnx-file" not in cfg and "int8-calib-file" not in cfg  # nvinfer never builds
+    ds_onnx = tmp_path / "ds" / "tiny.int8.deepstream.onnx"
+    assert cfg["model-engine-file"] == engine_path_for(ds_onnx).name
+    assert f"scaseg-export build-engine {ds_onnx.name}" in path.read_text()
+    meta = read_meta(ds_onnx)  # the sidecar build-engine needs, describing the Softmax output
+    assert meta.output.name == "probs" and meta.precision == "int8"
+    check_artifact_hash(ds_onnx, meta)
 
 
 def test_softmax_onnx_keeps_the_class_map(tmp_path):
@@ -69,3 +117,20 @@ def test_artifacts_nvinfer_cannot_take_are_refused(tmp_path):
     plain = build_model(tmp_path / "tiny.fp32.onnx")
     with pytest.raises(DeepStreamConfigError, match="batch size 4"):
         write_deepstream_config(plain, tmp_path / "ds", batch_size=4)
+
+
+def test_export_cli_refuses_int8_for_deepstream_before_exporting(tmp_path):
+    """`scaseg-export --precision int8 --deepstream DIR`: one line, exit 2, nothing written."""
+    import subprocess
+    import sys
+
+    out, ds = tmp_path / "out", tmp_path / "ds"
+    done = subprocess.run(
+        [sys.executable, "-m", "export.cli", "--precision", "int8", "--deepstream", str(ds),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and "int8-calib-file" in lines[0] and "build-engine" in lines[0], lines
+    assert not out.exists() and not ds.exists()

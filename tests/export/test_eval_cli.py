@@ -27,7 +27,7 @@ def _one_error_line(result, match: str) -> None:
     """Exit 2 and one error line, last (a mismatch found while scoring follows the model and
     data lines), with no traceback."""
     lines = [line for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
+    errors = [line for line in lines if line.startswith("scaseg-eval: error:")]
     assert result.exit_code == 2, result.output
     assert len(errors) == 1 and lines[-1] == errors[0], result.output
     assert "Traceback" not in result.output

@@ -71,7 +71,8 @@ def test_tensorrt_8_6_uses_flags_and_pins_fragile_layers_to_fp32(tmp_path):
     net, cfg = trt.fake.networks[0], trt.fake.configs[0]
     assert net.flags == 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     assert {trt.BuilderFlag.FP16, trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS} <= cfg.fake_flags
-    pinned = {layer.name: layer for layer in net.fake_layers if layer.precision == "float32"}
+    pinned = {layer.name: layer for layer in net.fake_layers if layer.fake_precision_set}
+    assert all(layer.precision == "float32" for layer in pinned.values())
     assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/attn/Softmax_1"}
     assert all(layer.fake_output_types == {0: "float32"} for layer in pinned.values())
     assert result.mode == "builder-flags" and set(result.pinned_fp32_layers) == set(pinned)
@@ -124,8 +125,8 @@ def test_a_timing_cache_from_another_tensorrt_is_dropped_with_its_errors(tmp_pat
 
 
 def test_fp32_layer_names_match_exactly_or_with_the_parsers_counter(tmp_path):
-    """onnx-tensorrt names a node's further layers <node>_<counter>; an int32 output keeps its
-    type; a kept-FP32 node with no layer of its name is warned about."""
+    """onnx-tensorrt names a node's further layers <node>_<counter>; a layer with an integer
+    output is not pinned at all; a kept-FP32 node with no layer of its name is warned about."""
     layers = ["/m/norm1/LayerNormalization", "/m/norm1/LayerNormalization_37:int32",
               "/m/attn/Softmax_12", "/m/attn/SoftmaxCast", "/m/Conv"]  # fmt: skip
     trt = FakeTrt("8.6.1", layer_names=layers)
@@ -135,12 +136,32 @@ def test_fp32_layer_names_match_exactly_or_with_the_parsers_counter(tmp_path):
     with pytest.warns(UserWarning, match=r"1 of the 3 nodes .* /m/gone/ReduceMean"):
         result = build_engine(path, EngineOptions(), trt=trt, cuda=FakeCuda())
     net = trt.fake.networks[0]
-    pinned = {layer.name: layer for layer in net.fake_layers if layer.precision == "float32"}
-    assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/norm1/LayerNormalization_37",
-                           "/m/attn/Softmax_12"}  # fmt: skip
+    pinned = {layer.name: layer for layer in net.fake_layers if layer.fake_precision_set}
+    assert set(pinned) == {"/m/norm1/LayerNormalization", "/m/attn/Softmax_12"}
     assert pinned["/m/norm1/LayerNormalization"].fake_output_types == {0: "float32"}
-    assert pinned["/m/norm1/LayerNormalization_37"].fake_output_types == {}  # int32 stays int32
+    int_layer = net.fake_layers[1]  # its requested output type reads FLOAT, its tensor is int32
+    assert int_layer.get_output_type(0) == "float32" and int_layer.get_output(0).dtype == "int32"
+    assert not int_layer.fake_precision_set and int_layer.fake_output_types == {}
     assert set(result.pinned_fp32_layers) == set(pinned)
+
+
+def test_pinning_an_integer_output_layer_fails_the_fake_8_6_build_as_the_real_one_can(tmp_path):
+    """The fake's OBEY_PRECISION_CONSTRAINTS check: the old pinning (every matched layer, the
+    type read from get_output_type) would have pinned the int32 layer and failed here."""
+    from export import trt_compat
+    from runtime.trt_compat import make_logger
+
+    trt = FakeTrt("8.6.1", layer_names=["/m/attn/Softmax", "/m/attn/Softmax_3:int32"])
+    builder = trt.Builder(make_logger(trt))
+    net = builder.create_network(0)
+    for layer in net.fake_layers:  # what the old code did
+        layer.precision = trt.float32
+    cfg = builder.create_builder_config()
+    cfg.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    assert builder.build_serialized_network(net, cfg) is None
+    net = builder.create_network(0)
+    assert trt_compat.constrain_fp32_layers(trt, net, ["/m/attn/Softmax"]) == ["/m/attn/Softmax"]
+    assert builder.build_serialized_network(net, cfg) == b"FAKE-ENGINE"
 
 
 def test_an_invalid_profile_is_refused(tmp_path):
@@ -340,3 +361,116 @@ def test_implicit_int8_of_a_user_model_needs_its_calibration_data(tmp_path):
     with pytest.raises(ValueError, match="--implicit-int8 needs --calib-data"):
         build_engine(path, EngineOptions(implicit_int8=True), trt=trt, cuda=FakeCuda())
     assert not trt.fake.configs  # refused before any TensorRT object was made
+
+
+def test_dla_refuses_a_dynamic_shape_before_tensorrt_is_imported(tmp_path):
+    """DLA needs min = opt = max; checked from the sidecar, so with no TensorRT at all."""
+    path = _artifact(tmp_path, "fp16", dynamic=True)
+    with pytest.raises(ValueError, match=r"needs a static input shape \(min = opt = max\)"):
+        build_engine(path, EngineOptions(dla_core=0), trt=None, cuda=FakeCuda())
+
+
+def test_dla_accepts_a_profile_with_min_equal_to_max(tmp_path):
+    path = _artifact(tmp_path, "fp16", dynamic=True)
+    meta = read_meta(path)
+    one = ((1, 3, 64, 64),) * 3
+    write_meta(path, replace(meta, input=replace(meta.input, profile=one)))
+    trt = FakeTrt("10.3.0", layer_names=LAYERS, dla_cores=1)
+    build_engine(path, EngineOptions(dla_core=0), trt=trt, cuda=FakeCuda())
+    assert trt.fake.configs[0].fake_profiles[0].fake_shapes == {"input": one}
+
+
+def test_dla_on_tensorrt_8_refuses_the_qdq_int8_onnx_but_not_implicit_int8(tmp_path):
+    with pytest.raises(ValueError, match=r"DLA on TensorRT 8\.6\.1 cannot run the Q/DQ"):
+        _build(tmp_path, "8.6.1", precision="int8", options=EngineOptions(dla_core=0), dla_cores=1)
+    (tmp_path / "implicit").mkdir()
+    trt = FakeTrt("8.6.1", layer_names=LAYERS, dla_cores=1)
+    options = EngineOptions(dla_core=0, implicit_int8=True, calib_data="generated", calib_samples=1)
+    result = build_engine(
+        _artifact(tmp_path / "implicit", "fp32"), options, trt=trt, cuda=FakeCuda()
+    )
+    assert result.mode == "implicit-int8" and trt.fake.configs[0].DLA_core == 0
+    (tmp_path / "ten").mkdir()
+    _, result = _build(tmp_path / "ten", "10.3.0", precision="int8",
+                       options=EngineOptions(dla_core=0), dla_cores=1)  # fmt: skip
+    assert result.precision == "int8"
+
+
+def test_dla_sidecar_records_how_many_layers_dla_takes(tmp_path):
+    _, result = _build(tmp_path, options=EngineOptions(dla_core=0), dla_cores=1,
+                       dla_incapable={"/m/attn/Softmax_1"})  # fmt: skip
+    layers = read_meta(result.path).engine["dla_layers"]
+    assert layers["on_dla"] == 3 and layers["total"] == 4
+    (tmp_path / "gpu").mkdir()
+    _, plain = _build(tmp_path / "gpu")
+    assert "dla_layers" not in read_meta(plain.path).engine
+
+
+def test_dla_build_with_no_layer_dla_can_run_is_refused(tmp_path):
+    with pytest.raises(EngineBuildError, match="none of the 4 layers can run on DLA core 0"):
+        _build(tmp_path, options=EngineOptions(dla_core=0), dla_cores=1, dla_incapable=set(LAYERS))
+    assert not list(tmp_path.glob("*.engine"))
+
+
+def test_implicit_int8_cache_is_keyed_by_the_onnx_bytes_not_its_name(tmp_path):
+    """Weights re-exported under the same file name must be calibrated again."""
+    path = _artifact(tmp_path, "fp32")
+    options = EngineOptions(implicit_int8=True, calib_data="generated", calib_samples=1)
+    trt = FakeTrt("8.6.1", layer_names=LAYERS)
+    build_engine(path, options, trt=trt, cuda=FakeCuda())
+    assert trt.fake.calibration != ["cache"]
+    path.write_bytes(b"the same file name, re-exported weights")
+    trt2 = FakeTrt("8.6.1", layer_names=LAYERS)
+    build_engine(path, replace(options, force=True), trt=trt2, cuda=FakeCuda())
+    assert trt2.fake.calibration != ["cache"]  # calibrated again, not the old scales
+    assert len(list(tmp_path.glob("m.fp32.calib-*.cache"))) == 2
+    trt3 = FakeTrt("8.6.1", layer_names=LAYERS)
+    build_engine(path, replace(options, force=True), trt=trt3, cuda=FakeCuda())
+    assert trt3.fake.calibration == ["cache"]  # same bytes, same data: the cache is reused
+
+
+def test_build_engine_cli_refuses_dla_on_a_dynamic_onnx_without_tensorrt(tmp_path):
+    """Through the real console entry point, on a machine without TensorRT: exit 2, one line."""
+    import subprocess
+    import sys
+
+    from tests.support.deploy_models import build_model
+
+    onnx = build_model(tmp_path / "tiny.fp16.onnx", dynamic=True, precision="fp16")
+    done = subprocess.run(
+        [sys.executable, "-m", "export.cli", "build-engine", str(onnx), "--dla-core", "0"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(lines) == 1 and "needs a static input shape" in lines[0], lines
+    assert "TensorRT" not in lines[0]  # refused before TensorRT was looked for
+
+
+def test_the_logger_drops_info_and_verbose_before_touching_the_message(monkeypatch):
+    """TensorRT calls an ILogger subclass for every message of a build; INFO/VERBOSE must cost
+    one comparison: the message is never formatted, stored or warned about."""
+    import warnings
+
+    from runtime.trt_compat import make_logger
+
+    class Message:
+        touched = 0
+
+        def __str__(self) -> str:
+            Message.touched += 1
+            return "message"
+
+        def __format__(self, spec: str) -> str:
+            return str(self)
+
+    trt = FakeTrt("8.6.1")
+    logger = make_logger(trt)
+    warned = []
+    monkeypatch.setattr(warnings, "warn", lambda *a, **k: warned.append(a))
+    for severity in (trt.ILogger.INFO, trt.ILogger.VERBOSE):
+        logger.log(severity, Message())
+    assert Message.touched == 0 and warned == [] and logger.total == 0
+    logger.log(trt.ILogger.WARNING, Message())
+    logger.log(trt.ILogger.ERROR, Message())
+    assert len(warned) == 1 and logger.errors == ["message"] and Message.touched == 2

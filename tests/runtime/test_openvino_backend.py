@@ -257,7 +257,7 @@ def meta(tmp_path_factory):
 @pytest.mark.parametrize(
     ("provider", "providers", "installed", "machine", "gated", "kind", "why"),
     [
-        ("cpu", [], True, "x86_64", True, "onnxruntime", "--provider cpu given"),
+        ("cpu", [], True, "x86_64", True, "onnxruntime", "provider='cpu' given"),
         ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], True, "x86_64", True, "onnxruntime", "NVIDIA GPU"),
         ("auto", ["CPUExecutionProvider"], True, "x86_64", True, "openvino", "verified on OpenVINO at export"),
         ("auto", ["CPUExecutionProvider"], True, "AMD64", True, "openvino", "argmax agreement 99.90%"),
@@ -283,5 +283,5 @@ def test_auto_opens_openvino_for_a_verified_artifact_on_x86(tmp_path):
     # An explicit backend or provider keeps ONNX Runtime, as before.
     assert type(open_backend(path, "onnxruntime")).__name__ == "OrtBackend"
     assert (
-        open_backend(path, options=BackendOptions(provider="cpu")).choice == "--provider cpu given"
+        open_backend(path, options=BackendOptions(provider="cpu")).choice == "provider='cpu' given"
     )

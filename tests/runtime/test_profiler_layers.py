@@ -102,7 +102,7 @@ def test_fake_trt_iprofiler_layers_are_averaged_and_detached(tmp_path):
     backend = _fake_backend(tmp_path)
     batch = np.zeros((1, 3, 64, 64), np.float32)
     profile = profile_layers(backend, BackendOptions(), batch, runs=4)
-    assert profile.runs == 4 and profile.source == "tensorrt 10.3.0 IProfiler"
+    assert profile.runs == 4 and profile.source == "tensorrt 10.3.0.30 IProfiler"
     assert [(t.name, t.mean_ms) for t in profile.layers] == list(FAKE_LAYERS)  # warm-up excluded
     assert [t.op_type for t in profile.layers] == ["Conv", "MatMul"]
     assert backend._context.profiler is None  # detached: later inferences run unprofiled

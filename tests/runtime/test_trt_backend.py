@@ -58,10 +58,29 @@ def test_engine_for_another_device_is_refused_with_the_rebuild_command(tmp_path,
     assert message.endswith(f"rebuild on this device: {BUILD}") and "\n" not in message
 
 
-def test_patch_release_difference_is_accepted(tmp_path):
-    check_engine_provenance(
-        {**PROVENANCE, "tensorrt_version": "10.3.1"}, RUNNING, tmp_path / "m.engine"
-    )
+@pytest.mark.parametrize("built", ["10.3.1.0", "10.3.0.26", "10.3", "unknown"])
+def test_any_other_tensorrt_build_is_refused_patch_and_build_number_included(tmp_path, built):
+    """TensorRT deserializes plans of its own library version only, so a patch or build-number
+    difference is refused too, in one line, before the engine is deserialized."""
+    with pytest.raises(EngineMismatchError) as err:
+        check_engine_provenance(
+            {**PROVENANCE, "tensorrt_version": built}, RUNNING, tmp_path / "m.engine"
+        )
+    message = str(err.value)
+    assert f"TensorRT {built} (this device runs 10.3.0.30)" in message and "\n" not in message
+    assert "rebuild on this device" in message
+    path, meta = make_engine(tmp_path, engine={**PROVENANCE, "tensorrt_version": built})
+    cuda = FakeCuda()
+    trt = FakeTrt("10.3.0.30", cuda=cuda)
+    with pytest.raises(EngineMismatchError, match="rebuild on this device"):
+        TrtBackend(path, meta, BackendOptions(), tensorrt=trt, cuda=cuda)
+    assert trt.fake.runtimes == []  # never deserialized
+
+
+def test_the_same_tensorrt_version_is_accepted(tmp_path):
+    check_engine_provenance({**PROVENANCE}, RUNNING, tmp_path / "m.engine")
+    assert trt_compat.same_library_version("10.3.0.30", "10.3.0.30.post1")
+    assert not trt_compat.same_library_version("", "")
 
 
 def test_engine_without_provenance_is_refused(tmp_path):
@@ -337,3 +356,29 @@ def test_no_cuda_binding_names_both_options():
         open_cuda(0)
     with pytest.raises(MissingDependencyError, match="CUDA graphs need cuda-python"):
         open_cuda(0, need_graphs=True)
+
+
+def test_open_backend_and_scaseg_run_take_tensorrt_and_cuda_from_the_caller(tmp_path):
+    """Dependency injection, not patching: open_backend(tensorrt=, cuda=) and scaseg-run's app
+    called with EngineApis as its context object run the engine on the given fakes."""
+    from runtime.cli import EngineApis, app
+    from runtime.cli_app import run_app
+    from scenes import write_scene_video
+
+    path, _ = make_engine(tmp_path)
+    cuda = FakeCuda()
+    trt = FakeTrt("10.3.0.30", cuda=cuda)
+    with open_backend(path, tensorrt=trt, cuda=cuda) as backend:
+        assert backend.infer(batch()).shape == (1, K, 16, 16)
+    assert cuda.closed and len(trt.fake.runtimes) == 1
+
+    video = tmp_path / "clip.mp4"
+    write_scene_video(video, 0, 48, 80, 2)
+    cuda = FakeCuda()
+    trt = FakeTrt("10.3.0.30", cuda=cuda)
+    argv = [str(video), "--model", str(path), "--labels-out", str(tmp_path / "labels")]
+    with pytest.raises(SystemExit) as done:
+        run_app(app, "scaseg-run", argv, obj=EngineApis(tensorrt=trt, cuda=cuda))
+    assert done.value.code == 0
+    assert len(trt.fake.runtimes) == 1 and ("execute",) in cuda.device.log and cuda.closed
+    assert len(list((tmp_path / "labels").iterdir())) == 2

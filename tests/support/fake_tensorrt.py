@@ -172,27 +172,62 @@ class FakeRuntime:
 # --- builder side: Builder -> INetworkDefinition / IBuilderConfig / OnnxParser -----------------
 
 
+class FakeTensor:
+    """An ITensor: its `dtype` is the type the network inferred for it."""
+
+    def __init__(self, dtype) -> None:
+        self.dtype = dtype
+
+
 class FakeLayer:
-    """Layer "name:int32" has one int32 output (a Shape or ArgMax); others one float16 output."""
+    """ILayer of TensorRT 11 (no per-layer precision: it is strongly typed only).
+
+    Layer "name:int32" has one int32 output (a Shape or ArgMax); others one float16 output.
+    """
 
     def __init__(self, name: str, num_outputs: int = 1) -> None:
         self.name, _, kind = name.partition(":")
         self.num_outputs = num_outputs
-        self.precision = None
+        self._outputs = [FakeTensor(kind or "float16") for _ in range(num_outputs)]
+
+    def get_output(self, index: int) -> FakeTensor:
+        return self._outputs[index]
+
+
+class FakeLayerWithPrecision(FakeLayer):
+    """ILayer of TensorRT < 11: per-layer precision and output types can be requested.
+
+    As in the real bindings, get_output_type returns the *requested* type, FLOAT until
+    set_output_type is called, whatever the output tensor's own type is.
+    """
+
+    def __init__(self, name: str, num_outputs: int = 1) -> None:
+        super().__init__(name, num_outputs)
+        self._precision = "float32"  # the real default reads DataType.FLOAT, not "unset"
+        self.fake_precision_set = False
         self.fake_output_types: dict[int, object] = {}
-        self._built_types = {i: kind or "float16" for i in range(num_outputs)}
+
+    @property
+    def precision(self):
+        return self._precision
+
+    @precision.setter
+    def precision(self, dtype) -> None:
+        self._precision = dtype
+        self.fake_precision_set = True
 
     def get_output_type(self, index: int):
-        return self.fake_output_types.get(index, self._built_types[index])
+        return self.fake_output_types.get(index, "float32")
 
     def set_output_type(self, index: int, dtype) -> None:
         self.fake_output_types[index] = dtype
 
 
 class FakeNetwork:
-    def __init__(self, flags: int, layer_names: list[str]) -> None:
+    def __init__(self, flags: int, layer_names: list[str], major: int) -> None:
         self.flags = flags
-        self.fake_layers = [FakeLayer(n) for n in layer_names]
+        layer_type = FakeLayer if major >= 11 else FakeLayerWithPrecision
+        self.fake_layers = [layer_type(n) for n in layer_names]
 
     @property
     def num_layers(self) -> int:
@@ -268,6 +303,12 @@ class FakeConfig:
     def get_timing_cache(self) -> FakeTimingCache | None:
         return self.fake_timing_cache
 
+    def get_device_type(self, layer):
+        return self.default_device_type or FakeTrt.DeviceType.GPU
+
+    def can_run_on_DLA(self, layer) -> bool:  # noqa: N802 - the real name
+        return layer.name not in self._state.dla_incapable
+
 
 class FakeConfigWithInt8(FakeConfig):
     """IBuilderConfig of TensorRT < 11: implicit INT8 calibration still exists."""
@@ -307,7 +348,7 @@ class FakeBuilder:
         self.num_DLA_cores = state.dla_cores
 
     def create_network(self, flags: int) -> FakeNetwork:
-        net = FakeNetwork(flags, self._state.layer_names)
+        net = FakeNetwork(flags, self._state.layer_names, self._state.major)
         self._state.networks.append(net)
         return net
 
@@ -324,6 +365,20 @@ class FakeBuilder:
         if self._state.build_error:
             self._logger.log(FakeILogger.ERROR, self._state.build_error)
             return None
+        if "OBEY_PRECISION_CONSTRAINTS" in {getattr(f, "name", f) for f in config.fake_flags}:
+            for layer in network.fake_layers:
+                outputs = [layer.get_output(k).dtype for k in range(layer.num_outputs)]
+                if layer.fake_precision_set and any(
+                    t not in ("float32", "float16") for t in outputs
+                ):
+                    # What TensorRT 8.6 does with a float precision on an integer-output layer
+                    # under OBEY_PRECISION_CONSTRAINTS: no implementation obeys it.
+                    self._logger.log(
+                        FakeILogger.ERROR,
+                        f"{layer.name}: could not find any implementation for node "
+                        "obeying the precision constraints",
+                    )
+                    return None
         if getattr(config, "int8_calibrator", None) is not None:
             self._calibrate(config.int8_calibrator)
         return b"FAKE-ENGINE"
@@ -352,6 +407,7 @@ class FakeTrtState:
     device: FakeDevice
     layer_names: list = field(default_factory=list)
     dla_cores: int = 0
+    dla_incapable: set = field(default_factory=set)  # layer names DLA cannot run
     build_error: str | None = None
     parse_errors: list = field(default_factory=list)
     rejected_cache: bytes | None = None
@@ -393,10 +449,11 @@ class FakeTrt:
 
     def __init__(
         self,
-        version: str = "10.3.0",
+        version: str = "10.3.0.30",  # fake_engine.PROVENANCE: a full trt.__version__
         cuda: FakeCuda | None = None,
         layer_names=(),
         dla_cores: int = 0,
+        dla_incapable=(),
         build_error: str | None = None,
         parse_errors=(),
         rejected_cache: bytes | None = None,
@@ -413,6 +470,7 @@ class FakeTrt:
             device=(cuda or FakeCuda()).device,
             layer_names=list(layer_names),
             dla_cores=dla_cores,
+            dla_incapable=set(dla_incapable),
             build_error=build_error,
             parse_errors=list(parse_errors),
             rejected_cache=rejected_cache,
@@ -447,7 +505,9 @@ REAL_COUNTERPARTS = {
     FakeExecutionContext: "IExecutionContext",
     FakeBuilder: "Builder",
     FakeNetwork: "INetworkDefinition",
+    FakeTensor: "ITensor",
     FakeLayer: "ILayer",
+    FakeLayerWithPrecision: "ILayer",
     FakeProfile: "IOptimizationProfile",
     FakeTimingCache: "ITimingCache",
     FakeConfig: "IBuilderConfig",

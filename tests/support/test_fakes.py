@@ -16,6 +16,7 @@ from tests.support.fake_tensorrt import (
     REAL_COUNTERPARTS,
     FakeConfigWithInt8,
     FakeEntropyCalibrator2,
+    FakeLayerWithPrecision,
     FakeTrt,
 )
 
@@ -89,7 +90,11 @@ def test_every_name_the_fakes_define_exists_on_the_real_tensorrt():
             if not hasattr(getattr(trt, enum_name), member):
                 missing.append(f"tensorrt.{enum_name}.{member}")
     for fake_cls, real_name in REAL_COUNTERPARTS.items():
-        if fake.fake.major >= 11 and fake_cls in (FakeConfigWithInt8, FakeEntropyCalibrator2):
+        if fake.fake.major >= 11 and fake_cls in (
+            FakeConfigWithInt8,
+            FakeEntropyCalibrator2,
+            FakeLayerWithPrecision,
+        ):
             continue  # stand-ins for TensorRT < 11 only
         if not hasattr(trt, real_name):
             continue  # reported above when the fake module defines it
@@ -107,3 +112,27 @@ def _instance_attributes(fake_cls) -> set[str]:
         return set()
     return {line.split("self.", 1)[1].split(" ")[0].split(",")[0].split(":")[0]
             for line in source.splitlines() if line.strip().startswith("self.")}  # fmt: skip
+
+
+@pytest.mark.gpu
+def test_every_name_the_fake_pycuda_uses_exists_on_the_real_pycuda():
+    """Checks the fake pycuda.driver (tests/support/fake_cuda.py) against an installed pycuda."""
+    driver = pytest.importorskip("pycuda.driver", reason="needs the real pycuda")
+    from tests.support.fake_cuda import FakePycuda
+
+    fake = FakePycuda()
+    expected = {
+        "": ("init", "get_version", "Device", "Context", "Stream"),
+        "Context": ("push", "pop", "get_current", "detach", "handle"),
+        "Device": ("retain_primary_context", "name", "compute_capability"),
+        "Stream": ("handle",),
+    }
+    missing = []
+    for owner, names in expected.items():
+        real = getattr(driver, owner) if owner else driver
+        mock = getattr(fake, owner) if owner else fake
+        for name in names:
+            assert hasattr(mock, name) or name == "handle", f"fake lacks {owner}.{name}"
+            if not hasattr(real, name):
+                missing.append(f"pycuda.driver.{owner + '.' if owner else ''}{name}")
+    assert not missing, f"the fake pycuda uses names the real one lacks: {missing}"
