@@ -41,6 +41,11 @@ class MethodChoice(str, Enum):
     percentile = "percentile"
 
 
+class FallbackChoice(str, Enum):
+    auto = "auto"
+    off = "off"
+
+
 class EngineChoice(str, Enum):
     auto = "auto"  # build where TensorRT and a GPU are present, else say how to on the target
     yes = "yes"
@@ -138,6 +143,22 @@ def export(
     int8_max_drop: float = typer.Option(
         1.0, help="Budget: INT8 mIoU points below PyTorch FP32 (with --val-data masks)."
     ),
+    int8_fallback: FallbackChoice = typer.Option(
+        FallbackChoice.auto,
+        help="INT8 repairs: auto equalizes Conv pairs with outlier channels before calibration "
+        "and, if the gate still fails, leaves the most sensitive nodes in float; off quantizes "
+        "as is and lets the gate decide.",
+    ),
+    int8_max_float_nodes: int = typer.Option(
+        None,
+        help="Most INT8 nodes --int8-fallback auto may leave in float; default 10% of the "
+        "quantized nodes. Example: --int8-max-float-nodes 8",
+    ),
+    sensitivity_report: Path = typer.Option(
+        None,
+        help="Write the INT8 per-node sensitivity ranking here (CSV + PNG chart), even when the "
+        "gate passes. Example: --sensitivity-report reports/",
+    ),
     engines: EngineChoice = typer.Option(EngineChoice.auto, help="Build TensorRT engines too."),
     workspace_gib: float = typer.Option(2.0, help="TensorRT builder workspace limit, GiB."),
     dla_core: int = typer.Option(None, help="Jetson: build for this DLA core (GPU fallback on)."),
@@ -223,6 +244,9 @@ def export(
                 int8_miou_drop_points=int8_max_drop,
                 int8_agreement=int8_agreement / 100,
             ),
+            int8_fallback=int8_fallback.value,
+            int8_max_float_nodes=int8_max_float_nodes,
+            sensitivity_report=sensitivity_report,
             force=force,
         )
         from export.trt_build import EngineOptions

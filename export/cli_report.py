@@ -91,6 +91,7 @@ def print_report(console: Console, report, request) -> None:
             f"{len(report.float_matmuls)} attention MatMuls left in float",
             soft_wrap=True,
         )
+    _print_int8_repairs(console, report)
     for a in report.artifacts:
         ov = a.check.summary().get("openvino") if a.check is not None else None
         if ov and not ov.get("passed"):
@@ -146,3 +147,43 @@ def print_engine_result(console: Console, result) -> None:
         f"[green]engine[/] {result.path} ({result.precision}, {result.mode}; timing cache "
         f"{result.timing_cache} {reuse})"
     )
+
+
+def _print_int8_repairs(console: Console, report) -> None:
+    """What --int8-fallback auto changed (equalized pairs, nodes left in float, gate per step),
+    and the most sensitive INT8 nodes where they were ranked."""
+    rec = report.int8_repairs
+
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True, highlight=False)
+
+    if rec is not None:
+        eq = rec.get("equalized") or []
+        floated = rec.get("left_in_float") or []
+        steps = rec.get("steps", [])
+        if not eq and not floated and steps and all(s["passed"] for s in steps):
+            say("INT8 repairs: none needed (no outlier Conv pairs; the gate passed as quantized)")
+        elif not eq and not steps:
+            say("INT8 repairs: no outlier Conv pairs to equalize (no gate ran, so no fallback)")
+        if eq:
+            pairs = ", ".join(f"{p['producer']} -> {p['consumer']}" for p in eq)
+            say(f"INT8 repairs: equalized {len(eq)} Conv pair(s) with outlier channels: {pairs}")
+        if floated:
+            say(f"INT8 repairs: {len(floated)} node(s) left in float: {', '.join(floated)}")
+        for step in rec.get("steps", []):
+            lat = ", ".join(f"{k} {v:.1f} ms" for k, v in step["latency_ms"].items())
+            miou = "" if step["miou"] is None else f", mIoU {_pct(step['miou'])}"
+            verdict = "pass" if step["passed"] else "fail"
+            say(f"  INT8 {step['step']}: agree {_pct(step['agreement'])}%{miou}, {lat}: {verdict}")
+        for backend, cost in (rec.get("latency_cost_ms") or {}).items():
+            say(
+                f"  INT8 latency cost on {backend}: {cost['before']:.1f} -> {cost['after']:.1f} ms"
+                f" ({cost['ratio']}x)"
+            )
+    if report.sensitivity:
+        worst = ", ".join(
+            f"{s.node} ({s.op}, {s.relative_error:.3g})" for s in report.sensitivity[:5]
+        )
+        say(f"INT8 most sensitive nodes (relative logit error, only that node quantized): {worst}")
+    for path in report.sensitivity_files:
+        say(f"INT8 sensitivity report: {path}")

@@ -17,6 +17,9 @@ DEMO_CHECKPOINT = (
 )
 
 
+INT8_FALLBACK = ("auto", "off")
+
+
 class ExportInputError(UserInputError):
     """Bad user input (options, checkpoint, calibration data): the CLI exits with code 2."""
 
@@ -62,6 +65,12 @@ class ExportRequest:
     reduce_zero_label: bool | None = None  # None: on for the ADE20K layout only
     openvino_gate: bool = True  # also run the gate on OpenVINO where it is installed
     budgets: Budgets = field(default_factory=Budgets)
+    # INT8 repairs: "auto" equalizes outlier Conv pairs before calibration and, if the gate still
+    # fails, leaves the most sensitive nodes in float (up to int8_max_float_nodes; None: 10% of
+    # the quantized nodes); "off" quantizes as is and lets the gate decide.
+    int8_fallback: str = "auto"
+    int8_max_float_nodes: int | None = None
+    sensitivity_report: Path | None = None  # folder for the INT8 sensitivity CSV and PNG
     force: bool = False
 
     def __post_init__(self) -> None:
@@ -91,6 +100,22 @@ class ExportRequest:
             raise ExportInputError(
                 "--val-masks needs --val-data IMAGES: pass the folder of the images they label"
             )
+        if self.int8_fallback not in INT8_FALLBACK:
+            raise ExportInputError(
+                f"--int8-fallback {self.int8_fallback!r} is not one of {', '.join(INT8_FALLBACK)}"
+            )
+        if self.int8_max_float_nodes is not None and self.int8_max_float_nodes < 0:
+            raise ExportInputError(
+                f"--int8-max-float-nodes {self.int8_max_float_nodes}: pass a count >= 0 "
+                "(0 leaves no node in float)"
+            )
+        if (self.sensitivity_report is not None or self.int8_max_float_nodes is not None) and (
+            "int8" not in self.precisions
+        ):
+            flag = "--sensitivity-report" if self.sensitivity_report else "--int8-max-float-nodes"
+            raise ExportInputError(
+                f"{flag} is about the INT8 variant; pass --precision int8 (or all) with it"
+            )
         if not 0 <= self.ignore_index <= 65535:
             raise ExportInputError(f"--ignore-index must be in 0..65535, got {self.ignore_index}")
 
@@ -119,6 +144,11 @@ class ExportReport:
     fp32_nodes: tuple[str, ...] = ()
     float_matmuls: tuple[str, ...] = ()
     calibration: dict | None = None
+    # INT8 repairs (equalized pairs, nodes left in float, gate result per step, latency cost),
+    # None where --int8-fallback off or no INT8 was asked for; the same dict goes in the sidecar.
+    int8_repairs: dict | None = None
+    sensitivity: list = field(default_factory=list)  # NodeSensitivity, most harmful first
+    sensitivity_files: list[Path] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     engine_note: str | None = None  # how to build engines where TensorRT/GPU are missing
     engines: list[Path] = field(default_factory=list)

@@ -120,6 +120,7 @@ class GateResult:
     frames: int
     data: GateData
     warnings: list[str]
+    reference: GateReference | None = None
 
 
 class _Tally:
@@ -149,6 +150,17 @@ class _Tally:
         return float(np.median(self.times_ms[WARMUP_RUNS:] or self.times_ms))
 
 
+@dataclass
+class GateReference:
+    """PyTorch FP32 on the gate frames, kept so a variant can be re-checked without PyTorch."""
+
+    labels: list[np.ndarray]  # per frame, at the frame's size, the smallest integer dtype
+    miou: float | None  # against the masks; None without masks
+    iou: np.ndarray | None
+    frames: int
+    has_masks: bool
+
+
 def run_gate(
     model,
     staged: dict[str, Path],
@@ -159,26 +171,16 @@ def run_gate(
     openvino: bool,
     progress=None,
 ) -> GateResult:
-    """Run every staged variant (each with its sidecar beside it) over the gate frames."""
+    """Run every staged variant (each with its sidecar beside it) over the gate frames.
+
+    The result's `reference` re-checks a variant later (`recheck`) without running PyTorch."""
     import torch
 
-    from runtime.backends import BackendOptions, open_backend
-    from runtime.segmenter import Segmenter
-
     k = len(class_names)
-    runners: dict[tuple[str, str], Segmenter] = {}
-    ov_errors: dict[str, str] = {}
-    for precision, path in staged.items():
-        backend = open_backend(path, "onnxruntime", BackendOptions(provider="cpu"))
-        runners[(precision, "onnxruntime")] = Segmenter(backend)
-        if openvino:
-            try:
-                ov = open_backend(path, "openvino", BackendOptions(device="CPU"))
-                runners[(precision, "openvino")] = Segmenter(ov)
-            except (ImportError, RuntimeError, ValueError) as err:
-                ov_errors[precision] = " ".join(str(err).split())
+    runners, ov_errors = _open_runners(staged, openvino)
     tallies = {key: _Tally(k, data.ignore_index) for key in runners}
     ref = ConfusionMatrix(k, data.ignore_index)
+    kept: list[np.ndarray] = []
     model = model.eval()
     frames = 0
     try:
@@ -188,6 +190,7 @@ def run_gate(
             ref_labels = labels_to_frame(
                 logits_to_labels(ref_logits, pp), sample.frame_bgr.shape[:2]
             ).astype(np.int64)
+            kept.append(ref_labels.astype(_label_dtype(k)))
             if sample.truth is not None:
                 ref.update(ref_labels, sample.truth)
                 if data.tally is not None:
@@ -201,30 +204,111 @@ def run_gate(
         for seg in runners.values():
             seg.close()
     has_masks = data.has_masks and frames > 0
-    ref_miou = ref.miou() if has_masks else None
-    ref_iou = ref.iou() if has_masks else None
-    checks = {}
-    for precision, path in staged.items():
-        check = _variant_check(precision, path, runners, tallies, has_masks)
-        per_class = _per_class_agreement(class_names, tallies[(precision, "onnxruntime")])
-        check.failures = _failures(check, ref_miou, ref_iou, budgets, class_names, per_class)
-        ov_key = (precision, "openvino")
-        if ov_key in runners:
-            ov = check.openvino
-            ov.failures = _failures(ov, ref_miou, ref_iou, budgets, class_names,
-                                    _per_class_agreement(class_names, tallies[ov_key]), precision)  # fmt: skip
-        check.openvino_error = ov_errors.get(precision)
-        checks[precision] = check
+    reference = GateReference(
+        kept,
+        ref.miou() if has_masks else None,
+        ref.iou() if has_masks else None,
+        frames,
+        has_masks,
+    )
+    checks = {
+        precision: _check(
+            precision, path, runners, tallies, reference, budgets, class_names, ov_errors
+        )
+        for precision, path in staged.items()
+    }
     warnings = [*data.warnings, *data.late_warnings()]
-    return GateResult(checks, ref_miou, ref_iou, frames, data, warnings)
+    return GateResult(checks, reference.miou, reference.iou, frames, data, warnings, reference)
 
 
-def _run_one(seg, sample, ref_logits: np.ndarray, ref_labels: np.ndarray, tally: _Tally) -> None:
+def recheck(
+    precision: str,
+    path: Path,
+    reference: GateReference,
+    data: GateData,
+    budgets: Budgets,
+    class_names: Sequence[str],
+    openvino: bool,
+    progress=None,
+) -> VariantCheck:
+    """One variant (sidecar beside it) over the same gate frames against a kept reference:
+    agreement, mIoU and latency as run_gate measures them; no logit comparison."""
+    k = len(class_names)
+    runners, ov_errors = _open_runners({precision: path}, openvino)
+    tallies = {key: _Tally(k, data.ignore_index) for key in runners}
+    try:
+        for i, sample in enumerate(data):
+            if i >= reference.frames:
+                break
+            ref_labels = reference.labels[i].astype(np.int64)
+            for key, seg in runners.items():
+                _run_one(seg, sample, None, ref_labels, tallies[key])
+            if progress is not None:
+                progress()
+    finally:
+        for seg in runners.values():
+            seg.close()
+    check = _check(precision, path, runners, tallies, reference, budgets, class_names, ov_errors)
+    check.max_abs_diff = None  # labels only: the reference logits were not kept
+    return check
+
+
+def _label_dtype(k: int):
+    return np.uint8 if k <= 256 else (np.uint16 if k <= 65536 else np.int64)
+
+
+def _open_runners(staged: dict[str, Path], openvino: bool) -> tuple[dict, dict[str, str]]:
+    from runtime.backends import BackendOptions, open_backend
+    from runtime.segmenter import Segmenter
+
+    runners: dict[tuple[str, str], Segmenter] = {}
+    ov_errors: dict[str, str] = {}
+    try:
+        for precision, path in staged.items():
+            backend = open_backend(path, "onnxruntime", BackendOptions(provider="cpu"))
+            runners[(precision, "onnxruntime")] = Segmenter(backend)
+            if openvino:
+                try:
+                    ov = open_backend(path, "openvino", BackendOptions(device="CPU"))
+                    runners[(precision, "openvino")] = Segmenter(ov)
+                except (ImportError, RuntimeError, ValueError) as err:
+                    ov_errors[precision] = " ".join(str(err).split())
+    except BaseException:
+        for seg in runners.values():
+            seg.close()
+        raise
+    return runners, ov_errors
+
+
+def _check(
+    precision, path, runners, tallies, reference: GateReference, budgets, class_names, ov_errors
+) -> VariantCheck:
+    check = _variant_check(precision, path, runners, tallies, reference.has_masks)
+    per_class = _per_class_agreement(class_names, tallies[(precision, "onnxruntime")])
+    check.failures = _failures(
+        check, reference.miou, reference.iou, budgets, class_names, per_class
+    )
+    ov_key = (precision, "openvino")
+    if ov_key in runners:
+        ov = check.openvino
+        ov.failures = _failures(ov, reference.miou, reference.iou, budgets, class_names,
+                                _per_class_agreement(class_names, tallies[ov_key]), precision)  # fmt: skip
+    check.openvino_error = ov_errors.get(precision)
+    return check
+
+
+def _run_one(
+    seg, sample, ref_logits: np.ndarray | None, ref_labels: np.ndarray, tally: _Tally
+) -> None:
     batch = seg.prepare(sample.frame_bgr)
     start = time.perf_counter()
     out = seg.infer(batch)
     tally.times_ms.append((time.perf_counter() - start) * 1e3)
-    if seg.meta.output_kind == "logits" and out[0].shape == ref_logits.shape:
+    if (
+        ref_logits is not None
+        and seg.meta.output_kind == "logits"
+        and out[0].shape == ref_logits.shape
+    ):
         diff = np.abs(out[0].astype(np.float64) - ref_logits).max()
         tally.max_diff = max(tally.max_diff, float(diff))
     labels = seg.postprocess(out, sample.frame_bgr.shape[:2])

@@ -394,8 +394,12 @@ EXPORT_CASES = [
                       ("class-count mismatch", "8 classes"), ("out",)), id="export-val-data-class-mismatch"),
     pytest.param(Case("export", lambda e: _export_own(e, "--val-masks", "."), 2,
                       ("--val-masks", "--val-data"), ("out",)), id="export-val-masks-alone"),
-    pytest.param(Case("export", lambda e: _export_own(e, "--mean", "1,2"), 2,
-                      ("--mean", "three"), ("out",)), id="export-mean-not-three-values"),
+    pytest.param(Case("export", lambda e: _export(e, "--precision", "int8", "--calib-data", "generated", "--int8-max-float-nodes", "-2"), 2,
+                      ("--int8-max-float-nodes -2", ">= 0"), ("out",)), id="export-negative-int8-max-float-nodes"),
+    pytest.param(Case("export", lambda e: _export(e, "--sensitivity-report", "rep"), 2,
+                      ("--sensitivity-report", "--precision int8"), ("out", "rep")), id="export-sensitivity-report-without-int8"),
+    pytest.param(Case("export", lambda e: _export(e, "--precision", "int8", "--calib-data", "generated", "--sensitivity-report", f"{UNWRITABLE}/rep"), 2,
+                      ("--sensitivity-report", "cannot write"), ("out",)), id="export-sensitivity-report-unwritable"),
 ]  # fmt: skip
 
 
