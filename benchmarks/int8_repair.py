@@ -13,8 +13,11 @@ mIoU, not only the bundled demo):
   matching depthwise dwconv channels /2000: the same function, tests/support/outliers.py):
   `off` misses the gate, `auto` equalizes the fc1 -> dwconv pairs;
 - with --with-fallback, the demo weights with outliers in every MSCA depthwise strip pair
-  (conv0_1 -> conv0_2), which equalization does not handle: `auto` ranks every quantized node
-  (slow: one graph run per node and sensitivity frame) and leaves the worst in float.
+  (conv0_1 -> conv0_2), which equalization handles too (a depthwise producer), and with outliers
+  in the decoder's LayerNorm before each FFN (norm_ffn x2000, the FFN's fc1 input /2000; a
+  token -> map reshape stands between them), which it does not: there `auto` ranks every
+  quantized node (slow: one graph run per node and sensitivity frame) and leaves the worst in
+  float.
 
 Latency is the gate's: median ONNX Runtime CPU (and OpenVINO, where installed) batch-1 latency
 over the gate frames after 2 warm-up runs, the same numbers the sidecar records.
@@ -36,6 +39,7 @@ ROWS = (
     ("demo", "bundled demo weights"),
     ("mlp", "demo + MLP outliers (fc1 x2000 / dwconv /2000, 3 channels per MLP)"),
     ("strip", "demo + strip-attention outliers (conv0_1 x2000 / conv0_2 /2000, every block)"),
+    ("ffn_norm", "demo + decoder LayerNorm outliers (norm_ffn x2000 / FFN fc1 /2000, every block)"),
 )
 
 
@@ -59,7 +63,7 @@ def checkpoints(folder: Path, with_fallback: bool) -> dict[str, Path]:
 
     from export.request import DEMO_CHECKPOINT
     from scaseg.checkpoint import load_model, save_checkpoint
-    from tests.support.outliers import add_mlp_outliers, add_strip_outliers
+    from tests.support.outliers import add_ffn_norm_outliers, add_mlp_outliers, add_strip_outliers
 
     with safe_open(str(DEMO_CHECKPOINT), "pt") as f:
         info = json.loads(f.metadata()["scaseg"])
@@ -67,6 +71,7 @@ def checkpoints(folder: Path, with_fallback: bool) -> dict[str, Path]:
     changes = {"mlp": add_mlp_outliers}
     if with_fallback:
         changes["strip"] = add_strip_outliers
+        changes["ffn_norm"] = add_ffn_norm_outliers
     for key, change in changes.items():
         model, _ = load_model(DEMO_CHECKPOINT)
         change(model)

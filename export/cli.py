@@ -19,10 +19,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from export import cli_options as opts
 from export.cli_options import VariantChoice
 from export.cli_report import StageProgress, print_engine_result, print_report
+from runtime.cli_errors import warning_line
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -145,7 +147,8 @@ def export(
     ),
     int8_fallback: FallbackChoice = typer.Option(
         FallbackChoice.auto,
-        help="INT8 repairs: auto equalizes Conv pairs with outlier channels before calibration "
+        help="INT8 repairs: auto equalizes Conv/BatchNorm -> Conv pairs with outlier channels "
+        "before calibration "
         "and, if the gate still fails, leaves the most sensitive nodes in float; off quantizes "
         "as is and lets the gate decide.",
     ),
@@ -177,8 +180,9 @@ def export(
     ),
     deepstream: Path = typer.Option(
         None,
-        help="Also write a DeepStream nvinfer config for the last exported FP32/FP16 ONNX here "
-        "(INT8: see export.deepstream's engine route). Example: --deepstream ds/",
+        help="Also write a DeepStream nvinfer config here: nvinfer builds the last exported "
+        "FP32/FP16 ONNX itself; an INT8-only export gets a config that reads an engine built on "
+        "the device with build-engine. Example: --deepstream ds/",
     ),
     force: bool = typer.Option(False, help="Replace existing artifacts."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
@@ -192,10 +196,6 @@ def export(
     from export.verify import Budgets
 
     def run() -> int:
-        if deepstream is not None and precision == PrecisionChoice.int8:
-            from export.deepstream import int8_onnx_refusal
-
-            raise int8_onnx_refusal("--deepstream with --precision int8")  # before the export
         h, w = parse_size(input_size)
         shapes = None
         if dynamic:
@@ -290,17 +290,26 @@ def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
                 openvino_device=scale_out.triton_openvino,
             )
             console.print(f"Triton model repository: {repo}")
-        # nvinfer's ONNX route cannot build INT8 (export/deepstream.py): the last FP32/FP16 ONNX
-        onnx_files = [
-            a for a in artifacts if a.suffix == ".onnx" and not a.name.endswith(".int8.onnx")
-        ]
+        onnx_files = [a for a in artifacts if a.suffix == ".onnx"]
         if scale_out.deepstream is not None and onnx_files:
+            # nvinfer builds FP32/FP16 from the ONNX itself (the last of those exported); an INT8
+            # Q/DQ ONNX only through an engine built beforehand (export/deepstream.py).
+            float_onnx = [a for a in onnx_files if not a.name.endswith(".int8.onnx")]
+            source = (float_onnx or onnx_files)[-1]
+            prebuilt = not float_onnx
             config = write_deepstream_config(
-                onnx_files[-1], scale_out.deepstream, force=scale_out.force
+                source, scale_out.deepstream, force=scale_out.force, prebuilt_engine=prebuilt
             )
             console.print(f"DeepStream nvinfer config: {config}")
+            if prebuilt:
+                ds_onnx = Path(scale_out.deepstream) / f"{source.stem}.deepstream.onnx"
+                console.print(
+                    "  INT8 runs in DeepStream from an engine: on the device, run "
+                    f"scaseg-export build-engine {ds_onnx} (the config's model-engine-file)",
+                    soft_wrap=True,
+                )
     for warning in caught:
-        console.print(f"[yellow]warning:[/] {warning.message}", soft_wrap=True, highlight=False)
+        warning_line("scaseg-export", str(warning.message), console)
 
 
 def _export(request, engines: EngineChoice, engine_options, scale_out: ScaleOut) -> int:
@@ -313,7 +322,7 @@ def _export(request, engines: EngineChoice, engine_options, scale_out: ScaleOut)
             report = export_artifacts(request, progress=progress.stage, tick=progress.update)
     except GateFailedError as err:
         print_report(console, err.report, request)
-        console.print(f"[red]error:[/] {err}", soft_wrap=True)
+        console.print(f"[red]scaseg-export: error:[/] {escape(str(err))}", soft_wrap=True)
         return 1
     print_report(console, report, request)
     written = [a.path for a in report.artifacts if a.written]
@@ -389,7 +398,6 @@ def _guarded(run, debug: bool) -> int:
         prog="scaseg-export",
         debug=debug,
         console=console,
-        prefix="error:",
         # Ctrl-C / SIGINT: stage folders and temp files are already gone
         interrupted="scaseg-export: interrupted; artifacts finished before the interrupt are "
         "complete, nothing else was placed",

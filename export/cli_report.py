@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from runtime.cli_errors import warning_line
+
 
 class StageProgress:
     """One spinner line per stage; the previous stage is marked done when the next begins."""
@@ -96,14 +98,14 @@ def print_report(console: Console, report, request) -> None:
         ov = a.check.summary().get("openvino") if a.check is not None else None
         if ov and not ov.get("passed"):
             why = ov.get("error") or "; ".join(a.check.openvino.failures)
-            console.print(
-                f"[yellow]warning:[/] {a.precision} not verified on OpenVINO ({why}); "
-                "scaseg-run --backend auto will not pick OpenVINO for it",
-                soft_wrap=True,
-                highlight=False,
+            warning_line(
+                "scaseg-export",
+                f"{a.precision} not verified on OpenVINO ({why}); scaseg-run --backend auto "
+                "will not pick OpenVINO for it",
+                console,
             )
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
+        warning_line("scaseg-export", str(warning), console)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
     console.print(f"stages: {stages}")
 

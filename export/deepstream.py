@@ -61,10 +61,9 @@ def int8_onnx_refusal(what: str) -> DeepStreamConfigError:
     return DeepStreamConfigError(
         f"{what}: nvinfer builds an ONNX in INT8 only with an int8-calib-file, which a Q/DQ "
         "INT8 ONNX does not have (it would build FP16 under another engine name, at every "
-        "start); for INT8 give nvinfer a prebuilt engine: "
-        "export.deepstream.write_deepstream_config(<int8.onnx>, <dir>, prebuilt_engine=True), "
-        "then on the device scaseg-export build-engine <dir>/<name>.deepstream.onnx; or pass "
-        "--precision fp16 to --deepstream"
+        "start); for INT8 give nvinfer a prebuilt engine: pass prebuilt_engine=True (scaseg-export "
+        "--deepstream does for an INT8-only export), then on the device run scaseg-export "
+        "build-engine <dir>/<name>.deepstream.onnx"
     )
 
 

@@ -1,10 +1,14 @@
-"""Cross-layer equalization of Conv -> Conv pairs in a float ONNX graph, where it is exact.
+"""Cross-layer equalization of producer -> Conv pairs in a float ONNX graph, where it is exact.
 
 A few channels far larger than the rest in front of a quantized op crush every other channel of
 that tensor under a per-tensor INT8 activation scale. When such a tensor is the output of a
-Conv (group 1) read only by one other Conv, the pair can be rescaled per channel without changing
-what the graph computes: producer output channel c (weights and bias) divided by s_c, consumer
-input channel c multiplied by s_c (data-free quantization, Nagel et al. 2019). With
+per-channel linear op read only by one Conv, the pair can be rescaled per channel without changing
+what the graph computes: producer output channel c divided by s_c, consumer input channel c
+multiplied by s_c (data-free quantization, Nagel et al. 2019). Producers: a Conv of any group
+(output channel c is weights[c] and bias[c], whatever it reads: a 1x1 conv, a depthwise conv, a
+strip conv) and an inference BatchNormalization (channel c is scale[c] * x_hat + B[c]; its
+per-channel gain scale[c] / sqrt(var[c] + eps) stands for the weight range). Consumers: a group-1
+Conv (input channel c is weights[:, c]) or a depthwise Conv (weights[c]). With
 s_c = sqrt(r1_c * r2_c) / r2_c, from the per-channel weight ranges r1 (producer, output channel
 c) and r2 (consumer, input channel c), both become sqrt(r1_c * r2_c), and the intermediate
 tensor's channels are brought back towards each other. Zero padding in the consumer commutes
@@ -34,6 +38,7 @@ class ConvPair:
     kind: str  # depthwise | regular (the consumer)
     channels: int
     ratio: float  # largest / median producer output-channel weight range
+    producer_op: str = "Conv"  # Conv | BatchNormalization
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class EqualizedPair:
     channels: int
     ratio_before: float
     ratio_after: float
+    producer_op: str = "Conv"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -81,13 +87,36 @@ def _ratio(r: np.ndarray) -> float:
     return float(r.max()) / median if median > 0 else float("inf")
 
 
-def find_pairs(model: onnx.ModelProto) -> list[ConvPair]:
-    """Every Conv -> Conv pair that can be rescaled exactly.
+def _producer_ranges(node: onnx.NodeProto, inits: dict, uses: dict) -> np.ndarray | None:
+    """Per-output-channel weight ranges of a producer that can be rescaled exactly, else None.
 
-    The producer has group 1, a constant weight and an optional constant bias; its output is not
-    a graph output and has exactly one reader: input 0 of a Conv with a constant weight that is
-    either depthwise (group == channels, one weight per channel) or group 1. Weights shared
-    with other nodes are refused (rescaling them would change those nodes too)."""
+    Its parameters must be constants no other node reads (rescaling them would change it too)."""
+    if node.op_type == "Conv":
+        params = list(node.input[1:3])
+    elif node.op_type == "BatchNormalization" and len(node.output) == 1:
+        params = list(node.input[1:5])  # scale, B, mean, var
+        if len(params) != 4:
+            return None
+    else:
+        return None
+    if not params or any(p and (p not in inits or uses.get(p, 0) != 1) for p in params):
+        return None
+    if node.op_type == "Conv":
+        return _ranges(numpy_helper.to_array(inits[params[0]]), 0)
+    return np.abs(_bn_gain(node, inits))
+
+
+def _bn_gain(node: onnx.NodeProto, inits: dict) -> np.ndarray:
+    scale, var = (numpy_helper.to_array(inits[node.input[i]]).astype(np.float64) for i in (1, 4))
+    return scale / np.sqrt(var + _attr(node, "epsilon", 1e-5))
+
+
+def find_pairs(model: onnx.ModelProto) -> list[ConvPair]:
+    """Every producer -> Conv pair that can be rescaled exactly.
+
+    The producer is a Conv (any group) or a BatchNormalization with constant parameters; its
+    output is not a graph output and has exactly one reader: input 0 of a Conv with a constant
+    weight that is either depthwise (group == channels, one weight per channel) or group 1."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     uses = _uses(graph)
@@ -97,15 +126,8 @@ def find_pairs(model: onnx.ModelProto) -> list[ConvPair]:
             readers.setdefault(name, []).append(node)
     pairs = []
     for node in graph.node:
-        if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
-            continue
-        if _attr(node, "group", 1) != 1 or uses.get(node.input[1], 0) != 1:
-            continue
-        if (
-            len(node.input) > 2
-            and node.input[2]
-            and (node.input[2] not in inits or uses.get(node.input[2], 0) != 1)
-        ):
+        r1 = _producer_ranges(node, inits, uses)
+        if r1 is None:
             continue
         out = node.output[0]
         if uses.get(out, 0) != 1 or len(readers.get(out, [])) != 1:
@@ -117,9 +139,8 @@ def find_pairs(model: onnx.ModelProto) -> list[ConvPair]:
             continue
         if uses.get(consumer.input[1], 0) != 1:
             continue
-        w1 = numpy_helper.to_array(inits[node.input[1]])
         w2 = numpy_helper.to_array(inits[consumer.input[1]])
-        channels = w1.shape[0]
+        channels = len(r1)
         group = _attr(consumer, "group", 1)
         if group == 1 and w2.shape[1] == channels:
             kind = "regular"
@@ -127,7 +148,7 @@ def find_pairs(model: onnx.ModelProto) -> list[ConvPair]:
             kind = "depthwise"
         else:
             continue
-        pairs.append(ConvPair(node.name, consumer.name, kind, channels, _ratio(_ranges(w1, 0))))
+        pairs.append(ConvPair(node.name, consumer.name, kind, channels, _ratio(r1), node.op_type))
     return pairs
 
 
@@ -145,27 +166,36 @@ def equalize(
     graph = out.graph
     inits = {i.name: i for i in graph.initializer}
     nodes = {n.name: n for n in graph.node}
+    uses = _uses(graph)
     done = []
     for pair in candidates:
         producer, consumer = nodes[pair.producer], nodes[pair.consumer]
-        w1 = numpy_helper.to_array(inits[producer.input[1]]).astype(np.float64)
         w2 = numpy_helper.to_array(inits[consumer.input[1]]).astype(np.float64)
         axis2 = 0 if pair.kind == "depthwise" else 1
-        r1, r2 = _ranges(w1, 0), _ranges(w2, axis2)
-        s = np.ones_like(r1)
+        r1, r2 = _producer_ranges(producer, inits, uses), _ranges(w2, axis2)
+        s = np.ones_like(r1, dtype=np.float64)
         ok = (r1 > 0) & (r2 > 0)
         s[ok] = np.sqrt(r1[ok] * r2[ok]) / r2[ok]
-        shape1 = (-1,) + (1,) * (w1.ndim - 1)
+        # Producer channel c divided by s_c: a Conv's weights[c] and bias[c]; a BatchNormalization's
+        # scale[c] and B[c] (its mean and var act before the scale and stay as they are).
+        for i in (1, 2):
+            if len(producer.input) > i and producer.input[i]:
+                p = numpy_helper.to_array(inits[producer.input[i]]).astype(np.float64)
+                _replace(inits[producer.input[i]], p / s.reshape((-1,) + (1,) * (p.ndim - 1)))
         shape2 = [1] * w2.ndim
         shape2[axis2] = -1
-        _replace(inits[producer.input[1]], w1 / s.reshape(shape1))
-        if len(producer.input) > 2 and producer.input[2]:
-            b1 = numpy_helper.to_array(inits[producer.input[2]]).astype(np.float64)
-            _replace(inits[producer.input[2]], b1 / s)
         _replace(inits[consumer.input[1]], w2 * s.reshape(shape2))
-        after = _ratio(_ranges(w1 / s.reshape(shape1), 0))
+        after = _ratio(r1 / s)
         done.append(
-            EqualizedPair(pair.producer, pair.consumer, pair.kind, pair.channels, pair.ratio, after)
+            EqualizedPair(
+                pair.producer,
+                pair.consumer,
+                pair.kind,
+                pair.channels,
+                pair.ratio,
+                after,
+                pair.producer_op,
+            )
         )
     return out, done
 

@@ -28,7 +28,7 @@ def _assert_bad_input(result, out_dir, match: str) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2, result.output
     assert len(lines) == 1, result.output  # one line, no traceback
-    assert lines[0].startswith("error:") and match in lines[0], lines[0]
+    assert lines[0].startswith("scaseg-export: error:") and match in lines[0], lines[0]
     assert not out_dir.exists() or not any(out_dir.iterdir()), list(out_dir.iterdir())
 
 
@@ -245,7 +245,9 @@ def test_full_output_disk_is_one_line_naming_the_folder_and_leaves_nothing(
     with small_tmpfs(tmp_path, "1m") as disk:
         out = disk / "art"
         result = _run(_args(tiny_checkpoint, out, tmp_path / "c"))
-        lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+        lines = [
+            line for line in result.output.splitlines() if line.startswith("scaseg-export: error:")
+        ]
         assert result.exit_code == 1, result.output
         assert len(lines) == 1 and f"no space left on the disk of {out}" in lines[0], result.output
         assert "choose another --out" in lines[0] and "Traceback" not in result.output

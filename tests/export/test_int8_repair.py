@@ -1,10 +1,10 @@
 """INT8 repairs: cross-layer equalization, per-node sensitivity and float fallback.
 
 Unit tests build tiny Conv graphs with onnx.helper. The end-to-end ones export the bundled demo
-weights at 64x64 through the real CLI after a function-preserving rescaling (tests/support/
-outliers.py) has put activation outliers in front of quantized convs: in the MLPs (fc1 ->
-depthwise dwconv: equalization repairs it) or in MSCA attention's depthwise strip pairs
-(conv0_1 -> conv0_2: equalization does not apply, only the float fallback does).
+weights at 64x64 through the real CLI after tests/support/outliers.py has put activation outliers
+in front of quantized convs: by function-preserving rescalings that equalization undoes (MLP
+fc1 -> depthwise dwconv, strip conv0_1 -> conv0_2, norm2 -> fc1), or by one it does not reach
+(the decoder's LayerNorm -> reshape -> FFN conv), where only the float fallback helps.
 """
 
 from __future__ import annotations
@@ -100,9 +100,8 @@ def test_pair_finder_finds_depthwise_and_regular_consumers(consumer):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"extra_reader": True}, {"mid_is_output": True}, {"producer_group": 2},
-     {"shared_weight": True}],
-    ids=["two-readers", "graph-output", "grouped-producer", "shared-weight"],
+    [{"extra_reader": True}, {"mid_is_output": True}, {"shared_weight": True}],
+    ids=["two-readers", "graph-output", "shared-weight"],
 )  # fmt: skip
 def test_pair_finder_refuses_pairs_it_cannot_rescale_exactly(kwargs):
     model = _conv_graph(outliers=(1,), **kwargs)
@@ -132,6 +131,58 @@ def test_equalization_keeps_fp32_outputs_and_removes_the_outlier(consumer, seed)
     original.graph.output.append(helper.make_tensor_value_info("mid", TensorProto.FLOAT, None))
     raw = np.abs(_run(original, _inputs(1)[0])[1]).reshape(C_MID, -1).max(axis=1)
     assert raw.max() / np.median(raw) > 200  # the test graph really had the outlier
+
+
+@pytest.mark.parametrize("consumer", ["depthwise", "regular"])
+def test_grouped_producers_are_equalized_too(consumer):
+    """Output channel c of a grouped (or depthwise) conv is weights[c] and bias[c] whatever
+    it reads, so the producer's group does not matter."""
+    model = _conv_graph(consumer, producer_group=2, outliers=(3,))
+    equalized, pairs = equalize(model)
+    assert [(p.producer, p.producer_op) for p in pairs] == [("a", "Conv")]
+    assert pairs[0].ratio_after < 10
+    for x in _inputs():
+        assert max_relative_diff(_run(model, x), _run(equalized, x)) <= 1e-4
+
+
+def _bn_graph(outliers=(), factor=2000.0, seed=0):
+    """input -> BatchNormalization -> mid -> Conv 1x1 -> out; outliers: BN scale and bias of those
+    channels times `factor`, the conv's matching input channels divided by it."""
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.5, 1.5, C_IN).astype(np.float32)
+    bias = rng.normal(0, 0.1, C_IN).astype(np.float32)
+    mean = rng.normal(0, 0.5, C_IN).astype(np.float32)
+    var = rng.uniform(0.5, 2.0, C_IN).astype(np.float32)
+    w = rng.normal(0, 0.5, (C_OUT, C_IN, 1, 1)).astype(np.float32)
+    for c in outliers:
+        scale[c] *= factor
+        bias[c] *= factor
+        w[:, c] /= factor
+    arrays = {"scale": scale, "bias": bias, "mean": mean, "var": var, "w": w}
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["input", "scale", "bias", "mean", "var"], ["mid"],
+                          name="bn", epsilon=1e-5),
+         helper.make_node("Conv", ["mid", "w"], ["out"], name="conv")],
+        "bn", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, C_IN, HW, HW])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, C_OUT, HW, HW])],
+        [numpy_helper.from_array(a, n) for n, a in arrays.items()],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_batchnorm_producers_are_equalized_exactly():
+    model = _bn_graph(outliers=(1,))
+    equalized, pairs = equalize(model)
+    assert [(p.producer, p.consumer, p.producer_op) for p in pairs] == [
+        ("bn", "conv", "BatchNormalization")
+    ]
+    assert pairs[0].ratio_before > 500 and pairs[0].ratio_after < 10
+    for x in _inputs():
+        assert max_relative_diff(_run(model, x), _run(equalized, x)) <= 1e-4
+    assert equalize(_bn_graph())[1] == []  # no outlier: untouched
 
 
 def test_equalization_leaves_a_model_without_outliers_alone():
@@ -258,12 +309,18 @@ def test_sensitivity_report_needs_int8(tmp_path):
 
 @pytest.fixture(scope="module")
 def outlier_checkpoints(tmp_path_factory):
-    """The demo weights with MLP outliers, and with strip outliers in 2 or in every block."""
+    """The demo weights with function-preserving outliers (MLP, strip pair, norm -> fc1), and
+    with decoder LayerNorm outliers equalization does not reach, in 1 or in every block."""
     from safetensors import safe_open
 
     from export.request import DEMO_CHECKPOINT
     from scaseg.checkpoint import load_model, save_checkpoint
-    from tests.support.outliers import add_mlp_outliers, add_strip_outliers
+    from tests.support.outliers import (
+        add_ffn_norm_outliers,
+        add_mlp_outliers,
+        add_norm_outliers,
+        add_strip_outliers,
+    )
 
     folder = tmp_path_factory.mktemp("outliers")
     with safe_open(str(DEMO_CHECKPOINT), "pt") as f:
@@ -271,8 +328,10 @@ def outlier_checkpoints(tmp_path_factory):
     paths = {}
     for name, change in (
         ("mlp", add_mlp_outliers),
-        ("strip2", lambda m: add_strip_outliers(m, blocks=2)),
-        ("strip_all", add_strip_outliers),
+        ("strip", add_strip_outliers),
+        ("norm", add_norm_outliers),
+        ("ffn1", lambda m: add_ffn_norm_outliers(m, blocks=1)),
+        ("ffn_all", add_ffn_norm_outliers),
     ):
         model, _ = load_model(DEMO_CHECKPOINT)
         assert change(model) > 0
@@ -352,19 +411,46 @@ def _run_named(model, x):
 
 
 @pytest.mark.slow
-def test_strip_outliers_pass_by_leaving_the_worst_nodes_in_float(outlier_checkpoints, tmp_path):
-    ckpt = outlier_checkpoints["strip2"]
+@pytest.mark.parametrize(
+    ("name", "producer"),
+    [("strip", "spatial_gating_unit/conv0_1/Conv"), ("norm", "norm2/BatchNormalization")],
+)
+def test_depthwise_and_norm_producers_are_equalized_exactly(
+    outlier_checkpoints, tmp_path, name, producer
+):
+    """A depthwise strip conv into the next one, and a BatchNorm into a 1x1 conv: per-channel
+    linear producers too, rescaled without changing the FP32 outputs."""
+    from export.equalize import equalize
+
+    res = runner.invoke(cli.app, ["--checkpoint", str(outlier_checkpoints[name]), "--out",
+                                  str(tmp_path), "--input-size", SIZE, "--no-verify",
+                                  "--engines", "no"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    before = onnx.load(str(tmp_path / f"{name}.fp32.onnx"))
+    after, pairs = equalize(before)
+    mine = [p for p in pairs if producer in p.producer]
+    assert len(mine) == 13 and all(p.ratio_before > 1000 and p.ratio_after < 20 for p in mine)
+    for x in _demo_frames(3):
+        assert max_relative_diff(_run_named(before, x), _run_named(after, x)) <= 1e-4
+
+
+@pytest.mark.slow
+def test_unreachable_outliers_pass_by_leaving_the_worst_nodes_in_float(
+    outlier_checkpoints, tmp_path
+):
+    ckpt = outlier_checkpoints["ffn1"]
     off = _export(ckpt, tmp_path / "off", tmp_path / "c", "--int8-fallback", "off")
     assert off.exit_code == 1 and "accuracy gate failed: int8" in off.output, off.output
 
     report = tmp_path / "report"
     auto = _export(ckpt, tmp_path / "auto", tmp_path / "c", "--sensitivity-report", report)
     assert auto.exit_code == 0, auto.output
-    repairs = _sidecar(tmp_path / "auto", "strip2")["calibration"]["repairs"]
-    assert repairs["equalized"] == []  # depthwise producers: equalization does not apply
+    repairs = _sidecar(tmp_path / "auto", "ffn1")["calibration"]["repairs"]
+    assert repairs["equalized"] == []  # a reshape between LayerNorm and conv: no pair
     floated = repairs["left_in_float"]
-    assert 1 <= len(floated) <= 2 and repairs["max_float_nodes"] == 24
-    assert all("spatial_gating_unit/conv0_2/Conv" in n for n in floated), floated
+    assert 1 <= len(floated) <= 8 and repairs["max_float_nodes"] == 24
+    # the conv reading the outlier tensor, in the first decoder block
+    assert all("ffn/fc1/Conv" in n for n in floated), floated
     steps = repairs["steps"]
     assert steps[0]["step"] == "initial (gate)" and not steps[0]["passed"]
     assert steps[-1]["passed"] or any(s["passed"] for s in steps)
@@ -372,7 +458,7 @@ def test_strip_outliers_pass_by_leaving_the_worst_nodes_in_float(outlier_checkpo
     assert set(repairs["latency_cost_ms"]) >= {"onnxruntime"}
     assert repairs["most_sensitive"][0]["node"] == floated[0]
     # the written graph really runs those nodes in float: no Q/DQ in front of them
-    model = onnx.load(str(tmp_path / "auto" / "strip2.int8.onnx"))
+    model = onnx.load(str(tmp_path / "auto" / "ffn1.int8.onnx"))
     assert not {n for n, _ in quantized_nodes(model)} & set(floated)
     text = " ".join(auto.output.split())
     assert f"INT8 repairs: {len(floated)} node(s) left in float: {floated[0]}" in text
@@ -391,7 +477,7 @@ def test_strip_outliers_pass_by_leaving_the_worst_nodes_in_float(outlier_checkpo
 
 @pytest.mark.slow
 def test_outliers_beyond_the_cap_fail_with_the_ranking_in_the_report(outlier_checkpoints, tmp_path):
-    ckpt = outlier_checkpoints["strip_all"]
+    ckpt = outlier_checkpoints["ffn_all"]
     result = _export(ckpt, tmp_path / "out", tmp_path / "c", "--int8-max-float-nodes", "1")
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
@@ -400,7 +486,7 @@ def test_outliers_beyond_the_cap_fail_with_the_ranking_in_the_report(outlier_che
     assert "(the cap, --int8-max-float-nodes 1); most sensitive: /model/" in text
     assert "Raise --int8-max-float-nodes" in text
     assert "INT8 fallback k=1" in text and "fail" in text
-    assert not (tmp_path / "out" / "strip_all.int8.onnx").exists()
+    assert not (tmp_path / "out" / "ffn_all.int8.onnx").exists()
 
 
 @pytest.mark.slow

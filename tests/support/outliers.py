@@ -50,3 +50,50 @@ def add_strip_outliers(
             module.conv0_2.weight[picks] /= factor
             changed += 1
     return changed
+
+
+def add_norm_outliers(model: torch.nn.Module, channels: int = 3, factor: float = 2000.0) -> int:
+    """The same trick on each MSCAN block's norm2 (BatchNorm) -> MLP fc1: norm2's scale and bias
+    of a few channels times `factor`, fc1's matching input channels divided by it (exact: fc1 is
+    linear in each input channel). Returns how many blocks changed."""
+    from scaseg.mscan import MSCABlock
+
+    changed = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, MSCABlock):
+                continue
+            hidden = module.norm2.num_features
+            picks = torch.linspace(0, hidden - 1, channels).round().long().unique()
+            module.norm2.weight[picks] *= factor
+            module.norm2.bias[picks] *= factor
+            module.mlp.fc1.weight[:, picks] /= factor
+            changed += 1
+    return changed
+
+
+def add_ffn_norm_outliers(
+    model: torch.nn.Module, channels: int = 3, factor: float = 2000.0, blocks: int | None = None
+) -> int:
+    """Outliers equalization does not reach: in the decoder's blocks, a few channels of the
+    LayerNorm before the FFN (norm_ffn weight and bias) times `factor`, the FFN's first 1x1
+    conv's matching input channels divided by it. The function is the same (fc1 is linear in each
+    input channel), but a token -> map reshape stands between the two, so they are no producer ->
+    consumer pair, and only the float fallback helps. `blocks` limits it to the first n decoder
+    blocks; returns how many changed."""
+    from scaseg.decoder import CrossLayerBlock
+
+    changed = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, CrossLayerBlock) or (
+                blocks is not None and changed >= blocks
+            ):
+                continue
+            dim = module.norm_ffn.normalized_shape[0]
+            picks = torch.linspace(0, dim - 1, channels).round().long().unique()
+            module.norm_ffn.weight[picks] *= factor
+            module.norm_ffn.bias[picks] *= factor
+            module.ffn.fc1.weight[:, picks] /= factor
+            changed += 1
+    return changed
