@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 
 from export.equalize import EqualizedPair, equalize, max_relative_diff
+from runtime.sampling import evenly_spaced
 
 EQUALIZE_CHECK_FRAMES = 2
 EQUALIZE_MAX_RELATIVE_DIFF = 1e-4  # of the largest FP32 output value
@@ -43,14 +44,6 @@ class Int8Work:
     frames: list[np.ndarray]  # model inputs of a few calibration frames (never gate frames)
     equalized: list[EqualizedPair] = field(default_factory=list)
     equalize_diff: float | None = None  # max relative FP32 difference of the kept equalization
-
-
-def pick(items: Sequence, count: int) -> list:
-    """`count` items evenly spaced over `items` (all of them when there are fewer)."""
-    if len(items) <= count:
-        return list(items)
-    idx = np.linspace(0, len(items) - 1, count).round().astype(int)
-    return [items[i] for i in idx]
 
 
 def _fp32_outputs(model: onnx.ModelProto, input_name: str, frames: Sequence[np.ndarray]):
@@ -75,7 +68,7 @@ def equalize_graph(
     equalized, pairs = equalize(model)
     if not pairs:
         return fp32, [], None, None
-    checked = pick(frames, EQUALIZE_CHECK_FRAMES)
+    checked = [frames[i] for i in evenly_spaced(len(frames), EQUALIZE_CHECK_FRAMES)]
     before = _fp32_outputs(model, input_name, checked)
     after = _fp32_outputs(equalized, input_name, checked)
     if any(np.issubdtype(b.dtype, np.integer) for b in before):  # fused argmax: labels only

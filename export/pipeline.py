@@ -50,7 +50,6 @@ from export.int8_repair import (
     fallback_search,
     latency_cost,
     new_record,
-    pick,
     step_record,
     worst_text,
 )
@@ -76,6 +75,7 @@ from runtime.atomic import check_writable_folder
 from runtime.deps import available
 from runtime.meta import ModelMeta, sha256_file, write_meta
 from runtime.preprocess import Preprocess
+from runtime.sampling import evenly_spaced
 from runtime.val_data import find_val_set
 
 Progress = Callable[[str], None]
@@ -275,9 +275,11 @@ def _stage_int8(fp32: Path, io_spec, pp, calib: CalibrationData, request, tmp: P
     calibrated, equalized, work = fp32, [], None
     frames = None
     if auto or request.sensitivity_report is not None:
-        frames = pick(
-            list(model_inputs(calib, pp, fused=request.fuse_preprocess)), SENSITIVITY_FRAMES
-        )
+        # only the frames used are preprocessed: float inputs of every calibration frame at
+        # once would be 4x the decoded frames' memory
+        keep = set(evenly_spaced(calib.samples, SENSITIVITY_FRAMES))
+        inputs = model_inputs(calib, pp, fused=request.fuse_preprocess)
+        frames = [x for i, x in enumerate(inputs) if i in keep]
     if auto:
         say("INT8: looking for Conv pairs with outlier channels to equalize")
         calibrated, equalized, diff, warning = equalize_graph(

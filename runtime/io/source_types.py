@@ -13,8 +13,9 @@ import numpy as np
 
 from runtime.errors import UserInputError
 
-# How every command names generated street scenes as a data source (--source, --calib-data,
-# --val-data). Only installs with the scene generator (the scenes package) can make them.
+# How every command names generated data as a source. For --calib-data/--val-data these are
+# street scenes from the scene generator (the scenes package, build side only); scaseg-profile's
+# --source generated is a test-pattern video the runtime makes itself.
 GENERATED = "generated"
 
 SOURCE_HELP = (

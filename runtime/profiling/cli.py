@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.console import Console
 
@@ -33,7 +34,6 @@ from runtime.cli import (
     backend_line,
 )
 from runtime.cli_errors import UsageError, guarded, warning_line, warnings_as_lines
-from runtime.errors import UserInputError
 from runtime.io.source_types import GENERATED
 from runtime.profiling.report import FILES
 
@@ -67,17 +67,12 @@ def command_line() -> str:
 
 @contextlib.contextmanager
 def frame_source(spec: str, size_wh: tuple[int, int] = GENERATED_SIZE_WH) -> Iterator[object]:
-    """An endless (looped) source: a video/image spec, or a generated street-scene video."""
+    """An endless (looped) source: a video/image spec, or a generated test-pattern video."""
     from runtime.io.sources import open_source
 
     with tempfile.TemporaryDirectory(prefix="scaseg-profile-") as tmp:
         if spec == GENERATED:
-            split_seeds, write_scene_video = _scene_writer()
-
-            path = Path(tmp) / "generated.mp4"
-            w, h = size_wh
-            write_scene_video(path, split_seeds("bench", 1)[0], h, w, GENERATED_FRAMES)
-            spec = str(path)
+            spec = str(write_pattern_video(Path(tmp) / "generated.mp4", size_wh, GENERATED_FRAMES))
         src = open_source(spec, loop=True)
         try:
             yield src
@@ -85,17 +80,31 @@ def frame_source(spec: str, size_wh: tuple[int, int] = GENERATED_SIZE_WH) -> Ite
             src.close()
 
 
-def _scene_writer():
-    """The scene generator, which device installs (the Docker runtime stage) do not carry."""
+def write_pattern_video(path: Path, size_wh: tuple[int, int], frames: int) -> Path:
+    """A synthetic camera-like clip for timing: smooth gradients, moving blocks and sensor-like
+    noise, so the decoder and the overlay encoder have real work. Made here, not by the scene
+    generator, which device installs do not carry; latency does not depend on what it shows."""
+    from runtime.io.video import VideoOutput
+
+    w, h = size_wh
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / w * 200, yy / h * 200, (xx + yy) / (w + h) * 255], axis=-1)
+    video = VideoOutput(path, 25.0, size_wh)
     try:
-        from scenes import split_seeds, write_scene_video
-    except ImportError as err:
-        raise UserInputError(
-            f"--source {GENERATED} needs the scene generator (the scenes package of the scaseg "
-            "source tree), which this install does not have; pass a video or an image folder "
-            "with --source"
-        ) from err
-    return split_seeds, write_scene_video
+        for i in range(frames):
+            frame = base.copy()
+            for k in range(6):
+                x = int((k * w / 6 + i * (4 + k)) % w)
+                y = int(h * (0.2 + 0.1 * k))
+                frame[y : y + h // 8, x : x + w // 10] = (40 * k, 255 - 40 * k, 120)
+            frame += rng.normal(0, 6, frame.shape).astype(np.float32)
+            video.write(np.clip(frame, 0, 255).astype(np.uint8))
+    except BaseException:
+        video.abort()
+        raise
+    video.close()
+    return path
 
 
 def overlay_encoder(folder: Path, palette_bgr, fps: float):
@@ -236,7 +245,7 @@ def profile(
     model: Path | None = typer.Argument(None, help="Artifact (.onnx or .engine) with its .json sidecar. Example: scaseg_t_demo.fp32.onnx", show_default=False),
     frames: int = typer.Option(100, min=1, help="Timed frames. Example: --frames 200"),
     warmup: int = typer.Option(10, min=0, help="Untimed frames first. Example: --warmup 20"),
-    source: str = typer.Option(GENERATED, help="Video file, image folder/glob, camera, or 'generated' (a 960x540 street-scene video made on the fly). Example: --source clip.mp4"),
+    source: str = typer.Option(GENERATED, help="Video file, image folder/glob, camera, or 'generated' (a 960x540 synthetic test-pattern video made on the fly). Example: --source clip.mp4"),
     out: Path = typer.Option(Path("profile"), "--out", "-o", help="Folder for the report files. Example: --out prof_int8"),
     layers: bool = typer.Option(False, "--layers", help="Also time every layer (ONNX Runtime profiling, OpenVINO performance counters or TensorRT IProfiler). Example: --layers"),
     layer_runs: int = typer.Option(20, min=1, help="Inferences averaged for --layers. Example: --layer-runs 50"),

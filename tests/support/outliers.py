@@ -14,86 +14,64 @@ import torch
 from scaseg.mscan import Mlp
 
 
-def add_mlp_outliers(model: torch.nn.Module, channels: int = 3, factor: float = 2000.0) -> int:
-    """Rescale `channels` channels of every MSCAN MLP in place; returns how many MLPs changed."""
+def _rescale(model, kind, pair, channels: int, factor: float, blocks: int | None) -> int:
+    """For each `kind` module (the first `blocks` of them), `pair(module)` names (producer,
+    consumer, consumer input axis): a few evenly spaced output channels of the producer (weight
+    and bias) are multiplied by `factor` and the consumer's matching input channels divided by
+    it. Returns how many modules changed."""
     changed = 0
     with torch.no_grad():
         for module in model.modules():
-            if not isinstance(module, Mlp):
+            if not isinstance(module, kind) or (blocks is not None and changed >= blocks):
                 continue
-            hidden = module.fc1.out_channels
-            picks = torch.linspace(0, hidden - 1, channels).round().long().unique()
-            module.fc1.weight[picks] *= factor
-            module.fc1.bias[picks] *= factor
-            module.dwconv.weight[picks] /= factor
+            producer, consumer, axis = pair(module)
+            picks = torch.linspace(0, producer.weight.shape[0] - 1, channels).round().long()
+            picks = picks.unique()
+            producer.weight[picks] *= factor
+            producer.bias[picks] *= factor
+            consumer.weight.index_copy_(
+                axis, picks, consumer.weight.index_select(axis, picks) / factor
+            )
             changed += 1
     return changed
+
+
+def add_mlp_outliers(model: torch.nn.Module, channels: int = 3, factor: float = 2000.0) -> int:
+    """In every MSCAN MLP: fc1 output channels times `factor`, the depthwise dwconv's matching
+    channels divided by it. Returns how many MLPs changed."""
+    return _rescale(model, Mlp, lambda m: (m.fc1, m.dwconv, 0), channels, factor, None)
 
 
 def add_strip_outliers(
     model: torch.nn.Module, channels: int = 3, factor: float = 2000.0, blocks: int | None = None
 ) -> int:
-    """The same trick on MSCA attention's first strip pair (conv0_1 -> conv0_2), both depthwise:
-    an outlier that cross-layer equalization of group-1 producers does not touch. `blocks`
-    limits it to the first n attention modules; returns how many changed."""
+    """The same trick on MSCA attention's first strip pair (conv0_1 -> conv0_2, both
+    depthwise). `blocks` limits it to the first n attention modules."""
     from scaseg.mscan import MSCAAttention
 
-    changed = 0
-    with torch.no_grad():
-        for module in model.modules():
-            if not isinstance(module, MSCAAttention) or (blocks is not None and changed >= blocks):
-                continue
-            hidden = module.conv0_1.out_channels
-            picks = torch.linspace(0, hidden - 1, channels).round().long().unique()
-            module.conv0_1.weight[picks] *= factor
-            module.conv0_1.bias[picks] *= factor
-            module.conv0_2.weight[picks] /= factor
-            changed += 1
-    return changed
+    return _rescale(
+        model, MSCAAttention, lambda m: (m.conv0_1, m.conv0_2, 0), channels, factor, blocks
+    )
 
 
 def add_norm_outliers(model: torch.nn.Module, channels: int = 3, factor: float = 2000.0) -> int:
-    """The same trick on each MSCAN block's norm2 (BatchNorm) -> MLP fc1: norm2's scale and bias
-    of a few channels times `factor`, fc1's matching input channels divided by it (exact: fc1 is
-    linear in each input channel). Returns how many blocks changed."""
+    """The same trick on each MSCAN block's norm2 (BatchNorm scale and bias) -> MLP fc1 (input
+    channels): exact, as fc1 is linear in each input channel."""
     from scaseg.mscan import MSCABlock
 
-    changed = 0
-    with torch.no_grad():
-        for module in model.modules():
-            if not isinstance(module, MSCABlock):
-                continue
-            hidden = module.norm2.num_features
-            picks = torch.linspace(0, hidden - 1, channels).round().long().unique()
-            module.norm2.weight[picks] *= factor
-            module.norm2.bias[picks] *= factor
-            module.mlp.fc1.weight[:, picks] /= factor
-            changed += 1
-    return changed
+    return _rescale(model, MSCABlock, lambda m: (m.norm2, m.mlp.fc1, 1), channels, factor, None)
 
 
 def add_ffn_norm_outliers(
     model: torch.nn.Module, channels: int = 3, factor: float = 2000.0, blocks: int | None = None
 ) -> int:
-    """Outliers equalization does not reach: in the decoder's blocks, a few channels of the
-    LayerNorm before the FFN (norm_ffn weight and bias) times `factor`, the FFN's first 1x1
-    conv's matching input channels divided by it. The function is the same (fc1 is linear in each
-    input channel), but a token -> map reshape stands between the two, so they are no producer ->
+    """Outliers equalization does not reach: in the decoder's blocks, the LayerNorm before the
+    FFN (norm_ffn weight and bias) -> the FFN's first 1x1 conv (input channels). The function is
+    the same, but a token -> map reshape stands between the two, so they are no producer ->
     consumer pair, and only the float fallback helps. `blocks` limits it to the first n decoder
-    blocks; returns how many changed."""
+    blocks."""
     from scaseg.decoder import CrossLayerBlock
 
-    changed = 0
-    with torch.no_grad():
-        for module in model.modules():
-            if not isinstance(module, CrossLayerBlock) or (
-                blocks is not None and changed >= blocks
-            ):
-                continue
-            dim = module.norm_ffn.normalized_shape[0]
-            picks = torch.linspace(0, dim - 1, channels).round().long().unique()
-            module.norm_ffn.weight[picks] *= factor
-            module.norm_ffn.bias[picks] *= factor
-            module.ffn.fc1.weight[:, picks] /= factor
-            changed += 1
-    return changed
+    return _rescale(
+        model, CrossLayerBlock, lambda m: (m.norm_ffn, m.ffn.fc1, 1), channels, factor, blocks
+    )
