@@ -5,23 +5,20 @@
          missing optional package) -- or a bug in scaseg, reported as an internal error
     130  interrupted (the caller prints its own line: what was kept and what was not)
 
-Bad input is recognised by type: `UserInputError` (runtime/errors.py: MetaError, SourceError,
-CalibrationDataError, ValDataError, ClassSpecError, ExportInputError, ClassMismatchError, ...),
-the file errors raised for paths the user gave, a Typer `BadParameter`, and a `ValueError` that a
-`raise` statement in scaseg's own source raised: the option dataclasses validate in
-`__post_init__` with plain `ValueError`, and CheckpointError lives in `scaseg`, which does not
-depend on `runtime`. A `ValueError` from numpy, OpenCV or any other library -- even when the
-call sits in our code -- is a bug on our side: it gets "internal error", and the traceback goes
-to a log file (and to the terminal with --debug).
-
-A missing optional package (`MissingDependencyError`) exits 1: the input was fine, this
-machine lacks something; the message carries the install hint.
+The kind is the exception's type, chosen where it was raised (runtime/errors.py): a
+`UserInputError` (and its BudgetError, UnsafePathError, MetaError, SourceError, scaseg's
+CheckpointError, ...), a Typer `BadParameter`, or an OS error about a path (file not found,
+permission denied) is bad input; a
+`ScasegError` (RunError, MissingDependencyError) or an OS/memory error is a failure while
+running. Anything else -- a bare ValueError, TypeError, KeyError, from our code or a library's --
+is a bug on our side: it gets "internal error", and the traceback goes to a log file (and to the
+terminal with --debug). Nothing is guessed from tracebacks: a library error that is really about
+the user's file must be translated where scaseg calls the library.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dis
 import re
 import tempfile
 import time
@@ -34,14 +31,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from runtime.errors import UserInputError
+from runtime.errors import ScasegError, UserInputError
 
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
-_OUR_PACKAGES = ("runtime", "export", "calibration", "scaseg", "benchmarks", "tools")
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
                 NotADirectoryError)  # fmt: skip
-_FAILURES = (RuntimeError, OSError, MemoryError, ImportError)
-_RAISE_OPS = {dis.opmap["RAISE_VARARGS"]}  # not RERAISE: a bare `raise` passes on any error
+# Failures while running: ours (RunError, MissingDependencyError, ...) and the system's.
+_FAILURES = (ScasegError, OSError, MemoryError)
 
 
 # Library errors name options as the Python API does (`device=0`, `kind='openvino'`,
@@ -79,28 +74,8 @@ class UsageError(UserInputError):
 
 
 def is_bad_input(err: BaseException) -> bool:
-    if isinstance(err, (UserInputError, *_PATH_ERRORS, typer.BadParameter)):
-        return True
-    return isinstance(err, ValueError) and _raised_by_our_code(err)
-
-
-def _raised_by_our_code(err: BaseException) -> bool:
-    """True when the innermost frame is in scaseg's source and stopped at a `raise`.
-
-    A C function (numpy, cv2, int()) called from our code also leaves our frame innermost, but
-    stopped at a call; the instruction tells the two apart (the bytecode, not the source file,
-    which may have changed since it was imported)."""
-    tb = err.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    code = tb.tb_frame.f_code
-    try:
-        package = Path(code.co_filename).resolve().relative_to(_SOURCE_ROOT).parts[0]
-    except ValueError:
-        return False
-    return package in _OUR_PACKAGES and code.co_code[tb.tb_lasti] in _RAISE_OPS
+    """True when `err`'s type says the user's input was wrong (see the module docstring)."""
+    return isinstance(err, (UserInputError, *_PATH_ERRORS, typer.BadParameter))
 
 
 def one_line(err: BaseException) -> str:

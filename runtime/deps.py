@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from runtime.errors import ScasegError
+
 INSTALL_HINTS = {
     "onnxruntime": "pip install 'scaseg[cpu]' (or 'scaseg[gpu]' for CUDA; never both)",
     "tensorrt": "use JetPack's python3-libnvinfer or the NVIDIA TensorRT container (pip wheels need a GPU driver)",
@@ -17,7 +19,7 @@ INSTALL_HINTS = {
 }
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(ScasegError, ImportError):
     """An optional package a code path needs is not installed; the message says how to get it."""
 
 

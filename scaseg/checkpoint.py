@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from runtime.atomic import default_file_mode
-from scaseg.checkpoint_errors import CheckpointError
 from scaseg.checkpoint_keys import BACKBONE_MARKERS, KeyMapping, map_keys, normalise_keys
 from scaseg.checkpoint_meta import reconcile_classes
 from scaseg.checkpoint_read import read_checkpoint
 from scaseg.checkpoint_shapes import infer_decoder_fields, infer_num_classes, resolve_variant
+from scaseg.errors import CheckpointError
 
 __all__ = [
     "BACKBONE_MARKERS",

@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 
 from scaseg.checkpoint_config import read_preprocess_config
-from scaseg.checkpoint_errors import CheckpointError
 from scaseg.checkpoint_meta import (
     SAFETENSORS,
     SAFETENSORS_BARE,
     describe_format,
     read_dataset_meta,
 )
+from scaseg.errors import CheckpointError
 from scaseg.safe_pickle import Placeholder, UnsafeGlobalError, load_torch_pickle
 
 STATE_KEYS = ("state_dict", "model", "module")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from scaseg.checkpoint_errors import CheckpointError
 from scaseg.config import DECODER_OVERRIDES, VARIANTS, DecoderConfig
+from scaseg.errors import CheckpointError
 
 _BLOCK = re.compile(r"^backbone\.block([1-4])\.(\d+)\.")
 

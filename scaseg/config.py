@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from scaseg.errors import ModelConfigError
+
 ATTENTION_KINDS = ("strip", "cross", "self")
 INPUT_STRIDE = 32  # the deepest encoder stage; H and W must be multiples of it
 
 
 def _check_four(name: str, values: tuple, positive: bool = True) -> None:
     if len(values) != 4:
-        raise ValueError(f"{name} must have 4 entries (one per stage), got {len(values)}: {values}")
+        raise ModelConfigError(
+            f"{name} must have 4 entries (one per stage), got {len(values)}: {values}"
+        )
     if positive and any(v <= 0 for v in values):
-        raise ValueError(f"{name} entries must be > 0, got {values}")
+        raise ModelConfigError(f"{name} entries must be > 0, got {values}")
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,9 @@ class EncoderConfig:
         _check_four("mlp_ratios", self.mlp_ratios)
         _check_four("attention_kernels", self.attention_kernels)
         if any(k % 2 == 0 for k in self.attention_kernels):
-            raise ValueError(f"attention_kernels must be odd, got {self.attention_kernels}")
+            raise ModelConfigError(f"attention_kernels must be odd, got {self.attention_kernels}")
         if not 0.0 <= self.drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
+            raise ModelConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
 
 
 @dataclass(frozen=True)
@@ -66,20 +70,20 @@ class DecoderConfig:
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_KINDS:
-            raise ValueError(
+            raise ModelConfigError(
                 f"attention must be one of {', '.join(ATTENTION_KINDS)}, got {self.attention!r}"
             )
         _check_four("heads", self.heads)
         if self.mix_dim is not None and self.mix_dim <= 0:
-            raise ValueError(f"mix_dim must be > 0 or None, got {self.mix_dim}")
+            raise ModelConfigError(f"mix_dim must be > 0 or None, got {self.mix_dim}")
         if self.ffn_ratio <= 0:
-            raise ValueError(f"ffn_ratio must be > 0, got {self.ffn_ratio}")
+            raise ModelConfigError(f"ffn_ratio must be > 0, got {self.ffn_ratio}")
         if self.lpm_kernel < 1 or self.lpm_kernel % 2 == 0:
-            raise ValueError(f"lpm_kernel must be odd and >= 1, got {self.lpm_kernel}")
+            raise ModelConfigError(f"lpm_kernel must be odd and >= 1, got {self.lpm_kernel}")
         if self.embed_dim <= 0:
-            raise ValueError(f"embed_dim must be > 0, got {self.embed_dim}")
+            raise ModelConfigError(f"embed_dim must be > 0, got {self.embed_dim}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ModelConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,10 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+            raise ModelConfigError(f"num_classes must be >= 1, got {self.num_classes}")
         for stage, (c, h) in enumerate(zip(self.encoder.embed_dims, self.decoder.heads), 1):
             if c % h:
-                raise ValueError(
+                raise ModelConfigError(
                     f"stage {stage}: width {c} is not divisible by its {h} heads; "
                     "pick heads that divide embed_dims"
                 )
@@ -127,7 +131,7 @@ def variant_config(variant: str, num_classes: int, **decoder_fields) -> ModelCon
     key = variant.lower().removeprefix("scaseg-")
     if key not in VARIANTS:
         valid = ", ".join(VARIANTS)
-        raise ValueError(f"unknown variant {variant!r}; valid variants: {valid}")
+        raise ModelConfigError(f"unknown variant {variant!r}; valid variants: {valid}")
     decoder = replace(DecoderConfig(), **DECODER_OVERRIDES[key])
     decoder = replace(decoder, **{k: v for k, v in decoder_fields.items() if v is not None})
     return ModelConfig(encoder=VARIANTS[key], decoder=decoder, num_classes=num_classes)

@@ -7,6 +7,7 @@ from torch import nn
 
 from scaseg.config import INPUT_STRIDE, ModelConfig, variant_config
 from scaseg.decoder import SCASegHead
+from scaseg.errors import ModelConfigError
 from scaseg.mscan import MSCAN
 
 OUTPUT_STRIDE = 4  # logits come out at 1/4 of the input size
@@ -21,7 +22,7 @@ def check_input_size(height: int, width: int, stride: int = INPUT_STRIDE) -> Non
     if height % stride == 0 and width % stride == 0 and height > 0 and width > 0:
         return
     h, w = nearest_valid_size(height, stride), nearest_valid_size(width, stride)
-    raise ValueError(
+    raise ModelConfigError(
         f"input {height}x{width} (HxW) is not a multiple of {stride}; "
         f"resize or pad to {h}x{w}, the nearest valid size"
     )

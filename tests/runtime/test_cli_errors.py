@@ -29,6 +29,25 @@ def test_our_own_validation_is_bad_input():
     assert is_bad_input(_raised(lambda: open(Path("/nonexistent/x"))))  # noqa: SIM115
 
 
+def test_an_untyped_value_error_from_our_own_code_is_internal():
+    # The kind is the type chosen at the raise site: a bare ValueError is a bug even when our
+    # own code raised it (before, the bytecode at the raise site was read to guess).
+    def ours():
+        raise ValueError("made up")
+
+    assert not is_bad_input(_raised(ours))
+
+
+def test_scaseg_errors_are_bad_input_by_type():
+    from runtime.budgets import check
+    from scaseg.config import variant_config
+    from scaseg.errors import CheckpointError
+
+    assert is_bad_input(CheckpointError("made up"))
+    assert is_bad_input(_raised(lambda: variant_config("XXL")))
+    assert is_bad_input(_raised(lambda: check("classes", 10**7, "model.pth: a classifier")))
+
+
 def test_every_input_error_class_is_bad_input_by_type():
     from calibration.sources import CalibrationDataError
     from export.request import ExportInputError
