@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.deps import require
+from runtime.errors import UserInputError
 
 METHODS = ("minmax", "entropy", "percentile")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
@@ -37,15 +38,15 @@ class CalibrationSettings:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(
+            raise UserInputError(
                 f"calibration method must be one of {', '.join(METHODS)}, got {self.method!r}"
             )
         if self.num_bins < self.num_quantized_bins:
-            raise ValueError(
+            raise UserInputError(
                 f"num_bins ({self.num_bins}) must be >= num_quantized_bins ({self.num_quantized_bins})"
             )
         if not 50.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {self.percentile}")
+            raise UserInputError(f"percentile must be in (50, 100], got {self.percentile}")
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -97,7 +98,7 @@ def compute_ranges(
             )  # one sample per call: bounded memory
             fed += 1
         if not fed:
-            raise ValueError("no calibration samples were given")
+            raise UserInputError("no calibration samples were given")
         tensors = calibrator.compute_data()
     return {name: _range(td) for name, td in tensors.data.items()}
 

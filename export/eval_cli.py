@@ -28,6 +28,7 @@ from export import cli_options as opts
 from export.cli_options import VariantChoice
 from export.gate_data import ClassMismatchError, check_class_mismatch
 from runtime.cli_errors import warning_line
+from runtime.errors import UserInputError
 from runtime.io.source_types import GENERATED
 
 console = Console(highlight=False)
@@ -83,7 +84,7 @@ def evaluate_command(
 
     def run() -> int:
         if max_images is not None and max_images < 1:
-            raise ValueError(f"--max-images must be >= 1, got {max_images}")
+            raise UserInputError(f"--max-images must be >= 1, got {max_images}")
         if json_out is not None:
             from runtime.atomic import check_writable_target
 
@@ -152,14 +153,14 @@ def load_model_for_eval(
                                 ("--mean", settings.mean), ("--std", settings.std),
                                 ("--rgb/--bgr", settings.rgb)) if v is not None]  # fmt: skip
         if given:
-            raise ValueError(
+            raise UserInputError(
                 f"{', '.join(given)} apply to checkpoints; {path.name} is an exported artifact "
                 "whose classes and preprocessing come from its sidecar: drop the flag(s)"
             )
         return _artifact(path, backend, provider, device)
     if suffix in CHECKPOINT_SUFFIXES:
         return _checkpoint(path, settings)
-    raise ValueError(
+    raise UserInputError(
         f"{path}: unknown model type {suffix or '(no suffix)'!r}; pass an artifact "
         f"({'/'.join(ARTIFACT_SUFFIXES)}) or a checkpoint ({'/'.join(CHECKPOINT_SUFFIXES)})"
     )

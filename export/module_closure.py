@@ -13,6 +13,8 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
+from runtime.errors import RunError
+
 
 def module_closure(root: Path, entries: Iterable[str]) -> list[Path]:
     """Files (relative to root's parent) of the modules reachable from `entries` within root's
@@ -26,9 +28,7 @@ def module_closure(root: Path, entries: Iterable[str]) -> list[Path]:
             continue
         path = _module_file(root, name)
         if path is None:
-            raise RuntimeError(
-                f"internal error: {name} is not a module of {root} (a stale entry list)"
-            )
+            raise RunError(f"internal error: {name} is not a module of {root} (a stale entry list)")
         seen.add(name)
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run too

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runtime.errors import UserInputError
 from runtime.meta import TensorSpec
 from runtime.preprocess import Preprocess
 from scaseg.config import INPUT_STRIDE
@@ -44,7 +45,7 @@ class ShapeRange:
         for name in ("batch", "height", "width"):
             lo, opt, hi = getattr(self, name)
             if not 1 <= lo <= opt <= hi:
-                raise ValueError(
+                raise UserInputError(
                     f"{name} range must satisfy 1 <= min <= opt <= max, got {lo, opt, hi}"
                 )
         for h in self.height:
@@ -64,7 +65,9 @@ class ExportOptions:
     def __post_init__(self) -> None:
         check_input_size(self.height, self.width, INPUT_STRIDE)
         if self.opset < 17:
-            raise ValueError(f"opset must be >= 17 (native LayerNormalization), got {self.opset}")
+            raise UserInputError(
+                f"opset must be >= 17 (native LayerNormalization), got {self.opset}"
+            )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from calibration.ranges import CalibrationSettings
 from export.onnx_export import ShapeRange
 from export.verify import Budgets, VariantCheck
-from runtime.errors import UserInputError
+from runtime.errors import RunError, UserInputError
 from runtime.meta import PRECISIONS
 from scaseg.model import check_input_size
 
@@ -24,7 +24,7 @@ class ExportInputError(UserInputError):
     """Bad user input (options, checkpoint, calibration data): the CLI exits with code 2."""
 
 
-class GateFailedError(RuntimeError):
+class GateFailedError(RunError):
     """A variant missed its accuracy budget; `report` holds every check (passing ones written)."""
 
     def __init__(self, message: str, report: ExportReport) -> None:

@@ -16,9 +16,10 @@ import numpy as np
 import onnx
 
 from export.onnx_export import GraphIO
+from runtime.errors import RunError
 
 
-class SimplifyError(RuntimeError):
+class SimplifyError(RunError):
     """The simplified graph does not compute what the exported one did."""
 
 

@@ -165,7 +165,9 @@ def python_config(
     parameters = {"artifact": artifact_name, "provider": "auto"}
     if openvino_device is not None:
         if engine:
-            raise ValueError(f"{artifact_name} is a TensorRT engine; OpenVINO serves .onnx models")
+            raise TritonConfigError(
+                f"{artifact_name} is a TensorRT engine; OpenVINO serves .onnx models"
+            )
         parameters.update(backend="openvino", ov_device=openvino_device, ov_precision="auto")
     return TritonModelConfig(
         name=name,

@@ -33,6 +33,7 @@ if (_HERE / "runtime" / "__init__.py").is_file() and sys.path[0] != str(_HERE):
     sys.path.insert(0, str(_HERE))
 
 from runtime.backends import BackendOptions, backend_kind, open_backend  # noqa: E402
+from runtime.errors import UserInputError  # noqa: E402
 from runtime.segmenter import Segmenter  # noqa: E402
 
 INPUT_NAME = "image"
@@ -83,7 +84,7 @@ def serve_backend(params: dict[str, str], artifact: Path) -> str:
         return "tensorrt"
     kind = params.get("backend") or "onnxruntime"
     if kind not in SERVE_BACKENDS:
-        raise ValueError(
+        raise UserInputError(
             f"config.pbtxt parameter backend {kind!r} is not one of {SERVE_BACKENDS}; fix it"
         )
     return kind
@@ -115,7 +116,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         if not params.get("artifact"):
-            raise ValueError(
+            raise UserInputError(
                 f"{config.get('name')}: config.pbtxt has no 'artifact' parameter naming the model "
                 "file in the version folder; regenerate the repository with scaseg-export"
             )

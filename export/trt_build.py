@@ -17,11 +17,12 @@ from pathlib import Path
 from export import trt_compat as tc
 from export.artifacts import engine_path_for, preflight, sidecar_path
 from runtime.atomic import atomic_path, atomic_write_bytes, remove_durably
+from runtime.errors import RunError, UserInputError
 from runtime.meta import ModelMeta, read_meta, sha256_file, write_meta
 from runtime.onnx_guard import check_external_data
 
 
-class EngineBuildError(RuntimeError):
+class EngineBuildError(RunError):
     """TensorRT could not parse or build the network; the message carries TensorRT's errors."""
 
 
@@ -38,9 +39,9 @@ class EngineOptions:
 
     def __post_init__(self) -> None:
         if self.workspace_gib <= 0:
-            raise ValueError(f"--workspace-gib must be > 0, got {self.workspace_gib}")
+            raise UserInputError(f"--workspace-gib must be > 0, got {self.workspace_gib}")
         if isinstance(self.device, bool) or not isinstance(self.device, int) or self.device < 0:
-            raise ValueError(f"--device must be a CUDA GPU index >= 0, got {self.device!r}")
+            raise UserInputError(f"--device must be a CUDA GPU index >= 0, got {self.device!r}")
 
 
 @dataclass(frozen=True)
@@ -160,12 +161,12 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
 def _mode(trt, meta: ModelMeta, options: EngineOptions) -> str:
     if options.implicit_int8:
         if meta.precision != "fp32":
-            raise ValueError(
+            raise UserInputError(
                 "--implicit-int8 calibrates the FP32 ONNX; pass the .fp32.onnx (the INT8 ONNX "
                 "already carries its Q/DQ scales)"
             )
         if not tc.has_implicit_calibrator(trt):
-            raise RuntimeError(
+            raise RunError(
                 f"TensorRT {trt.__version__} has no implicit INT8 calibrator (removed in TensorRT "
                 "11); build the Q/DQ .int8.onnx instead (the default INT8 path)"
             )
@@ -227,7 +228,7 @@ def check_dla_request(meta: ModelMeta, options: EngineOptions, onnx_file: Path) 
     TensorRT is imported): an FP32 graph (DLA runs FP16/INT8 only), and a dynamic shape (DLA
     needs one static shape, min = opt = max)."""
     if meta.precision == "fp32" and not options.implicit_int8:
-        raise ValueError(
+        raise UserInputError(
             "DLA runs FP16 and INT8 only; build the .fp16.onnx or .int8.onnx with --dla-core"
         )
     spec = meta.input
@@ -235,7 +236,7 @@ def check_dla_request(meta: ModelMeta, options: EngineOptions, onnx_file: Path) 
     static = not spec.dynamic and profile is None
     if not static and not (profile is not None and profile[0] == profile[1] == profile[2]):
         shapes = " / ".join(str(tuple(s)) for s in profile) if profile else str(spec.shape)
-        raise ValueError(
+        raise UserInputError(
             f"--dla-core needs a static input shape (min = opt = max), but {onnx_file.name} has "
             f"a dynamic {spec.name!r} ({shapes}); re-export without --dynamic for DLA, or build "
             "without --dla-core"
@@ -245,7 +246,7 @@ def check_dla_request(meta: ModelMeta, options: EngineOptions, onnx_file: Path) 
 def _check_dla_quantization(trt, meta: ModelMeta, mode: str, onnx_file: Path) -> None:
     qdq = meta.precision == "int8" and mode != "implicit-int8"
     if qdq and not tc.dla_takes_explicit_quantization(trt):
-        raise ValueError(
+        raise UserInputError(
             f"DLA on TensorRT {trt.__version__} cannot run the Q/DQ (explicitly quantized) "
             f"{onnx_file.name}: every layer would fall back to the GPU; build the .fp16.onnx "
             "with --dla-core, or the .fp32.onnx with --dla-core --implicit-int8 --calib-data"
@@ -273,7 +274,7 @@ def implicit_calib_data(meta: ModelMeta, options: EngineOptions, onnx_file: Path
         DEMO_CHECKPOINT
     )
     if not demo:
-        raise ValueError(
+        raise UserInputError(
             f"--implicit-int8 needs --calib-data for {onnx_file.name}: an image folder, glob, "
             "video or text file listing frames like the ones the model will see (generated "
             "street scenes are the bundled demo model's data; pass --calib-data generated to "

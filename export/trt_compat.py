@@ -23,6 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from runtime.deps import require
+from runtime.errors import RunError
 from runtime.trt_compat import make_logger, parse_version
 
 MIN_BUILD_VERSION = (8, 6)  # the name-based API and ONNX LayerNormalization import
@@ -36,7 +37,7 @@ OOM_PATTERNS = re.compile(
 def import_tensorrt() -> ModuleType:
     trt = require("tensorrt", "to build TensorRT engines")
     if version(trt)[:2] < MIN_BUILD_VERSION:
-        raise RuntimeError(
+        raise RunError(
             f"TensorRT {trt.__version__} is too old to build these engines: they need >= 8.6, "
             "whose ONNX parser is the first with LayerNormalization (JetPack 6.0 ships 8.6, "
             "JetPack 6.1+ 10.3; JetPack 5 ships 8.5); upgrade JetPack, or run the .onnx with "
@@ -82,7 +83,7 @@ def set_workspace(trt: ModuleType, config, workspace_bytes: int) -> None:
 def enable_weak_precision(trt: ModuleType, config, precision: str) -> None:
     """TensorRT < 10 (or a weakly typed build): FP16/INT8 flags + obey per-layer constraints."""
     if not has_precision_flags(trt):
-        raise RuntimeError(
+        raise RunError(
             f"TensorRT {trt.__version__} has no FP16/INT8 builder flags; build strongly typed "
             "(the FP16/INT8 ONNX already carry their precision)"
         )
@@ -140,7 +141,7 @@ def use_dla(trt: ModuleType, builder, config, core: int) -> None:
     """Run on DLA core `core`, falling back to the GPU for layers DLA cannot run."""
     available = int(getattr(builder, "num_DLA_cores", 0))
     if core < 0 or core >= available:
-        raise RuntimeError(
+        raise RunError(
             f"--dla-core {core} requested but this device has {available} DLA core(s)"
             + ("; DLA exists only on Jetson Xavier/Orin" if available == 0 else "")
         )
@@ -206,7 +207,7 @@ def make_entropy_calibrator(trt: ModuleType, batches: list[np.ndarray], cache_fi
     file is read back when it exists, so TensorRT skips calibration on a rebuild.
     """
     if not has_implicit_calibrator(trt):
-        raise RuntimeError(
+        raise RunError(
             f"TensorRT {trt.__version__} has no implicit INT8 calibrator (removed in TensorRT "
             "11); build the Q/DQ INT8 ONNX instead (the default)"
         )

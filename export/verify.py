@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from export.gate_data import GateData, check_class_mismatch
+from runtime.errors import UserInputError
 from runtime.metrics import ConfusionMatrix
 from runtime.preprocess import Preprocess, labels_to_frame, logits_to_labels, preprocess
 
@@ -37,7 +38,9 @@ class Budgets:
     def __post_init__(self) -> None:
         for name in ("fp32_agreement", "fp16_agreement", "int8_agreement"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be a fraction in [0, 1], got {getattr(self, name)}")
+                raise UserInputError(
+                    f"{name} must be a fraction in [0, 1], got {getattr(self, name)}"
+                )
 
     def agreement(self, precision: str) -> float:
         return {

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from runtime.deps import MissingDependencyError, require
+from runtime.errors import RunError
 
 
 @dataclass(frozen=True)
@@ -129,16 +130,16 @@ class PycudaApi:
 
     # pycuda has no stream-capture API; open_cuda(need_graphs=True) never returns PycudaApi.
     def begin_capture(self) -> None:
-        raise RuntimeError("pycuda cannot capture CUDA graphs; install cuda-python")
+        raise RunError("pycuda cannot capture CUDA graphs; install cuda-python")
 
     def end_capture(self) -> object:
-        raise RuntimeError("pycuda cannot capture CUDA graphs; install cuda-python")
+        raise RunError("pycuda cannot capture CUDA graphs; install cuda-python")
 
     def launch_graph(self, graph: object) -> None:
-        raise RuntimeError("pycuda cannot launch CUDA graphs; install cuda-python")
+        raise RunError("pycuda cannot launch CUDA graphs; install cuda-python")
 
     def destroy_graph(self, graph: object) -> None:
-        raise RuntimeError("pycuda cannot destroy CUDA graphs; install cuda-python")
+        raise RunError("pycuda cannot destroy CUDA graphs; install cuda-python")
 
     def close(self) -> None:
         """Free the stream and release our primary-context reference, on any thread.
@@ -195,13 +196,13 @@ class _LibCuda:
         ctx = ctypes.c_void_p()
         err = self._pop(ctypes.byref(ctx))
         if err != 0:
-            raise RuntimeError(f"cuCtxPopCurrent failed (CUresult {err})")
+            raise RunError(f"cuCtxPopCurrent failed (CUresult {err})")
         return int(ctx.value or 0)
 
     def push_current(self, handle: int) -> None:
         err = self._push(ctypes.c_void_p(handle))
         if err != 0:
-            raise RuntimeError(f"cuCtxPushCurrent failed (CUresult {err})")
+            raise RunError(f"cuCtxPushCurrent failed (CUresult {err})")
 
 
 def import_cudart() -> object:
@@ -229,7 +230,7 @@ class CudartApi:
         err, *values = result
         if int(err) != 0:
             name = getattr(err, "name", str(err))
-            raise RuntimeError(f"CUDA error {name} ({int(err)})")
+            raise RunError(f"CUDA error {name} ({int(err)})")
         return values[0] if len(values) == 1 else tuple(values)
 
     @contextlib.contextmanager

@@ -17,13 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from runtime.errors import RunError
+
 DEFAULT_MIN_FREE_MB = 64.0
 MIB = 1024 * 1024
 # errno values that mean "the output device is full", not "this path is wrong".
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-class OutputSpaceError(RuntimeError):
+class OutputSpaceError(RunError):
     """The output disk ran out of space, or fell below the free-space margin.
 
     Like runtime.io.sources.SourceLostError, runtime.pipeline finalises the outputs first (every

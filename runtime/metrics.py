@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from runtime.errors import UserInputError
+
 IGNORE_INDEX = 255
 
 
@@ -61,7 +63,7 @@ class ConfusionMatrix:
             bad = int(labels[(labels < 0) | (labels >= self.num_classes)][0])
             k = self.num_classes
             if name == "truth":
-                raise ValueError(
+                raise UserInputError(
                     f"the reference labels (masks, or the reference model's output) hold label "
                     f"{bad}, outside 0..{k - 1}: they were made for other classes than the "
                     f"{k} being scored; score with masks made for this model's classes, or give "

@@ -31,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from runtime.disk_space import OutputSpaceError, SpaceGuard, disk_full_error, is_disk_full
+from runtime.errors import UserInputError
 from runtime.io.capture import SourceLostError
 from runtime.io.sink_types import Result, Sink
 from runtime.io.source_types import Frame
@@ -56,9 +57,9 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
+            raise UserInputError(f"max_frames must be >= 1, got {self.max_frames}")
         if self.queue_size < 1 or self.live_queue_size < 1:
-            raise ValueError(
+            raise UserInputError(
                 f"queue sizes must be >= 1, got {self.queue_size}, {self.live_queue_size}"
             )
 
@@ -73,7 +74,7 @@ class LatencySample:
 
     def __init__(self, capacity: int = 10_000, seed: int = 0):
         if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+            raise UserInputError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self.seen = 0  # frames offered, kept or not
         self._items: list[StageTimes] = []

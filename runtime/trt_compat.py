@@ -21,6 +21,7 @@ from types import ModuleType
 import numpy as np
 
 from runtime.deps import require
+from runtime.errors import RunError
 
 MIN_VERSION = (8, 5)
 
@@ -67,7 +68,7 @@ def import_tensorrt() -> ModuleType:
 
 def check_version(version: str) -> None:
     if parse_version(version)[:2] < MIN_VERSION:
-        raise RuntimeError(
+        raise RunError(
             f"TensorRT {version} is too old: the runtime needs the name-based tensor API of "
             f"TensorRT >= {'.'.join(map(str, MIN_VERSION))} (JetPack 5.1 or newer); run the .onnx "
             "model with ONNX Runtime instead"
@@ -160,7 +161,7 @@ def numpy_dtype(trt: ModuleType, trt_dtype: object, name: str) -> np.dtype:
     try:
         return np.dtype(trt.nptype(trt_dtype))
     except TypeError as err:  # bf16 / fp8 / int4 I/O has no numpy type
-        raise RuntimeError(
+        raise RunError(
             f"engine tensor {name!r} has type {trt_dtype}, which has no numpy equivalent; "
             "export the model with float32, uint8 or int32 I/O"
         ) from err
@@ -184,7 +185,7 @@ def profile_shapes(engine: object, name: str) -> tuple[tuple[int, ...], ...]:
 
 def set_input_shape(context: object, name: str, shape: tuple[int, ...]) -> None:
     if not context.set_input_shape(name, tuple(int(d) for d in shape)):
-        raise RuntimeError(f"TensorRT refused input shape {shape} for {name!r}")
+        raise RunError(f"TensorRT refused input shape {shape} for {name!r}")
 
 
 def tensor_shape(context: object, name: str) -> tuple[int, ...]:
@@ -193,12 +194,12 @@ def tensor_shape(context: object, name: str) -> tuple[int, ...]:
 
 def set_tensor_address(context: object, name: str, ptr: int) -> None:
     if context.set_tensor_address(name, int(ptr)) is False:  # returns None before 10.0
-        raise RuntimeError(f"TensorRT refused the device address for tensor {name!r}")
+        raise RunError(f"TensorRT refused the device address for tensor {name!r}")
 
 
 def execute(context: object, stream_handle: int) -> None:
     if not context.execute_async_v3(int(stream_handle)):
-        raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT error above)")
+        raise RunError("TensorRT execute_async_v3 failed (see the TensorRT error above)")
 
 
 def set_dla_core(runtime: object, core: int | None) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.errors import UserInputError
 from scenes.camera_effects import add_sensor_noise, apply_camera
 from scenes.geometry import Projector
 from scenes.layout import scene_spec
@@ -43,7 +44,7 @@ def render_scene(
     check_seed(seed)
     check_size(height, width)
     if not math.isfinite(t):
-        raise ValueError(f"t must be a finite number of seconds, got {t!r}")
+        raise UserInputError(f"t must be a finite number of seconds, got {t!r}")
     spec, static = scene_spec(seed), static_layer(seed, height, width)
     x0 = _crop_offset(spec, static, width, t)
     frame_bgr = static.image_bgr[:, x0 : x0 + width].copy()
@@ -87,5 +88,5 @@ def render_video_frames(
     check_seed(seed)
     check_size(height, width)
     if num_frames < 0 or not fps > 0:
-        raise ValueError(f"need num_frames >= 0 and fps > 0, got {num_frames} and {fps}")
+        raise UserInputError(f"need num_frames >= 0 and fps > 0, got {num_frames} and {fps}")
     return (render_scene(seed, height, width, i / fps) for i in range(num_frames))

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_bytes
+from runtime.errors import RunError, UserInputError
 from scenes.render import render_video_frames
 
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".avi": "MJPG"}
@@ -29,13 +30,13 @@ class VideoInfo:
 def _resolve_fourcc(path: Path, fourcc: str | None) -> str:
     if fourcc is None:
         if path.suffix.lower() not in FOURCC_BY_SUFFIX:
-            raise ValueError(
+            raise UserInputError(
                 f"cannot pick a codec for {path.name!r}; use one of {sorted(FOURCC_BY_SUFFIX)} "
                 "or pass fourcc"
             )
         return FOURCC_BY_SUFFIX[path.suffix.lower()]
     if len(fourcc) != 4:
-        raise ValueError(f"fourcc must be 4 characters (e.g. 'mp4v', 'MJPG'), got {fourcc!r}")
+        raise UserInputError(f"fourcc must be 4 characters (e.g. 'mp4v', 'MJPG'), got {fourcc!r}")
     return fourcc
 
 
@@ -53,7 +54,7 @@ def _check_targets(path: Path, labels_dir: Path | None, num_frames: int, overwri
 def _write_label_png(path: Path, labels: np.ndarray) -> None:
     ok, png = cv2.imencode(".png", labels)
     if not ok:
-        raise RuntimeError(f"could not encode the label map for {path} as PNG")
+        raise RunError(f"could not encode the label map for {path} as PNG")
     atomic_write_bytes(path, png.tobytes(), overwrite=True)
 
 
@@ -78,10 +79,10 @@ def write_scene_video(
     codec = _resolve_fourcc(path, fourcc)
     frames = render_video_frames(seed, height, width, num_frames, fps)
     if num_frames < 1:
-        raise ValueError(f"a video needs num_frames >= 1, got {num_frames}")
+        raise UserInputError(f"a video needs num_frames >= 1, got {num_frames}")
     if width % 2 or height % 2:
         # OpenCV 5's FFmpeg writer silently crops odd sizes (97x33 comes back as 96x32).
-        raise ValueError(
+        raise UserInputError(
             f"video size {width}x{height} is odd; use an even width and height "
             f"(e.g. {width + width % 2}x{height + height % 2})"
         )
@@ -91,7 +92,7 @@ def write_scene_video(
     with atomic_path(path, overwrite=True) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
         if not writer.isOpened():
-            raise RuntimeError(
+            raise RunError(
                 f"cv2.VideoWriter could not open {path} with fourcc {codec!r}; "
                 "try an .avi path with fourcc 'MJPG', which every OpenCV build can write"
             )
@@ -103,5 +104,5 @@ def write_scene_video(
         finally:
             writer.release()
         if tmp.stat().st_size == 0:
-            raise RuntimeError(f"cv2.VideoWriter wrote nothing to {path} with fourcc {codec!r}")
+            raise RunError(f"cv2.VideoWriter wrote nothing to {path} with fourcc {codec!r}")
     return VideoInfo(path, num_frames, fps, width, height, codec, label_path)

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from runtime.backends.choice import BackendChoice, auto_onnx_choice, choose_onnx_backend
+from runtime.errors import UserInputError
 from runtime.meta import ModelMeta, check_artifact_hash, read_meta
 
 __all__ = [
@@ -67,30 +68,30 @@ class BackendOptions:
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
-            raise ValueError(f"provider must be one of {PROVIDERS}, got {self.provider!r}")
+            raise UserInputError(f"provider must be one of {PROVIDERS}, got {self.provider!r}")
         if isinstance(self.device, bool) or not isinstance(self.device, (int, str, type(None))):
-            raise ValueError(
+            raise UserInputError(
                 f"device must be a CUDA index or an OpenVINO device name, got {self.device!r}"
             )
         if isinstance(self.device, int) and self.device < 0:
-            raise ValueError(f"device must be >= 0, got {self.device}")
+            raise UserInputError(f"device must be >= 0, got {self.device}")
         if isinstance(self.device, str) and not _OV_DEVICE.match(self.device):
-            raise ValueError(
+            raise UserInputError(
                 f"device {self.device!r} is neither a CUDA index (0, 1, ...) nor an OpenVINO "
                 "device name (CPU, GPU, GPU.1, NPU, AUTO); pass e.g. device=0 or device='CPU'"
             )
         if self.ov_precision not in OV_PRECISIONS:
-            raise ValueError(
+            raise UserInputError(
                 f"ov_precision must be one of {OV_PRECISIONS}, got {self.ov_precision!r}"
             )
         if self.intra_op_threads is not None and self.intra_op_threads < 1:
-            raise ValueError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
+            raise UserInputError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
 
     @property
     def cuda_device(self) -> int:
         """The CUDA device index; ValueError for an OpenVINO device name."""
         if isinstance(self.device, str):
-            raise ValueError(
+            raise UserInputError(
                 f"device={self.device!r} names an OpenVINO device; ONNX Runtime and TensorRT "
                 "take a CUDA GPU index: use device=0, or kind='openvino'"
             )
@@ -100,7 +101,7 @@ class BackendOptions:
     def ov_device(self) -> str:
         """The OpenVINO device name; ValueError for a CUDA index."""
         if isinstance(self.device, int):
-            raise ValueError(
+            raise UserInputError(
                 f"device={self.device} is a CUDA GPU index; OpenVINO takes a device name: use "
                 "device='CPU' (or GPU, GPU.1, NPU, AUTO)"
             )
@@ -135,7 +136,7 @@ def backend_kind(path: str | os.PathLike) -> str:
         return "onnxruntime"
     if suffix in ENGINE_SUFFIXES:
         return "tensorrt"
-    raise ValueError(
+    raise UserInputError(
         f"{path}: unknown model type {suffix or '(no suffix)'!r}; expected .onnx (ONNX Runtime "
         f"or OpenVINO) or {'/'.join(ENGINE_SUFFIXES)} (TensorRT engine)"
     )
@@ -166,7 +167,7 @@ def open_backend(
     models do not use them."""
     options = options or BackendOptions()
     if kind not in KINDS:
-        raise ValueError(f"backend kind must be one of {KINDS}, got {kind!r}")
+        raise UserInputError(f"backend kind must be one of {KINDS}, got {kind!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -174,12 +175,12 @@ def open_backend(
         )
     detected = backend_kind(path)
     if kind == "openvino" and detected != "onnxruntime":
-        raise ValueError(
+        raise UserInputError(
             f"kind='openvino' runs .onnx models; {path.name} is a TensorRT engine: use the "
             ".onnx it was built from, or kind='auto'"
         )
     if kind not in ("auto", "openvino") and kind != detected:
-        raise ValueError(
+        raise UserInputError(
             f"{path} is a {detected} artifact, not {kind}; use kind='auto' or another model"
         )
     meta = read_meta(path)  # before the heavy import: a missing sidecar fails fast and cheaply
@@ -187,7 +188,7 @@ def open_backend(
     if detected == "onnxruntime":
         return _open_onnx(path, kind, meta, options)
     if options.provider not in ("auto", "tensorrt") or options.trt_cache_dir:
-        raise ValueError(
+        raise UserInputError(
             f"{_ort_option(options)} applies to .onnx models; {path.name} is a TensorRT engine"
         )
     _refuse_ov_options(options, path, "is a TensorRT engine")
@@ -199,14 +200,14 @@ def open_backend(
 
 def _open_onnx(path: Path, kind: str, meta: ModelMeta, options: BackendOptions) -> Backend:
     if options.cuda_graph:
-        raise ValueError(
+        raise UserInputError(
             f"cuda_graph=True applies to TensorRT engines; {path.name} runs on ONNX Runtime "
             "(build an engine with scaseg-export, or drop cuda_graph=True)"
         )
     choice = auto_onnx_choice(meta, options.provider, options.device) if kind == "auto" else None
     if kind == "openvino" or (choice is not None and choice.kind == "openvino"):
         if options.provider != "auto" or options.trt_cache_dir:
-            raise ValueError(
+            raise UserInputError(
                 f"{_ort_option(options)} applies to ONNX Runtime; drop it or use kind='onnxruntime'"
             )
         from runtime.backends.openvino_backend import OvBackend
@@ -224,7 +225,7 @@ def _open_onnx(path: Path, kind: str, meta: ModelMeta, options: BackendOptions) 
 
 def _refuse_ov_options(options: BackendOptions, path: Path, what: str) -> None:
     if options.ov_precision != "auto":
-        raise ValueError(
+        raise UserInputError(
             f"`ov_precision` applies to OpenVINO; {path.name} {what} (use kind='openvino', "
             "or ov_precision='auto')"
         )

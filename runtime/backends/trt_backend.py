@@ -25,6 +25,7 @@ import numpy as np
 from runtime import trt_compat
 from runtime.backends import BackendOptions
 from runtime.cuda_mem import CudaApi, open_cuda
+from runtime.errors import RunError, UserInputError
 from runtime.meta import MetaError, ModelMeta
 
 
@@ -134,7 +135,7 @@ class TrtBackend:
             )
         self._context = self._engine.create_execution_context()
         if self._context is None:
-            raise RuntimeError(
+            raise RunError(
                 f"TensorRT could not create a context for {self.path.name} (GPU memory?)"
             )
         self._tensors = {t.name: t for t in trt_compat.io_tensors(trt, self._engine)}
@@ -191,7 +192,7 @@ class TrtBackend:
         for name, tensor in self._tensors.items():
             shape = input_shape if tensor.is_input else trt_compat.tensor_shape(self._context, name)
             if any(d < 0 for d in shape):
-                raise RuntimeError(
+                raise RunError(
                     f"TensorRT could not infer the shape of {name!r} for input {input_shape}"
                 )
             old = self._buffers.get(name)
@@ -215,14 +216,14 @@ class TrtBackend:
         engine_shape = self._tensors[name].shape
         if all(d >= 0 for d in engine_shape):
             if shape != engine_shape:
-                raise ValueError(
+                raise UserInputError(
                     f"{self.path.name} is built for input {engine_shape}, got {shape}; rebuild with "
                     "a dynamic profile or this input size"
                 )
             return
         low, _, high = trt_compat.profile_shapes(self._engine, name)
         if len(shape) != len(low) or any(not lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
-            raise ValueError(
+            raise UserInputError(
                 f"input {shape} is outside {self.path.name}'s optimization profile {low}..{high}; "
                 "rebuild the engine with a profile that covers it"
             )
@@ -245,7 +246,7 @@ class TrtBackend:
     def set_layer_profiler(self, on_layer: Callable[[str, float], None] | None) -> None:
         """Report per-layer times (ms) to on_layer on every infer; None turns it off."""
         if on_layer is not None and self._use_graph:
-            raise ValueError(
+            raise UserInputError(
                 "per-layer profiling does not work inside a CUDA graph; drop cuda_graph=True"
             )
         self._profiler = trt_compat.make_profiler(self._trt, on_layer) if on_layer else None

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from runtime.classes import palette_bgr
+from runtime.errors import UserInputError
 
 
 def palette_for(palette_rgb, num_classes: int) -> np.ndarray:
@@ -30,7 +31,7 @@ def blend(
 ) -> np.ndarray:
     """Frame with the colourised labels laid over it; alpha is the label colour's weight (0..1)."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise UserInputError(f"alpha must be in [0, 1], got {alpha}")
     if labels.shape[:2] != frame_bgr.shape[:2]:
         raise ValueError(
             f"labels {labels.shape[:2]} and frame {frame_bgr.shape[:2]} differ in size"

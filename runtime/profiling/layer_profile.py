@@ -20,6 +20,7 @@ import numpy as np
 
 from runtime.backends import BackendOptions
 from runtime.deps import require
+from runtime.errors import RunError, UserInputError
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class LayerProfile:
 def aggregate(total_ms: dict[str, float], op_type: dict[str, str], runs: int, source: str):
     """LayerProfile from each layer's time summed over `runs` inferences."""
     if runs < 1 or not total_ms:
-        raise ValueError(f"{source}: no per-layer timings were reported (runs={runs})")
+        raise RunError(f"{source}: no per-layer timings were reported (runs={runs})")
     per_run = {name: ms / runs for name, ms in total_ms.items()}
     grand = sum(per_run.values()) or 1.0
     layers = tuple(
@@ -230,7 +231,7 @@ def profile_layers(
 ) -> LayerProfile:
     """Per-layer profile of either backend; `batch` is a prepared model input."""
     if runs < 1:
-        raise ValueError(f"layer profiling needs at least 1 run, got {runs}")
+        raise UserInputError(f"layer profiling needs at least 1 run, got {runs}")
     if hasattr(backend, "set_layer_profiler"):
         return profile_tensorrt(backend, batch, runs)
     if hasattr(backend, "compile_for_profiling"):

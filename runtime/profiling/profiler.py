@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.backends import Backend, BackendOptions, backend_kind, open_backend
+from runtime.errors import UserInputError
 
 STAGES = ("decode", "preprocess", "h2d", "infer", "d2h", "postprocess", "encode")
 STAGE_MEANINGS = {
@@ -68,7 +69,7 @@ def latency_stats(
     """Statistics of per-frame latencies; ValueError on an empty list."""
     x = np.asarray(samples_ms, np.float64)
     if x.size == 0:
-        raise ValueError("no latency samples: run at least one timed frame (--frames >= 1)")
+        raise UserInputError("no latency samples: run at least one timed frame (--frames >= 1)")
     p50, p90, p99 = (float(v) for v in np.percentile(x, (50, 90, 99)))
     mean = float(x.mean())
     if wall_s is not None and wall_s > 0:
@@ -303,9 +304,9 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         if self.frames < 1:
-            raise ValueError(f"frames must be >= 1, got {self.frames}")
+            raise UserInputError(f"frames must be >= 1, got {self.frames}")
         if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+            raise UserInputError(f"warmup must be >= 0, got {self.warmup}")
 
 
 def run_loop(
@@ -327,7 +328,9 @@ def run_loop(
     for n in range(total):
         frame = next(source, None)
         if frame is None:
-            raise ValueError(f"the source ended after {n} of {total} frames; loop it or use fewer")
+            raise UserInputError(
+                f"the source ended after {n} of {total} frames; loop it or use fewer"
+            )
         labels = stages.postprocess(
             stages.infer(stages.prepare(frame.frame_bgr)), frame.frame_bgr.shape[:2]
         )

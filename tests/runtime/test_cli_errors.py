@@ -44,7 +44,7 @@ def test_scaseg_errors_are_bad_input_by_type():
     from scaseg.errors import CheckpointError
 
     assert is_bad_input(CheckpointError("made up"))
-    assert is_bad_input(_raised(lambda: variant_config("XXL")))
+    assert is_bad_input(_raised(lambda: variant_config("XXL", 19)))
     assert is_bad_input(_raised(lambda: check("classes", 10**7, "model.pth: a classifier")))
 
 
