@@ -62,6 +62,7 @@ class RunnerCheck:
     iou: np.ndarray | None
     max_abs_diff: float | None = None  # plain-logit graphs on ONNX Runtime only
     inference_precision: str | None = None  # OpenVINO's, as read back from the compiled model
+    nonfinite: int = 0  # NaN/Inf logits over all gate frames
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -92,6 +93,7 @@ class VariantCheck:
     iou: np.ndarray | None
     latency_ms: float  # median ONNX Runtime CPU latency, batch 1, preprocessed input
     max_abs_diff: float | None = None  # plain-logit graphs only
+    nonfinite: int = 0  # NaN/Inf logits over all gate frames (plain-logit graphs only)
     failures: list[str] = field(default_factory=list)
     openvino: RunnerCheck | None = None  # None where OpenVINO is not installed or not asked
     openvino_error: str | None = None  # why OpenVINO could not run this variant
@@ -135,6 +137,7 @@ class _Tally:
         self.total = np.zeros(num_classes, np.int64)
         self.times_ms: list[float] = []
         self.max_diff = 0.0
+        self.nonfinite = 0  # NaN/Inf logits: argmax of NaN is 0, which can "agree" by luck
 
     def add(self, labels: np.ndarray, ref_labels: np.ndarray, truth: np.ndarray | None) -> None:
         k = len(self.total)
@@ -190,6 +193,7 @@ def run_gate(
         for sample in data:
             with torch.inference_mode():
                 ref_logits = model(torch.from_numpy(preprocess(sample.frame_bgr, pp)))[0].numpy()
+            _check_reference_finite(ref_logits, sample.name)
             ref_labels = labels_to_frame(
                 logits_to_labels(ref_logits, pp), sample.frame_bgr.shape[:2]
             ).astype(np.int64)
@@ -256,6 +260,18 @@ def recheck(
     return check
 
 
+def _check_reference_finite(ref_logits: np.ndarray, frame: str) -> None:
+    """PyTorch FP32 itself must give numbers: with NaN logits every label is 0 and every variant
+    "agrees" with the reference, so the gate would pass a broken model."""
+    bad = ref_logits.size - int(np.count_nonzero(np.isfinite(ref_logits)))
+    if bad:
+        raise UserInputError(
+            f"the checkpoint's own FP32 output holds {bad:,} NaN/Inf values of "
+            f"{ref_logits.size:,} on gate frame {frame}: its weights are broken or overflow; "
+            "re-export from a healthy training iteration (check its loss), not this one"
+        )
+
+
 def _label_dtype(k: int):
     return np.uint8 if k <= 256 else (np.uint16 if k <= 65536 else np.int64)
 
@@ -307,6 +323,8 @@ def _run_one(
     start = time.perf_counter()
     out = seg.infer(batch)
     tally.times_ms.append((time.perf_counter() - start) * 1e3)
+    if seg.meta.output_kind == "logits":
+        tally.nonfinite += int(out[0].size - np.count_nonzero(np.isfinite(out[0])))
     if (
         ref_logits is not None
         and seg.meta.output_kind == "logits"
@@ -331,6 +349,7 @@ def _variant_check(precision, path: Path, runners, tallies, has_masks: bool) -> 
         iou=t.cm.iou() if has_masks else None,
         latency_ms=t.latency_ms,
         max_abs_diff=t.max_diff if logits else None,
+        nonfinite=t.nonfinite,
     )
     ov_key = (precision, "openvino")
     if ov_key in tallies:
@@ -343,6 +362,7 @@ def _variant_check(precision, path: Path, runners, tallies, has_masks: bool) -> 
             miou=ov_t.cm.miou() if has_masks else None,
             iou=ov_t.cm.iou() if has_masks else None,
             inference_precision=getattr(ov_seg.backend, "inference_precision", None),
+            nonfinite=ov_t.nonfinite,
         )
     return check
 
@@ -376,6 +396,11 @@ def _failures(
     precision = precision or c.precision
     where = "" if isinstance(c, VariantCheck) else f" on {c.backend}"
     out = []
+    if c.nonfinite:
+        out.append(
+            f"{precision}{where} output holds {c.nonfinite:,} NaN/Inf logits over the gate frames "
+            "(an overflow in reduced precision); its labels mean nothing"
+        )
     if precision == "fp32" and c.max_abs_diff is not None and c.max_abs_diff > b.fp32_max_abs:
         out.append(
             f"fp32 logits differ from PyTorch by up to {c.max_abs_diff:.3g} "
