@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from runtime.atomic import atomic_write_text
 
 CACHE_FORMAT = 1
+MAX_CACHE_BYTES = 64 << 20  # a cache entry is one range pair per quantized tensor: kB
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,16 @@ class CalibrationCache:
         if not path.is_file():
             return None
         try:
+            if path.stat().st_size > MAX_CACHE_BYTES:
+                return None
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError):
             return None  # unreadable: recompute and overwrite
-        if data.get("format") != CACHE_FORMAT or data.get("key") != key.to_dict():
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
-        return {name: (float(lo), float(hi)) for name, (lo, hi) in data["ranges"].items()}
+        if data.get("key") != key.to_dict():
+            return None
+        return _ranges(data.get("ranges"))
 
     def store(self, key: CacheKey, ranges: dict[str, tuple[float, float]]) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -70,3 +76,22 @@ class CalibrationCache:
             "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in sorted(ranges.items())},
         }
         return atomic_write_text(self.path(key), json.dumps(payload, indent=1) + "\n")
+
+
+def _ranges(raw: object) -> dict[str, tuple[float, float]] | None:
+    """The cached ranges, or None (recompute) when any entry is not a finite low <= high pair:
+    a cache folder may be shared, and a damaged entry must cost a recalibration, not a crash or
+    a quantized graph with NaN scales."""
+    if not isinstance(raw, dict):
+        return None
+    ranges = {}
+    for name, pair in raw.items():
+        if not (isinstance(pair, list) and len(pair) == 2):
+            return None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
+            return None
+        lo, hi = float(pair[0]), float(pair[1])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            return None
+        ranges[name] = (lo, hi)
+    return ranges

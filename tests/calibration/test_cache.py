@@ -59,3 +59,32 @@ def test_a_corrupt_cache_file_is_a_miss(tmp_path):
     cache = CalibrationCache(tmp_path)
     cache.path(BASE).write_text("{ truncated")
     assert cache.load(BASE) is None
+
+
+@pytest.mark.parametrize(
+    "ranges",
+    [
+        {"x": [float("nan"), 1.0]},  # json.dumps writes NaN; json.loads reads it back
+        {"x": [2.0, 1.0]},  # low above high
+        {"x": [0.0]},
+        {"x": ["0", "1"]},
+        {"x": {"lo": 0}},
+        [["x", 0, 1]],
+        None,
+    ],
+)
+def test_a_damaged_entry_under_the_right_key_is_a_miss_not_a_crash(tmp_path, ranges):
+    # A shared cache folder may hold an entry with the right key and wrong ranges: recompute.
+    cache = CalibrationCache(tmp_path)
+    path = cache.store(BASE, {"x": (-1.0, 1.0)})
+    data = json.loads(path.read_text())
+    data["ranges"] = ranges
+    path.write_text(json.dumps(data))
+    assert cache.load(BASE) is None
+
+
+@pytest.mark.parametrize("text", ['["format", 1]', "1e999", "[" * 100_000 + "]" * 100_000])
+def test_cache_files_that_are_not_objects_are_a_miss(tmp_path, text):
+    cache = CalibrationCache(tmp_path)
+    cache.path(BASE).write_text(text)
+    assert cache.load(BASE) is None
