@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from runtime.budgets import check
 from runtime.errors import UserInputError
 from runtime.meta import TensorSpec
 from runtime.preprocess import Preprocess
@@ -48,6 +49,7 @@ class ShapeRange:
                 raise UserInputError(
                     f"{name} range must satisfy 1 <= min <= opt <= max, got {lo, opt, hi}"
                 )
+        check("batch", self.batch[2], "the dynamic batch range's max")
         for h in self.height:
             for w in self.width:
                 check_input_size(h, w)

@@ -92,6 +92,7 @@ BUDGETS: dict[str, Budget] = {
         _b("image_bytes", 512 * MIB, "bytes", "one encoded image or mask file"),
         _b("input_side", 8192, "pixels per side",
            "the model's input; 8192 px already needs tens of GB of activations"),
+        _b("batch", 256, "images", "one inference call; crops of one frame or a few streams"),
         _b("video_frames", 1_000_000, "frames",
            "frames read for calibration or evaluation (9 hours at 30 fps); live runs are not capped"),
         _b("folder_entries", 1_000_000, "entries",

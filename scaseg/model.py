@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from runtime.budgets import check
 from scaseg.config import INPUT_STRIDE, ModelConfig, variant_config
 from scaseg.decoder import SCASegHead
 from scaseg.errors import ModelConfigError
@@ -18,7 +19,10 @@ def nearest_valid_size(size: int, stride: int = INPUT_STRIDE) -> int:
 
 
 def check_input_size(height: int, width: int, stride: int = INPUT_STRIDE) -> None:
-    """Raise ValueError naming the nearest valid size when H or W is not a multiple of stride."""
+    """Raise ModelConfigError naming the nearest valid size when H or W is not a multiple of
+    stride; BudgetError when a side is past the `input_side` budget (the export would try to
+    allocate the activations before failing)."""
+    check("input_side", max(height, width), f"input {height}x{width} (HxW)")
     if height % stride == 0 and width % stride == 0 and height > 0 and width > 0:
         return
     h, w = nearest_valid_size(height, stride), nearest_valid_size(width, stride)

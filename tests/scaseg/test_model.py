@@ -112,3 +112,12 @@ def test_instances_are_independent():
     assert a.cfg == b.cfg
     a.reset_classifier(7)
     assert b.cfg.num_classes == 3 and a.cfg.num_classes == 7
+
+
+def test_an_input_side_past_the_budget_is_refused_before_anything_is_allocated(monkeypatch):
+    from runtime.errors import BudgetError
+
+    with pytest.raises(BudgetError, match=r"99968x99968.*SCASEG_MAX_INPUT_SIDE"):
+        check_input_size(99968, 99968)
+    monkeypatch.setenv("SCASEG_MAX_INPUT_SIDE", "100000")
+    check_input_size(99968, 99968)  # raised on purpose: allowed
