@@ -97,6 +97,8 @@ BUDGETS: dict[str, Budget] = {
            "frames read for calibration or evaluation (9 hours at 30 fps); live runs are not capped"),
         _b("folder_entries", 1_000_000, "entries",
            "files listed from one image/mask folder, glob or list file"),
+        _b("list_bytes", 64 * MIB, "bytes",
+           "a .txt list of image paths: a million paths of 60 characters"),
         _b("onnx_bytes", 8 * GIB, "bytes", "one ONNX model with its external data"),
     )
 }  # fmt: skip
