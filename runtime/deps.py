@@ -12,7 +12,7 @@ INSTALL_HINTS = {
     "tensorrt": "use JetPack's python3-libnvinfer or the NVIDIA TensorRT container (pip wheels need a GPU driver)",
     "pycuda": "pip install 'scaseg[trt]' on the target (it compiles against the local CUDA)",
     "cuda": "pip install cuda-python",
-    "onnx": "pip install 'scaseg[export]'",
+    "onnx": "pip install onnx (it comes with the cpu, gpu, openvino and export extras)",
     "matplotlib": "pip install 'scaseg[profile]' (or just matplotlib)",
     "psutil": "pip install 'scaseg[profile]' (or just psutil)",
     "openvino": "pip install 'scaseg[openvino]' (or use --backend onnxruntime)",

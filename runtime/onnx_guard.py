@@ -2,13 +2,17 @@
 
 An ONNX tensor may keep its bytes in an "external data" file named by a path inside the model.
 A model received from elsewhere could name `../../home/user/.ssh/id_rsa` or `/etc/shadow` and
-have a runtime read (and, through the outputs, leak) any file the process can open. Recent
-ONNX Runtime and onnx releases refuse such paths, older ones (as shipped on some JetPacks) and
-TensorRT's parser do not all do so, so the check is ours and runs whatever is installed.
+have a runtime read (and, through the outputs, leak) any file the process can open. ONNX Runtime
+checks these paths itself only from 1.24.1 (initializers) and 1.27.0 (sparse initializers); the
+releases Python 3.10 and JetPack get, TensorRT's parser and OpenVINO's reader do not all check
+them, so the check is ours and runs whatever is installed.
 
-The file is scanned with a small protobuf reader (no `onnx` package at run time): every tensor
-in the graph, in nested graphs (If/Loop/Scan bodies), in attributes, in sparse tensors, in
-training graphs and in local functions is visited. Weight bytes are skipped, never copied.
+The model is read with the `onnx` package's protobuf classes, the same parser family the
+runtimes use, so a file is seen here as they see it: a hand-rolled reader disagreed with them on
+legal protobuf (unknown group fields) and on location bytes that are not UTF-8. Every tensor is
+visited: initializers, sparse initializers, node attributes (t, tensors, sparse_tensor(s)),
+nested graphs (If/Loop/Scan bodies, g and graphs) at any depth up to the `metadata_depth` budget,
+training graphs and local functions. What cannot be parsed is refused, never waved through.
 """
 
 from __future__ import annotations
@@ -17,202 +21,171 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from runtime.budgets import check
+from runtime.deps import require
 from runtime.meta import MetaError
+from runtime.text import printable
 
-# Field numbers from onnx.proto.
-_MODEL_GRAPH, _MODEL_TRAINING_INFO, _MODEL_FUNCTIONS = 7, 20, 25
-_TRAINING_GRAPHS = (1, 2)  # initialization, algorithm
-_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_SPARSE_INITIALIZER = 1, 5, 15
-_NODE_ATTRIBUTE = 5
-_ATTR_TENSOR, _ATTR_GRAPH, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 10, 11
-_ATTR_SPARSE, _ATTR_SPARSES = 22, 23
-_SPARSE_VALUES, _SPARSE_INDICES = 1, 2
-_FUNCTION_NODE, _FUNCTION_ATTRIBUTE_PROTO = 7, 11
-_TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
-_ENTRY_KEY, _ENTRY_VALUE = 1, 2
+# protobuf cannot hold a message of 2 GiB or more: larger models must use external data.
+_PROTOBUF_LIMIT = (2 << 30) - 1
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
-_MAX_DEPTH = 64  # nested graphs deeper than this are not a model anyone exported
+# ONNX Runtime reads an external tensor at this "location" from a raw memory address given as
+# the offset; releases before 1.27 accepted it from any model file.
+_ORT_MEMORY_MARKER = b"*/_ORT_MEM_ADDR_/*"
 
 
-class _MalformedError(ValueError):
-    pass
+def _read_model(path: Path):
+    """The ModelProto, parsed after its size is checked; MetaError for what cannot be parsed."""
+    onnx = require("onnx", "to check an ONNX model before loading it")
+    from google.protobuf.message import DecodeError
 
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise _MalformedError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: memoryview) -> Iterator[tuple[int, int, object]]:
-    """(field number, wire type, value) for one message; value is an int or a memoryview."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = None, pos + 8
-        elif wire == 5:
-            value, pos = None, pos + 4
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            value = buf[pos : pos + length]
-            pos += length
-        else:
-            raise _MalformedError(f"unsupported wire type {wire}")
-        if pos > len(buf):
-            raise _MalformedError("message runs past its end")
-        yield number, wire, value
-
-
-def _tensor(buf: memoryview) -> tuple[str, str] | None:
-    """(tensor name, external location) if the tensor keeps its data outside the model."""
-    name, location, external = "", None, False
-    for number, wire, value in _fields(buf):
-        if wire == 2 and number == _TENSOR_NAME:
-            name = bytes(value).decode("utf-8", "replace")
-        elif wire == 0 and number == _TENSOR_DATA_LOCATION:
-            external = value == _EXTERNAL
-        elif wire == 2 and number == _TENSOR_EXTERNAL_DATA:
-            entry = {n: bytes(v).decode("utf-8", "replace") for n, w, v in _fields(value) if w == 2}
-            if entry.get(_ENTRY_KEY) == "location":
-                location = entry.get(_ENTRY_VALUE, "")
-    if external or location is not None:
-        return name, location or ""
-    return None
-
-
-def _sparse(buf: memoryview) -> Iterator[tuple[str, str]]:
-    for number, wire, value in _fields(buf):
-        if wire == 2 and number in (_SPARSE_VALUES, _SPARSE_INDICES) and (hit := _tensor(value)):
-            yield hit
-
-
-def _attribute(buf: memoryview, depth: int) -> Iterator[tuple[str, str]]:
-    for number, wire, value in _fields(buf):
-        if wire != 2:
-            continue
-        if number in (_ATTR_TENSOR, _ATTR_TENSORS) and (hit := _tensor(value)):
-            yield hit
-        elif number in (_ATTR_GRAPH, _ATTR_GRAPHS):
-            yield from _graph(value, depth + 1)
-        elif number in (_ATTR_SPARSE, _ATTR_SPARSES):
-            yield from _sparse(value)
-
-
-def _nodes_attributes(buf: memoryview, depth: int) -> Iterator[tuple[str, str]]:
-    for number, wire, value in _fields(buf):
-        if wire == 2 and number == _NODE_ATTRIBUTE:
-            yield from _attribute(value, depth)
-
-
-def _graph(buf: memoryview, depth: int) -> Iterator[tuple[str, str]]:
-    if depth > _MAX_DEPTH:
-        raise _MalformedError(f"graphs nested more than {_MAX_DEPTH} deep")
-    for number, wire, value in _fields(buf):
-        if wire != 2:
-            continue
-        if number == _GRAPH_INITIALIZER and (hit := _tensor(value)):
-            yield hit
-        elif number == _GRAPH_SPARSE_INITIALIZER:
-            yield from _sparse(value)
-        elif number == _GRAPH_NODE:
-            yield from _nodes_attributes(value, depth)
-
-
-def _function(buf: memoryview, depth: int) -> Iterator[tuple[str, str]]:
-    for number, wire, value in _fields(buf):
-        if wire == 2 and number == _FUNCTION_NODE:
-            yield from _nodes_attributes(value, depth)
-        elif wire == 2 and number == _FUNCTION_ATTRIBUTE_PROTO:
-            yield from _attribute(value, depth)
-
-
-def _model(buf: memoryview) -> Iterator[tuple[str, str]]:
-    for number, wire, value in _fields(buf):
-        if wire != 2:
-            continue
-        if number == _MODEL_GRAPH:
-            yield from _graph(value, 0)
-        elif number == _MODEL_FUNCTIONS:
-            yield from _function(value, 0)
-        elif number == _MODEL_TRAINING_INFO:
-            for inner, inner_wire, graph in _fields(value):
-                if inner_wire == 2 and inner in _TRAINING_GRAPHS:
-                    yield from _graph(graph, 0)
-
-
-def external_data(path: str | os.PathLike) -> list[tuple[str, str]]:
-    """(tensor name, location) of every tensor in the ONNX file that keeps its bytes elsewhere.
-
-    Raises ValueError when the bytes are not a well-formed protobuf message.
-    """
-    # Plain bytes rather than mmap: the slices held by the parser's frames (in a traceback too)
-    # would keep a mapping from closing.
-    view = memoryview(Path(path).read_bytes())
+    size = path.stat().st_size
+    check("onnx_bytes", size, f"ONNX model {path}")
+    if size == 0:
+        raise MetaError(f"cannot load {path}: the file is empty; re-export the model")
+    if size > _PROTOBUF_LIMIT:
+        raise MetaError(
+            f"cannot load {path}: {size:,} bytes is over protobuf's 2 GiB message limit, so it is "
+            "not a valid ONNX model; save the weights as external data (onnx.save(..., "
+            "save_as_external_data=True)) and keep the data file beside the model"
+        )
+    model = onnx.ModelProto()
     try:
-        return list(_model(view))
-    except _MalformedError as err:
-        raise ValueError(str(err)) from None
+        model.ParseFromString(path.read_bytes())
+    except DecodeError as err:
+        raise MetaError(
+            f"cannot load {path}: not a valid ONNX model (protobuf: {err}); is it truncated or "
+            "mislabelled? Re-export it with scaseg-export"
+        ) from err
+    if not model.HasField("graph"):
+        raise MetaError(
+            f"cannot load {path}: not a valid ONNX model (it holds no graph); is it mislabelled? "
+            "Re-export it with scaseg-export"
+        )
+    return model
 
 
-def _unsafe_reason(location: str, folder: Path) -> str | None:
-    if not location:
-        return "names no file"
-    if "\0" in location:
-        return "holds a NUL byte"
-    pure = Path(location)
-    if (
-        pure.is_absolute()
-        or location.startswith(("/", "\\"))
-        or (len(location) > 1 and location[1] == ":")
+def _attribute_tensors(attr, depth: int, path: Path) -> Iterator:
+    if attr.HasField("t"):
+        yield attr.t
+    yield from attr.tensors
+    for sparse in (
+        *([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []),
+        *attr.sparse_tensors,
     ):
+        yield sparse.values
+        yield sparse.indices
+    for graph in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+        yield from _graph_tensors(graph, depth + 1, path)
+
+
+def _node_tensors(nodes, depth: int, path: Path) -> Iterator:
+    for node in nodes:
+        for attr in node.attribute:
+            yield from _attribute_tensors(attr, depth, path)
+
+
+def _graph_tensors(graph, depth: int, path: Path) -> Iterator:
+    """Every TensorProto of `graph` and the graphs nested in its nodes; `depth` counts from 1."""
+    check("metadata_depth", depth, f"ONNX model {path}: graphs nested {depth} deep")
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _node_tensors(graph.node, depth, path)
+
+
+def _model_tensors(model, path: Path) -> Iterator:
+    yield from _graph_tensors(model.graph, 1, path)
+    for info in model.training_info:
+        yield from _graph_tensors(info.initialization, 1, path)
+        yield from _graph_tensors(info.algorithm, 1, path)
+    for function in model.functions:
+        yield from _node_tensors(function.node, 1, path)
+        for attr in function.attribute_proto:
+            yield from _attribute_tensors(attr, 1, path)
+
+
+def _raw(value: str | bytes) -> bytes:
+    """A protobuf string field's bytes: upb hands proto2 strings that are not UTF-8 over as bytes."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def external_data(path: str | os.PathLike) -> list[tuple[str, bytes]]:
+    """(tensor name, location bytes) for every external-data "location" entry in the model, and
+    (name, b"") for an external tensor that names none. Raises MetaError/BudgetError for a file
+    that is too large, nested too deep, or not a parseable ONNX model."""
+    path = Path(path)
+    found: list[tuple[str, bytes]] = []
+    for tensor in _model_tensors(_read_model(path), path):
+        locations = [_raw(e.value) for e in tensor.external_data if _raw(e.key) == b"location"]
+        if tensor.data_location == _EXTERNAL and not locations:
+            locations = [b""]
+        name = _raw(tensor.name).decode("utf-8", "backslashreplace")
+        found += [(name, location) for location in locations]
+    return found
+
+
+def _unsafe_reason(raw: bytes, folder: bytes, allowed: tuple[bytes, ...]) -> str | None:
+    """Why the runtime must not open `raw` (relative to `folder`), or None. Judged on the bytes a
+    runtime passes to open(): nothing is decoded or normalised before the checks."""
+    if not raw:
+        return "names no file"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not valid UTF-8 (ONNX stores text as UTF-8; a runtime would open other bytes)"
+    if b"\0" in raw:
+        return "holds a NUL byte"
+    if _ORT_MEMORY_MARKER in raw:
+        return "is ONNX Runtime's in-memory marker (it reads raw process memory, not a file)"
+    if b"\\" in raw:
+        return "holds a backslash (a Windows path separator, which can climb out there)"
+    if raw[1:2] == b":" and raw[:1].isalpha():
+        return "starts with a drive letter"
+    if raw.startswith(b"/"):
         return "is an absolute path"
-    if ".." in pure.parts or ".." in location.replace("\\", "/").split("/"):
+    if b".." in raw.split(b"/"):
         return "climbs out with '..'"
-    real_folder = folder.resolve()
-    target = (folder / pure).resolve()
-    if real_folder != target and real_folder not in target.parents:
-        return f"resolves to {target}, outside {real_folder} (a symlink?)"
+    target = os.path.realpath(os.path.join(folder, raw))
+    if not any(os.path.commonpath([root, target]) == root for root in allowed):
+        return f"resolves to {_text(target)}, outside {_text(allowed[0])} (a symlink?)"
     return None
+
+
+def _text(raw: bytes) -> str:
+    return printable(os.fsdecode(raw), markup=False)
 
 
 def check_external_data(path: str | os.PathLike) -> list[str]:
-    """Raise MetaError unless every external-data file stays inside the model's own folder.
+    """Raise MetaError unless every external-data file stays inside the model's own folder, exists,
+    and the model with its data fits the `onnx_bytes` budget; BudgetError or MetaError for a file
+    that cannot be checked (too large, nested too deep, not an ONNX model).
 
-    Returns the external files the model uses (empty for the usual single-file model). A file that
-    is not a well-formed protobuf is left for the ONNX loader to reject with its own message.
+    Returns the external files the model uses (empty for the usual single-file model).
     """
     path = Path(path)
-    try:
-        found = external_data(path)
-    except ValueError:
-        return []
-    folder = path.parent if str(path.parent) else Path(".")
-    files: list[str] = []
-    for tensor, location in found:
-        reason = _unsafe_reason(location, folder)
+    folder = os.fsencode(os.path.abspath(path.parent))
+    # Like ONNX Runtime: data may also sit beside the file a model symlink points to (a
+    # Hugging Face cache links every file of a snapshot into one blobs folder).
+    allowed = (os.path.realpath(folder), os.fsencode(os.path.dirname(os.path.realpath(path))))
+    files: dict[bytes, int] = {}
+    for tensor, raw in external_data(path):
+        where = f"tensor {printable(tensor, markup=False)!r} keeps its weights in {_text(raw)!r}"
+        reason = _unsafe_reason(raw, folder, allowed)
         if reason:
             raise MetaError(
-                f"refusing to load {path}: tensor {tensor!r} keeps its weights in external file "
-                f"{location!r}, which {reason}; external data must sit in the model's own folder "
-                "(re-export the model, or move its data file beside it and re-save it)"
+                f"refusing to load {path}: {where}, which {reason}; external data must sit in "
+                "the model's own folder (re-export the model, or move its data file beside it "
+                "and re-save it)"
             )
-        target = folder / location
-        if not target.is_file():
+        target = os.path.join(folder, raw)
+        if not os.path.isfile(target):
             raise MetaError(
-                f"cannot load {path}: tensor {tensor!r} keeps its weights in {location!r}, which "
-                f"is missing from {folder}; copy the data file beside the model"
+                f"cannot load {path}: {where}, which is missing from {path.parent}; copy the data "
+                "file beside the model"
             )
-        if location not in files:
-            files.append(location)
-    return files
+        files.setdefault(raw, os.path.getsize(target))
+    total = path.stat().st_size + sum(files.values())
+    check("onnx_bytes", total, f"ONNX model {path} with its external data")
+    return [os.fsdecode(raw) for raw in files]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import onnx
 import pytest
 
 from export.trt_build import EngineBuildError, EngineOptions, build_command, build_engine
@@ -22,7 +23,10 @@ FP32_NODES = ("/m/norm1/LayerNormalization", "/m/attn/Softmax")
 
 def _artifact(tmp_path, precision="fp16", dynamic=False, name="m"):
     path = tmp_path / f"{name}.{precision}.onnx"
-    path.write_bytes(b"not a real onnx: the fake parser never reads it")
+    # A real (empty-graph) ONNX: the external-data guard parses it; the fake parser never does.
+    path.write_bytes(
+        onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])).SerializeToString()
+    )
     shape = ("batch", 3, "height", "width") if dynamic else (1, 3, 64, 64)
     profile = ((1, 3, 64, 64), (1, 3, 128, 128), (2, 3, 256, 256)) if dynamic else None
     meta = ModelMeta(
@@ -419,7 +423,8 @@ def test_implicit_int8_cache_is_keyed_by_the_onnx_bytes_not_its_name(tmp_path):
     trt = FakeTrt("8.6.1", layer_names=LAYERS)
     build_engine(path, options, trt=trt, cuda=FakeCuda())
     assert trt.fake.calibration != ["cache"]
-    path.write_bytes(b"the same file name, re-exported weights")
+    graph = onnx.helper.make_graph([], "re-exported weights", [], [])  # same name, other bytes
+    path.write_bytes(onnx.helper.make_model(graph).SerializeToString())
     trt2 = FakeTrt("8.6.1", layer_names=LAYERS)
     build_engine(path, replace(options, force=True), trt=trt2, cuda=FakeCuda())
     assert trt2.fake.calibration != ["cache"]  # calibrated again, not the old scales

@@ -1,0 +1,42 @@
+"""Text read from files, made safe to print: the one place that escapes what reports show.
+
+Class names, variant names, node names and paths come from files a user was handed. Printed raw,
+an ESC sequence repaints or hides the terminal, a carriage return overwrites the line before it,
+and rich markup such as `[/]` or `[red]` either restyles the report or, unbalanced, makes rich
+raise after the work is done. `printable` shows such characters as visible escapes instead.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from rich.markup import escape
+
+# Categories shown as escapes: control characters (C0, DEL, C1), format characters (bidi
+# overrides that reorder what is shown, zero-width characters), line/paragraph separators,
+# lone surrogates.
+_HIDDEN = ("Cc", "Cf", "Zl", "Zp", "Cs")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
+DEFAULT_LIMIT = 200  # characters shown; a class name or a path is shorter
+
+
+def _visible(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if unicodedata.category(ch) not in _HIDDEN:
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(value: object, *, limit: int = DEFAULT_LIMIT, markup: bool = True) -> str:
+    """`value` as one line of visible text: control and format characters become escapes
+    (ESC -> \\x1b, CR -> \\r, C1 controls -> \\x9b...), text past `limit` characters is cut
+    with '…', and with `markup` (for rich strings printed with markup on, the default) rich
+    markup is escaped. Use markup=False for text that is escaped later (error messages)."""
+    text = value if isinstance(value, str) else str(value)
+    cut = len(text) > limit
+    shown = "".join(_visible(ch) for ch in text[:limit])
+    if cut:
+        shown += f"… ({len(text):,} characters)"
+    return escape(shown) if markup else shown
