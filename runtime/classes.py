@@ -9,14 +9,17 @@ A class set is named on the command line by a preset name or a file (`resolve_cl
 
 from __future__ import annotations
 
-import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from runtime.budgets import budget, check
 from runtime.errors import UserInputError
+from runtime.jsonfile import read_json
+from runtime.text import printable
 
 
 def palette_bgr(palette_rgb, num_classes: int | None = None) -> np.ndarray:
@@ -243,8 +246,10 @@ PRESETS: dict[str, tuple[tuple[str, tuple[int, int, int]], ...]] = {
     "voc": _VOC,
 }
 
-# A colour ending a class-file line: "traffic light 250,170,30".
-_TXT_COLOUR = re.compile(r"^(?P<name>.*?)\s+(?P<rgb>\d+,\d+,\d+)$")
+# The colour that may end a class-file line, as its last word: "traffic light 250,170,30".
+_TXT_COLOUR = re.compile(r"\d+,\d+,\d+")
+# Room on a class-file line for the colour and the spaces before it.
+_TXT_COLOUR_CHARS = 32
 
 
 class ClassSpecError(UserInputError):
@@ -290,84 +295,126 @@ def read_class_file(path: str | Path) -> ClassSpec:
     .json: a list of names, or {"classes": [names...], "palette": [[r, g, b], ...]} (palette
     optional). .txt: one class per line in id order; blank lines and lines starting with '#' are
     skipped; a line may end with its colour as r,g,b without spaces ("traffic light 250,170,30"),
-    and then every line must. Names are stripped of surrounding spaces.
+    and then every line must. Names are stripped of surrounding spaces and otherwise kept as
+    given (printing escapes them). The file's size, the class count and each name's length are
+    checked against their budgets before they are used.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ClassSpecError(f"cannot read class file {path}: {err}") from err
-    if path.suffix.lower() == ".json":
-        names, palette = _parse_json(text, path)
-    elif path.suffix.lower() == ".txt":
-        names, palette = _parse_txt(text, path)
-    else:
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".txt"):
         raise ClassSpecError(f"class file {path} must be .json or .txt, got {path.suffix!r}")
+    try:
+        if suffix == ".json":
+            names, palette = _parse_json(read_json(path, ClassSpecError, _JSON_FIX), path)
+        else:
+            names, palette = _parse_txt(_read_text(path), path)
+    except OSError as err:
+        raise ClassSpecError(f"cannot read class file {path}: {err.strerror or err}") from err
     names, palette = check_classes(names, palette, str(path))
     return ClassSpec(names, palette, f"class file {path} ({len(names)} classes)")
+
+
+_JSON_SHAPE = '{"classes": [...], "palette": [[r, g, b], ...]}'
+_JSON_FIX = f"give a list of names or {_JSON_SHAPE}"
+
+
+def _read_text(path: Path) -> str:
+    limit = budget("json_bytes").limit
+    check("json_bytes", path.stat().st_size, f"class file {path}")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)  # the file may grow (or be a pipe) after stat
+    check("json_bytes", len(data), f"class file {path}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ClassSpecError(
+            f"class file {path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+        ) from err
+
+
+def _shown(value: object) -> str:
+    return printable(repr(value), limit=80, markup=False)
 
 
 def check_classes(
     names, palette_rgb=None, where: str = "class set"
 ) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...] | None]:
-    """Validated (names, palette): unique non-empty names, colours of 3 ints 0..255, one per name."""
+    """Validated (names, palette): unique non-empty names, colours of 3 ints 0..255, one per name.
+
+    Linear in the number of names, and the count and each name's length are checked against the
+    `classes` and `class_name_chars` budgets before anything else is done with them."""
     if not isinstance(names, (list, tuple)) or not names:
-        raise ClassSpecError(f"{where}: expected a non-empty list of class names, got {names!r}")
+        raise ClassSpecError(
+            f"{where}: expected a non-empty list of class names, got {_shown(names)}"
+        )
+    check("classes", len(names), f"{where}: its class names")
+    chars = budget("class_name_chars").limit
     clean = []
     for i, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
-            raise ClassSpecError(f"{where}: class {i} has an empty or non-text name: {name!r}")
+            raise ClassSpecError(
+                f"{where}: class {i} has an empty or non-text name: {_shown(name)}"
+            )
+        if len(name) > chars:
+            check("class_name_chars", len(name), f"{where}: class {i}'s name")
         clean.append(name.strip())
-    dupes = sorted({n for n in clean if clean.count(n) > 1})
+    dupes = [n for n, count in Counter(clean).items() if count > 1]
     if dupes:
-        raise ClassSpecError(f"{where}: class names must be unique; repeated: {', '.join(dupes)}")
+        shown = ", ".join(printable(n, limit=40, markup=False) for n in sorted(dupes)[:5])
+        more = f" and {len(dupes) - 5:,} more" if len(dupes) > 5 else ""
+        raise ClassSpecError(
+            f"{where}: class names must be unique; repeated: {shown}{more}; rename them"
+        )
     if palette_rgb is None:
         return tuple(clean), None
-    if not isinstance(palette_rgb, (list, tuple)) or len(palette_rgb) != len(clean):
-        count = len(palette_rgb) if isinstance(palette_rgb, (list, tuple)) else palette_rgb
+    return tuple(clean), _check_palette(palette_rgb, clean, where)
+
+
+def _check_palette(palette_rgb, names: list[str], where: str) -> tuple[tuple[int, int, int], ...]:
+    if not isinstance(palette_rgb, (list, tuple)) or len(palette_rgb) != len(names):
+        count = len(palette_rgb) if isinstance(palette_rgb, (list, tuple)) else _shown(palette_rgb)
         raise ClassSpecError(
-            f"{where}: {len(clean)} classes but {count} palette colours; give one per class"
+            f"{where}: {len(names)} classes but {count} palette colours; give one per class"
         )
     colours = []
     for i, rgb in enumerate(palette_rgb):
         ok = isinstance(rgb, (list, tuple)) and len(rgb) == 3
         if not ok or not all(type(v) is int and 0 <= v <= 255 for v in rgb):
             raise ClassSpecError(
-                f"{where}: colour of class {i} ({clean[i]}) is {rgb!r}; expected 3 ints 0..255 (r, g, b)"
+                f"{where}: colour of class {i} ({printable(names[i], limit=40, markup=False)}) is "
+                f"{_shown(rgb)}; expected 3 ints 0..255 (r, g, b)"
             )
         colours.append((rgb[0], rgb[1], rgb[2]))
-    return tuple(clean), tuple(colours)
+    return tuple(colours)
 
 
-def _parse_json(text: str, path: Path) -> tuple[list, list | None]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ClassSpecError(f"class file {path} is not valid JSON: {err}") from err
+def _parse_json(data: object, path: Path) -> tuple[list, list | None]:
     if isinstance(data, list):
         return data, None
     if isinstance(data, dict) and "classes" in data:
         extra = sorted(set(data) - {"classes", "palette"})
         if extra:
             raise ClassSpecError(
-                f"class file {path} has unknown keys {extra}; expected 'classes' and optionally 'palette'"
+                f"class file {path} has unknown keys {_shown(extra)}; expected 'classes' and "
+                "optionally 'palette'"
             )
         return data["classes"], data.get("palette")
-    raise ClassSpecError(
-        f'class file {path} must hold a list of names or {{"classes": [...], "palette": [[r, g, b], ...]}}'
-    )
+    raise ClassSpecError(f"class file {path} must hold a list of names or {_JSON_SHAPE}")
 
 
 def _parse_txt(text: str, path: Path) -> tuple[list, list | None]:
     names, colours = [], []
+    longest = budget("class_name_chars").limit + _TXT_COLOUR_CHARS
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        match = _TXT_COLOUR.match(line)
-        if match:
-            names.append(match["name"])
-            colours.append([int(v) for v in match["rgb"].split(",")])
+        if len(line) > longest:  # before splitting: the budget bounds every step below
+            check("class_name_chars", len(line), f"class file {path} line {number}")
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) == 2 and _TXT_COLOUR.fullmatch(parts[1]):
+            names.append(parts[0].rstrip())
+            colours.append([int(v) for v in parts[1].split(",")])
         else:
             names.append(line)
         if colours and len(colours) != len(names):

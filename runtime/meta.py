@@ -12,13 +12,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from runtime.atomic import atomic_write_text
+from runtime.budgets import budget, check
 from runtime.errors import UserInputError
-from runtime.preprocess import Preprocess
+from runtime.jsonfile import read_json
+from runtime.meta_fields import FIX, FieldError, Fields
+from runtime.preprocess import (
+    COLOR_ORDERS,
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STD_RGB,
+    RESIZE_MODES,
+    Preprocess,
+)
+from runtime.text import printable
 
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUT_KINDS = ("logits", "labels")
 DTYPES = ("float32", "float16", "uint8", "int32", "int64")
+LAYOUTS = ("NCHW", "NHWC", "NHW")
 
 
 class MetaError(UserInputError):
@@ -46,13 +57,16 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> TensorSpec:
-        profile = data.get("profile")
+        return cls.from_fields(Fields(data))
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> TensorSpec:
         return cls(
-            name=str(data["name"]),
-            dtype=str(data["dtype"]),
-            layout=str(data["layout"]),
-            shape=tuple(data["shape"]),
-            profile=tuple(tuple(s) for s in profile) if profile else None,
+            name=f.text("name"),
+            dtype=f.choice("dtype", DTYPES),
+            layout=f.choice("layout", LAYOUTS),
+            shape=f.shape("shape"),
+            profile=f.profile("profile"),
         )
 
 
@@ -83,7 +97,8 @@ class ModelMeta:
             raise MetaError(f"output_kind {self.output_kind!r} is not one of {OUTPUT_KINDS}")
         if len(self.palette_rgb) < len(self.class_names):
             raise MetaError(
-                f"palette has {len(self.palette_rgb)} colours for {len(self.class_names)} classes"
+                f"palette_rgb has {len(self.palette_rgb)} colours for {len(self.class_names)} "
+                f"class_names; give one colour per class ({FIX})"
             )
 
     @property
@@ -97,8 +112,10 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "sidecar") -> ModelMeta:
+        """A sidecar's parsed JSON -> ModelMeta; MetaError naming the field for any value the
+        runtime cannot use, BudgetError for counts and sizes over the reader budgets."""
         if not isinstance(data, dict):
-            raise MetaError(f"{source}: expected a JSON object, got {type(data).__name__}")
+            raise MetaError(f"{source}: expected a JSON object, got {type(data).__name__}; {FIX}")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise MetaError(
@@ -106,30 +123,73 @@ class ModelMeta:
                 f"(it reads version {SCHEMA_VERSION}); re-export the model with this scaseg version"
             )
         try:
-            return cls(
-                variant=str(data["variant"]),
-                precision=str(data["precision"]),
-                class_names=tuple(str(n) for n in data["class_names"]),
-                palette_rgb=tuple(tuple(int(v) for v in c) for c in data["palette_rgb"]),
-                input=TensorSpec.from_dict(data["input"]),
-                output=TensorSpec.from_dict(data["output"]),
-                output_kind=str(data["output_kind"]),
-                output_stride=int(data["output_stride"]),
-                preprocess=Preprocess.from_dict(data["preprocess"]),
-                fused_preprocess=bool(data.get("fused_preprocess", False)),
-                fused_argmax=bool(data.get("fused_argmax", False)),
-                hashes=dict(data.get("hashes") or {}),
-                calibration=data.get("calibration"),
-                engine=data.get("engine"),
-                fp32_nodes=tuple(data.get("fp32_nodes") or ()),
-                extra=dict(data.get("extra") or {}),
-            )
-        except MetaError as err:
+            meta = _from_fields(Fields(data), source)
+        except (FieldError, MetaError) as err:
             raise MetaError(f"{source}: {err}") from err
-        except (KeyError, TypeError, ValueError) as err:
+        _check_consistency(meta, source)
+        return meta
+
+
+def _from_fields(f: Fields, source: str) -> ModelMeta:
+    return ModelMeta(
+        variant=f.text("variant"),
+        precision=f.choice("precision", PRECISIONS),
+        class_names=f.names("class_names", "class names"),
+        palette_rgb=f.palette("palette_rgb"),
+        input=TensorSpec.from_fields(f.sub("input")),
+        output=TensorSpec.from_fields(f.sub("output")),
+        output_kind=f.choice("output_kind", OUTPUT_KINDS),
+        output_stride=f.whole("output_stride", 1, budget("input_side").limit),
+        preprocess=_preprocess(f.sub("preprocess"), source),
+        fused_preprocess=f.flag("fused_preprocess", False),
+        fused_argmax=f.flag("fused_argmax", False),
+        hashes=f.hashes("hashes"),
+        calibration=f.mapping("calibration", None),
+        engine=f.mapping("engine", None),
+        fp32_nodes=f.names("fp32_nodes", "node names", ()),
+        extra=f.mapping("extra", {}) or {},
+    )
+
+
+def _preprocess(f: Fields, source: str) -> Preprocess:
+    height, width = f.whole("height", 1, 1 << 31), f.whole("width", 1, 1 << 31)
+    check("input_side", max(height, width), f"{source}: preprocess size {height}x{width}")
+    return Preprocess(
+        height=height,
+        width=width,
+        color=f.choice("color", COLOR_ORDERS, "rgb"),
+        mean=f.numbers("mean", 3, list(IMAGENET_MEAN_RGB)),
+        std=f.numbers("std", 3, list(IMAGENET_STD_RGB), positive=True),
+        resize=f.choice("resize", RESIZE_MODES, "stretch"),
+    )
+
+
+_RANKS = {"NCHW": 4, "NHWC": 4, "NHW": 3}
+_HW_AXES = {"NCHW": (2, 3), "NHWC": (1, 2), "NHW": (1, 2)}
+
+
+def _check_consistency(meta: ModelMeta, source: str) -> None:
+    """Fields that must agree with each other: shapes with their layouts, the preprocessing
+    size with the input shape, the class count with the logits' channels."""
+    for name, spec in (("input", meta.input), ("output", meta.output)):
+        if len(spec.shape) != _RANKS[spec.layout]:
             raise MetaError(
-                f"{source}: invalid or missing field ({err!r}); re-export the model"
-            ) from err
+                f"{source}: {name}.shape {list(spec.shape)} has {len(spec.shape)} dims but "
+                f"layout {spec.layout} needs {_RANKS[spec.layout]}; {FIX}"
+            )
+    pp, shape = meta.preprocess, meta.input.shape
+    dims = [shape[i] for i in _HW_AXES[meta.input.layout]]
+    if any(isinstance(d, int) and d != want for d, want in zip(dims, (pp.height, pp.width))):
+        raise MetaError(
+            f"{source}: preprocess size {pp.height}x{pp.width} does not match the sidecar input "
+            f"shape {list(shape)}; {FIX}"
+        )
+    channels = meta.output.shape[1] if meta.output.layout == "NCHW" else None
+    if meta.output_kind == "logits" and isinstance(channels, int) and channels != meta.num_classes:
+        raise MetaError(
+            f"{source}: class_names lists {meta.num_classes} classes but the sidecar output shape "
+            f"{list(meta.output.shape)} has {channels} channels; {FIX}"
+        )
 
 
 def sidecar_path(artifact: str | os.PathLike) -> Path:
@@ -144,10 +204,7 @@ def read_meta(artifact: str | os.PathLike) -> ModelMeta:
             f"{artifact} has no sidecar ({path.name} not found); the runtime needs it to know the "
             "input, classes and preprocessing: re-export with scaseg-export, or copy the .json along"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MetaError(f"{path} is not valid JSON ({err}); re-export the model") from err
+    data = read_json(path, MetaError, FIX)
     return ModelMeta.from_dict(data, source=str(path))
 
 
@@ -193,24 +250,34 @@ def check_graph_io(
     inputs: list[str],
     outputs: list[str],
     input_shape=None,
+    output_shape=None,
 ) -> None:
-    """Refuse a sidecar whose input/output names or input shape are not the graph's (what a
-    backend read from the model); `input_shape` is the named input's dims (None: names only),
-    with anything but an int for a dynamic dim."""
+    """Refuse a sidecar whose input/output names or shapes are not the graph's (what a backend
+    read from the model); `input_shape`/`output_shape` are the named tensors' dims (None: names
+    only), with anything but an int for a dynamic dim. The output's channels are the classes."""
     name = Path(artifact).name
     if meta.input.name not in inputs or meta.output.name not in outputs:
         raise MetaError(
-            f"{name}: sidecar names input {meta.input.name!r} and output {meta.output.name!r} "
-            f"but the graph has inputs {inputs} and outputs {outputs}; the sidecar belongs to "
-            "another model: re-export both together"
+            f"{name}: sidecar names input {_quoted(meta.input.name)} and output "
+            f"{_quoted(meta.output.name)} but the graph has inputs {_quoted(inputs)} and outputs "
+            f"{_quoted(outputs)}; the sidecar belongs to another model: re-export both together"
         )
-    if input_shape is None:
-        return
-    graph, sidecar = list(input_shape), list(meta.input.shape)
-    if len(graph) != len(sidecar) or any(
-        isinstance(g, int) and isinstance(m, int) and g != m for g, m in zip(graph, sidecar)
+    for what, graph, spec in (
+        ("input", input_shape, meta.input),
+        ("output", output_shape, meta.output),
     ):
-        raise MetaError(
-            f"{name}: sidecar input shape {sidecar} does not match the graph's {graph}; the "
-            "sidecar belongs to another model: re-export both together"
-        )
+        if graph is None:
+            continue
+        graph, sidecar = list(graph), list(spec.shape)
+        if len(graph) != len(sidecar) or any(
+            isinstance(g, int) and isinstance(m, int) and g != m for g, m in zip(graph, sidecar)
+        ):
+            raise MetaError(
+                f"{name}: sidecar {what} shape {sidecar} does not match the graph's "
+                f"{_quoted(graph)}; the sidecar belongs to another model: re-export both together"
+            )
+
+
+def _quoted(value: object) -> str:
+    """repr of names read from a graph, control characters escaped and bounded in length."""
+    return printable(repr(value), limit=120, markup=False)

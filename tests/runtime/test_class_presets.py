@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from runtime.classes import (
     read_class_file,
     resolve_class_spec,
 )
+from runtime.errors import BudgetError
 from scenes.classes import CLASS_ID, DEMO_CLASSES, DEMO_PALETTE_RGB
 
 
@@ -129,3 +131,74 @@ def test_palette_lookup_covers_every_class():
     table = palette_bgr(preset("ade20k").palette_rgb, 150)
     assert table.shape == (150, 3) and table.dtype == np.uint8
     assert table[2].tolist() == [230, 230, 6]  # sky (6, 230, 230) as BGR
+
+
+def test_150000_class_names_are_refused_at_once(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("".join(f"c{i}\n" for i in range(150_000)))
+    start = time.perf_counter()
+    with pytest.raises(BudgetError, match="SCASEG_MAX_CLASSES=150000"):
+        read_class_file(path)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_checking_names_takes_linear_time(monkeypatch):
+    """Within a raised budget, 150,000 unique names (and their duplicates) check in well under a
+    second: no per-name scan of the whole list."""
+    monkeypatch.setenv("SCASEG_MAX_CLASSES", "400000")
+    names = [f"c{i}" for i in range(150_000)]
+    start = time.perf_counter()
+    assert len(check_classes(names)[0]) == 150_000
+    with pytest.raises(ClassSpecError, match=r"repeated: c0, c1, c10, c100, c1000 and 149,995 more"):
+        check_classes(names + names)
+    assert time.perf_counter() - start < 2.0
+
+
+def test_a_long_line_of_spaces_is_refused_at_once(tmp_path):
+    """'a', 100,000 spaces, 'x': a lazy name-then-colour pattern backtracks quadratically."""
+    path = tmp_path / "classes.txt"
+    path.write_text("a" + " " * 100_000 + "x\n")
+    start = time.perf_counter()
+    with pytest.raises(BudgetError, match="SCASEG_MAX_CLASS_NAME_CHARS"):
+        read_class_file(path)
+    assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "match"),
+    [
+        ("c.json", json.dumps(["a" * 300]), "SCASEG_MAX_CLASS_NAME_CHARS=300"),
+        ("c.json", '{"classes": ' + "[" * 100_000 + "]" * 100_000 + "}", "deeper than 64"),
+        ("c.json", "[1" + "0" * 5000 + "]", "not valid JSON"),
+        ("c.json", '{"classes": ["a"], "palette": [[' + "[" * 70 + "]" * 70 + "]]}", "DEPTH"),
+        ("c.txt", "a 1" + "0" * 5000 + ",0,0\n", "SCASEG_MAX_CLASS_NAME_CHARS"),
+    ],
+)
+def test_class_files_over_budget_or_malformed(tmp_path, file_name, text, match):
+    path = tmp_path / file_name
+    path.write_text(text)
+    with pytest.raises((ClassSpecError, BudgetError), match=match):
+        read_class_file(path)
+
+
+def test_a_huge_class_file_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCASEG_MAX_JSON_BYTES", "1000")
+    path = tmp_path / "classes.txt"
+    path.write_text("road\n" * 1000)
+    with pytest.raises(BudgetError, match="SCASEG_MAX_JSON_BYTES"):
+        read_class_file(path)
+
+
+def test_names_with_control_characters_and_markup_are_kept_as_given(tmp_path):
+    path = tmp_path / "classes.json"
+    names = ["\x1b[2J\x1b[31mroad", "[/]", "[red]car", "per\x07son"]
+    path.write_text(json.dumps(names))
+    assert read_class_file(path).names == tuple(names)
+
+
+def test_errors_quoting_names_escape_control_characters(tmp_path):
+    path = tmp_path / "classes.txt"
+    path.write_text("\x1b[31mroad\n\x1b[31mroad\n")
+    with pytest.raises(ClassSpecError) as err:
+        read_class_file(path)
+    assert "\x1b" not in str(err.value) and "\\x1b[31mroad" in str(err.value)
