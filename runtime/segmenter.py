@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.backends import Backend, BackendOptions, open_backend
+from runtime.errors import UserInputError
 from runtime.io.overlay import colorize, palette_for
 from runtime.io.source_types import Frame
 from runtime.io.sources import open_source
+from runtime.meta import MetaError
 from runtime.preprocess import (
     labels_to_frame,
     logits_to_labels,
@@ -55,7 +57,7 @@ class Segmenter:
         options: BackendOptions | None = None,
     ):
         if options is not None and provider not in ("auto", options.provider):
-            raise ValueError(
+            raise UserInputError(
                 f"provider {provider!r} contradicts options.provider {options.provider!r}"
             )
         if isinstance(model, (str, os.PathLike)):
@@ -88,7 +90,7 @@ class Segmenter:
             )
         else:
             if out.ndim != 3 or out.shape[0] != meta.num_classes:
-                raise RuntimeError(
+                raise MetaError(
                     f"model output {output.shape} does not hold {meta.num_classes} class logits as "
                     "its sidecar says; the sidecar belongs to another model: re-export both together"
                 )

@@ -21,8 +21,10 @@ import numpy as np
 
 from runtime.backends import BackendOptions
 from runtime.deps import require
+from runtime.errors import RunError, UserInputError
 from runtime.meta import MetaError, ModelMeta, check_graph_io
 from runtime.onnx_guard import check_external_data
+from runtime.text import printable
 
 # What each artifact precision asks of OpenVINO under ov_precision "auto"; None: device default.
 AUTO_HINTS = {"fp32": "f32", "fp16": None, "int8": None}
@@ -43,7 +45,7 @@ def short_version(ov) -> str:
 
 
 def check_device(device: str, available: list[str]) -> None:
-    """ValueError unless `device` (or every device a virtual one names) exists here."""
+    """UserInputError unless `device` (or every device a virtual one names) exists here."""
     base, _, listed = device.partition(":")
     names = [base] if base not in VIRTUAL_DEVICES else [d for d in listed.split(",") if d]
     for name in names:
@@ -52,7 +54,7 @@ def check_device(device: str, available: list[str]) -> None:
             name == plain and any(a.split(".")[0] == plain for a in available)
         ):
             continue
-        raise ValueError(
+        raise UserInputError(
             f"device='{device}': OpenVINO has no device {name} here; available: "
             f"{', '.join(available) or 'none'} (and AUTO); use one of those, e.g. device='CPU'"
         )
@@ -110,18 +112,21 @@ class OvBackend:
     def _check_io(self) -> None:
         inputs = [n for i in self._model.inputs for n in sorted(i.get_names())]
         outputs = [n for o in self._model.outputs for n in sorted(o.get_names())]
-        port = next((i for i in self._model.inputs if self.meta.input.name in i.get_names()), None)
-        shape = None
-        if port is not None:
-            shape = [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
-        check_graph_io(self.path, self.meta, inputs, outputs, shape)
+        check_graph_io(
+            self.path,
+            self.meta,
+            inputs,
+            outputs,
+            _shape(self._model.inputs, self.meta.input.name),
+            _shape(self._model.outputs, self.meta.output.name),
+        )
 
     def _check_capability(self, device: str, hint: str, explicit: bool) -> None:
         caps = _read_device(self._core, device, "OPTIMIZATION_CAPABILITIES")
         if caps is None or CAPABILITY[hint] in caps:
             return  # virtual devices (AUTO) list none: the read-back after compiling decides
         if explicit:
-            raise ValueError(
+            raise UserInputError(
                 f"ov_precision='{hint}': OpenVINO device {device} cannot run {hint} (it "
                 f"supports {', '.join(caps)}); use ov_precision='auto' or ov_precision='f32'"
             )
@@ -130,16 +135,18 @@ class OvBackend:
         try:
             return self._core.compile_model(self._model, device, config)
         except RuntimeError as err:
-            detail = " ".join(str(err).split())[-300:]
-            raise RuntimeError(
+            # The CPU plugin ships inside OpenVINO: a failure there is the model's; on GPU/NPU
+            # it may be the device's driver.
+            kind = MetaError if device == "CPU" else RunError
+            raise kind(
                 f"OpenVINO {self.version} cannot compile {self.path.name} for {device} "
-                f"({detail}); use kind='onnxruntime' for it"
+                f"({_detail(err, self.path)}); use kind='onnxruntime' for it"
             ) from err
 
     def _check_precision(self, hint: str | None, ov_precision: str) -> None:
         ran = self.inference_precision
         if hint is not None and ran not in (hint, "unknown"):
-            raise RuntimeError(
+            raise (UserInputError if ov_precision != "auto" else RunError)(
                 f"ov_precision='{hint}' was requested but OpenVINO compiled {self.path.name} "
                 f"for {ran} on {self.device}; use ov_precision='auto'"
                 if ov_precision != "auto"
@@ -195,18 +202,38 @@ class OvBackend:
 def _read_onnx(path: Path):
     """The ONNX frontend directly: Core.read_model tries every frontend on bad bytes, and the
     TensorFlow one prints parse errors to stderr before all of them fail."""
-    from openvino.frontend import FrontEndManager, GeneralFailure
+    import openvino.frontend as fe
 
     check_external_data(path)  # the same guard as ONNX Runtime: weights only from beside the model
-    frontend = FrontEndManager().load_by_framework("onnx")
+    frontend = fe.FrontEndManager().load_by_framework("onnx")
+    # What the ONNX frontend raises for a file it cannot read or convert (unknown or custom
+    # operators, inconsistent initializers, missing inputs: the last as a plain RuntimeError).
+    not_a_model = (fe.GeneralFailure, fe.OpConversionFailure, fe.OpValidationFailure,
+                   fe.NotImplementedFailure, RuntimeError)  # fmt: skip
     try:
         return frontend.convert(frontend.load(str(path)))
-    except GeneralFailure as err:
-        detail = " ".join(str(err).split()).replace(f"{path}", path.name)[-200:]
+    except fe.InitializationFailure as err:
+        raise RunError(f"OpenVINO's ONNX reader failed to start ({_detail(err, path)})") from err
+    except not_a_model as err:
         raise MetaError(
-            f"cannot load {path}: not a valid ONNX model ({detail}); is it truncated or "
-            "mislabelled? Re-export it with scaseg-export"
+            f"cannot load {path}: not a valid ONNX model for OpenVINO ({_detail(err, path)}); "
+            "is it truncated, mislabelled or made with custom operators? Re-export it with "
+            "scaseg-export, or use kind='onnxruntime'"
         ) from err
+
+
+def _detail(err: BaseException, path: Path) -> str:
+    """OpenVINO's message on one line, without the path we already name, the end kept (its
+    first lines are the C++ check that failed, the cause comes last)."""
+    text = " ".join(str(err).split()).replace(str(path), path.name) or type(err).__name__
+    return printable(text[-200:], markup=False)
+
+
+def _shape(ports, name: str) -> list | None:
+    port = next((p for p in ports if name in p.get_names()), None)
+    if port is None:
+        return None
+    return [d.get_length() if d.is_static else "?" for d in port.get_partial_shape()]
 
 
 def _read(compiled, key: str):

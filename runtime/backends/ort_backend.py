@@ -15,8 +15,10 @@ import numpy as np
 
 from runtime.backends import BackendOptions, ProviderFallbackWarning
 from runtime.deps import require
+from runtime.errors import RunError
 from runtime.meta import MetaError, ModelMeta, check_graph_io
 from runtime.onnx_guard import check_external_data
+from runtime.text import printable
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
@@ -63,7 +65,7 @@ def check_loaded(provider: str, wanted: list[str], loaded: list[str], path: Path
     if provider != "auto":
         name = PROVIDER_NAMES[provider]
         if not loaded or loaded[0] != name:
-            raise RuntimeError(
+            raise RunError(
                 f"provider='{provider}' was requested but {name} did not load for {path.name} "
                 f"(session runs {', '.join(loaded) or 'nothing'}); install onnxruntime-gpu with a "
                 "matching CUDA/cuDNN/TensorRT, or use provider='cpu'"
@@ -96,7 +98,9 @@ class OrtBackend:
         so.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if options.allow_spinning else "0"
         )
-        so.log_severity_level = 3  # errors only: the provider check below reports fallbacks
+        # Fatal only: every load failure ONNX Runtime raises is reported as one line below
+        # (its own error log repeats it, in colour), and provider fallbacks are checked below.
+        so.log_severity_level = 4
         with warnings.catch_warnings():
             # ORT warns "Specified provider ... is not in available provider names"; the
             # check below turns that into a specific error instead.
@@ -108,12 +112,15 @@ class OrtBackend:
         self.description = f"onnxruntime {ort.__version__} {self.providers[0]}"
 
     def _check_io(self) -> None:
-        inputs = [i.name for i in self._session.get_inputs()]
-        outputs = [o.name for o in self._session.get_outputs()]
-        shape = next(
-            (i.shape for i in self._session.get_inputs() if i.name == self.meta.input.name), None
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        check_graph_io(
+            self.path,
+            self.meta,
+            [i.name for i in inputs],
+            [o.name for o in outputs],
+            next((i.shape for i in inputs if i.name == self.meta.input.name), None),
+            next((o.shape for o in outputs if o.name == self.meta.output.name), None),
         )
-        check_graph_io(self.path, self.meta, inputs, outputs, shape)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         (out,) = self._session.run([self.meta.output.name], {self.meta.input.name: batch})
@@ -130,15 +137,41 @@ class OrtBackend:
 
 
 def _load_session(ort, path: Path, so, providers: list):
-    """An InferenceSession; bytes that are not an ONNX graph are bad input, not a crash."""
-    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf
+    """An InferenceSession; a file ONNX Runtime cannot load is bad input (MetaError), a provider
+    that fails on a file the CPU loads is a failure of this machine's setup (RunError)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
 
-    check_external_data(path)  # older ONNX Runtime releases follow any external-data path
+    check_external_data(path)  # ONNX Runtime before 1.27 follows some external-data paths
+    # Raised for the file itself: unparseable, invalid graph, unknown op, bad initializer.
+    not_a_model = (state.InvalidProtobuf, state.InvalidGraph, state.InvalidArgument,
+                   state.NoSuchFile, state.NotImplemented, state.NoModel)  # fmt: skip
     try:
         return ort.InferenceSession(str(path), so, providers=providers)
-    except (InvalidProtobuf, InvalidGraph) as err:
-        detail = " ".join(str(err).split()).replace(f"{path}", path.name)
-        raise MetaError(
-            f"cannot load {path}: not a valid ONNX model ({detail}); is it truncated or "
-            "mislabelled? Re-export it with scaseg-export"
+    except not_a_model as err:
+        raise _unloadable(path, err) from err
+    except (state.Fail, state.RuntimeException, state.EPFail, state.EngineError) as err:
+        # Either the file or an accelerator's setup: a CPU-only session tells them apart.
+        if [name for name, _ in providers] == [CPU_EP]:
+            raise _unloadable(path, err) from err
+        try:
+            ort.InferenceSession(str(path), so, providers=[CPU_EP])
+        except (*not_a_model, state.Fail, state.RuntimeException) as cpu_err:
+            raise _unloadable(path, cpu_err) from err
+        raise RunError(
+            f"{providers[0][0]} failed to load {path.name} ({_first_line(err, path)}), which "
+            "loads on the CPU: check the CUDA/cuDNN/TensorRT installation, or use provider='cpu'"
         ) from err
+
+
+def _first_line(err: BaseException, path: Path) -> str:
+    """ONNX Runtime's message, first line only, without the path we already name."""
+    lines = str(err).strip().splitlines() or [type(err).__name__]
+    return printable(" ".join(lines[0].split()).replace(str(path), path.name), markup=False)
+
+
+def _unloadable(path: Path, err: BaseException) -> MetaError:
+    return MetaError(
+        f"cannot load {path}: not a valid ONNX model for ONNX Runtime ({_first_line(err, path)}); "
+        "is it truncated, mislabelled or made with custom operators? Re-export it with "
+        "scaseg-export"
+    )

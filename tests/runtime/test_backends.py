@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
+import onnx as onnx_pb
 import onnxruntime as ort
 import pytest
 
@@ -24,7 +29,11 @@ from runtime.backends.ort_backend import (
     provider_options,
     requested_providers,
 )
+from runtime.errors import RunError
 from runtime.meta import MetaError, read_meta, sidecar_path, write_meta
+from tests.support.tiny_onnx import build_tiny_model
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_kind_follows_the_file_type():
@@ -152,3 +161,96 @@ def test_every_artifact_variant_opens_from_its_sidecar(
     out = backend.infer(x)
     assert out.shape == ((1, 64, 64) if fused_argmax else (1, 4, 16, 16))
     assert out.dtype == np.dtype(meta.output.dtype)
+
+
+def _with_graph(tmp_path, edit, name: str = "bad.onnx"):
+    """The tiny model (and its sidecar) with `edit(model)` applied to the graph."""
+    import onnx
+
+    path = build_tiny_model(tmp_path / name)
+    model = onnx.load(str(path))
+    edit(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _custom_domain(model) -> None:
+    model.graph.node[0].domain = "com.example.evil"
+    model.opset_import.add(domain="com.example.evil", version=1)
+
+
+def _claims_huge_weight(model) -> None:
+    model.graph.initializer[0].dims[:] = [1 << 40, 3, 4, 4]  # 16 TB claimed, 768 bytes present
+
+
+def _short_weight(model) -> None:
+    weight = model.graph.initializer[0]
+    weight.raw_data = weight.raw_data[:8]
+
+
+def _type_clash(model) -> None:
+    model.graph.input[0].type.tensor_type.elem_type = onnx_pb.TensorProto.INT64
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [_custom_domain, _claims_huge_weight, _short_weight, _type_clash],
+    ids=lambda e: e.__name__,
+)
+def test_a_model_onnx_runtime_cannot_load_is_one_meta_error(tmp_path, edit):
+    path = _with_graph(tmp_path, edit)
+    with pytest.raises(MetaError, match=r"cannot load .*bad\.onnx: not a valid ONNX model") as err:
+        open_backend(path, options=BackendOptions(provider="cpu"))
+    assert "\n" not in str(err.value)
+
+
+def test_graph_output_channels_other_than_the_sidecar_classes_are_refused(tmp_path):
+    path = build_tiny_model(tmp_path / "m.onnx", num_classes=4)
+    three = read_meta(build_tiny_model(tmp_path / "three.onnx", num_classes=3))
+    write_meta(path, three)  # consistent in itself: 3 names, 3 output channels; the graph has 4
+    with pytest.raises(MetaError, match=r"sidecar output shape \[1, 3, 16, 16\] does not match"):
+        open_backend(path, options=BackendOptions(provider="cpu"))
+
+
+def test_an_accelerator_that_fails_on_a_model_the_cpu_loads_is_a_run_error(
+    plain_model, monkeypatch
+):
+    """A FAKE failing CUDA session (this machine has no GPU): the CPU retry loads the model, so
+    the failure is the setup's (exit 1), not the file's."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    real = ort.InferenceSession
+
+    def fake_session(path, so, providers):
+        if providers[0] != CPU_EP:
+            raise Fail("[ONNXRuntimeError] : 1 : FAIL : CUDA failure 999: unknown error")
+        return real(path, so, providers=providers)
+
+    monkeypatch.setattr(ort, "InferenceSession", fake_session)
+    with pytest.raises(RunError, match=r"CUDAExecutionProvider failed to load .*loads on the CPU"):
+        open_backend(plain_model, options=BackendOptions(provider="cuda"))
+
+
+def test_a_requested_provider_that_did_not_load_is_a_run_error(plain_model):
+    if CUDA_EP in ort.get_available_providers():
+        pytest.skip("CUDA EP may load here")
+    with pytest.raises(RunError, match="provider='cuda' was requested"):
+        open_backend(plain_model, options=BackendOptions(provider="cuda"))
+
+
+def test_scaseg_run_on_a_custom_operator_model_is_one_line(tmp_path):
+    import cv2
+
+    path = _with_graph(tmp_path, _custom_domain)
+    cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((32, 32, 3), np.uint8))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", str(tmp_path / "frame.png"), "--model", str(path),
+         "--out", str(tmp_path / "out.png")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "com.example.evil" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "\x1b" not in result.stderr
+    assert not (tmp_path / "out.png").exists()

@@ -26,6 +26,7 @@ from runtime.backends.openvino_backend import (  # noqa: E402
     check_device,
     precision_hint,
 )
+from runtime.errors import UserInputError  # noqa: E402
 from runtime.meta import MetaError, read_meta, sha256_file, write_meta  # noqa: E402
 from runtime.profiling.envinfo import capture_environment  # noqa: E402
 from runtime.profiling.layer_profile import profile_layers  # noqa: E402
@@ -191,6 +192,45 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
         open_backend(path, "openvino", OV)
 
 
+def _edited(tmp_path, edit):
+    path = build_tiny_model(tmp_path / "bad.onnx")
+    model = onnx.load(str(path))
+    edit(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _custom_domain(model) -> None:
+    model.graph.node[0].domain = "com.example.evil"
+    model.opset_import.add(domain="com.example.evil", version=1)
+
+
+def _short_weight(model) -> None:
+    model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:8]
+
+
+def _dangling_input(model) -> None:
+    model.graph.node[0].input[1] = "nowhere"
+
+
+@pytest.mark.parametrize(
+    "edit", [_custom_domain, _short_weight, _dangling_input], ids=lambda e: e.__name__
+)
+def test_a_model_openvino_cannot_read_is_one_meta_error(tmp_path, edit):
+    """OpenVINO's frontend raises its own failure types and plain RuntimeErrors: all bad input."""
+    with pytest.raises(MetaError, match=r"cannot load .*bad\.onnx: not a valid ONNX model") as err:
+        open_backend(_edited(tmp_path, edit), "openvino", OV)
+    assert "\n" not in str(err.value)
+
+
+def test_an_empty_file_is_refused_before_openvino_reads_it(tmp_path):
+    """OpenVINO 2026 "converts" a zero-byte .onnx into an empty model; the guard refuses it."""
+    path = build_tiny_model(tmp_path / "empty.onnx")
+    path.write_bytes(b"")
+    with pytest.raises(MetaError, match="the file is empty"):
+        open_backend(path, "openvino", OV)
+
+
 def test_engine_is_refused(make_model, tmp_path):
     engine = make_model(tmp_path / "tiny.engine")
     with pytest.raises(ValueError, match=r"kind='openvino' runs \.onnx models"):
@@ -204,7 +244,7 @@ def test_device_names_and_indices_are_checked_per_backend(plain_model):
     check_device("CPU", ["CPU", "GPU.0", "GPU.1"])
     check_device("GPU", ["CPU", "GPU.0", "GPU.1"])
     check_device("AUTO:GPU.1,CPU", ["CPU", "GPU.0", "GPU.1"])
-    with pytest.raises(ValueError, match=r"no device NPU here; available: CPU, GPU.0"):
+    with pytest.raises(UserInputError, match=r"no device NPU here; available: CPU, GPU.0"):
         check_device("NPU", ["CPU", "GPU.0"])
     with pytest.raises(ValueError, match="is a CUDA GPU index; OpenVINO takes a device name"):
         open_backend(plain_model, "openvino", BackendOptions(device=1))

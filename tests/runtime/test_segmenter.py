@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.meta import read_meta
+from runtime.meta import MetaError, read_meta
 from runtime.preprocess import labels_to_frame, logits_to_labels, preprocess
 
 
@@ -104,5 +104,5 @@ def test_output_that_contradicts_the_sidecar_is_an_error(plain_model):
     from runtime import Segmenter
 
     seg = Segmenter(FakeWrongBackend(read_meta(plain_model)))
-    with pytest.raises(RuntimeError, match="does not hold 4 class logits"):
+    with pytest.raises(MetaError, match="does not hold 4 class logits"):
         seg(_frame())
