@@ -9,6 +9,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from runtime.cli_errors import warning_line
+from runtime.text import printable
 
 
 class StageProgress:
@@ -51,9 +52,18 @@ def _pct(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
 
 
+def _names(names, limit: int = 40) -> str:
+    """Node or class names from a model, each escaped, joined for one line."""
+    return ", ".join(printable(n, limit=120) for n in list(names)[:limit]) + (
+        f" and {len(names) - limit} more" if len(names) > limit else ""
+    )
+
+
 def print_report(console: Console, report, request) -> None:
+    """The summary table and notes. Everything that came from a file (class and node names,
+    paths, notes quoting them) is printed through runtime.text.printable."""
     for note in report.model_notes:
-        console.print(f"model: {note}", soft_wrap=True, highlight=False)
+        console.print(f"model: {printable(note, limit=1000)}", soft_wrap=True, highlight=False)
     openvino = any(
         a.check is not None and a.check.summary().get("openvino") for a in report.artifacts
     )
@@ -67,9 +77,10 @@ def print_report(console: Console, report, request) -> None:
     for a in report.artifacts:
         table.add_row(*_row(a, openvino))
     console.print(table)
-    console.print(f"written to {request.out}/", highlight=False)
+    console.print(f"written to {printable(request.out, limit=1000)}/", highlight=False)
     if report.gate_data:
-        console.print(f"gate data: {report.gate_data}", soft_wrap=True, highlight=False)
+        gate_data = printable(report.gate_data, limit=1000)
+        console.print(f"gate data: {gate_data}", soft_wrap=True, highlight=False)
         console.print(
             "agree = argmax agreement with PyTorch FP32; ms = median batch-1 latency on the CPU",
             highlight=False,
@@ -82,13 +93,13 @@ def print_report(console: Console, report, request) -> None:
         _print_iou(console, report)
     if report.fp32_nodes:
         console.print(
-            f"FP16: {len(report.fp32_nodes)} fragile nodes kept in FP32: {', '.join(report.fp32_nodes)}",
+            f"FP16: {len(report.fp32_nodes)} fragile nodes kept in FP32: {_names(report.fp32_nodes)}",
             soft_wrap=True,
         )
     if report.calibration:
         cal = report.calibration
         console.print(
-            f"INT8: {cal['method']} calibration on {cal['data']} "
+            f"INT8: {cal['method']} calibration on {printable(cal['data'], limit=1000)} "
             f"({'cache hit' if cal['cache_hit'] else 'computed and cached'}); "
             f"{len(report.float_matmuls)} attention MatMuls left in float",
             soft_wrap=True,
@@ -100,12 +111,13 @@ def print_report(console: Console, report, request) -> None:
             why = ov.get("error") or "; ".join(a.check.openvino.failures)
             warning_line(
                 "scaseg-export",
-                f"{a.precision} not verified on OpenVINO ({why}); scaseg-run --backend auto "
+                f"{a.precision} not verified on OpenVINO ({printable(why, limit=1000, markup=False)}); "
+                "scaseg-run --backend auto "
                 "will not pick OpenVINO for it",
                 console,
             )
-    for warning in report.warnings:
-        warning_line("scaseg-export", str(warning), console)
+    for warning in report.warnings:  # warning_line escapes markup; control characters here
+        warning_line("scaseg-export", printable(warning, limit=2000, markup=False), console)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
     console.print(f"stages: {stages}")
 
@@ -115,7 +127,7 @@ def _row(a, openvino: bool) -> list[str]:
     gate = "skipped" if c is None else ("[green]pass[/]" if c.passed else "[red]FAIL[/]")
     row = [
         a.precision,
-        a.path.name if a.written else f"{a.path.name} (not written)",
+        printable(a.path.name) + ("" if a.written else " (not written)"),
         f"{a.size_bytes / 1e6:.2f}",
         _pct(c.agreement if c else None),
         _pct(c.miou if c else None),
@@ -139,14 +151,16 @@ def _print_iou(console: Console, report) -> None:
     for a in checks:
         table.add_column(a.precision, justify="right")
     for i, name in enumerate(report.class_names):
-        table.add_row(name, _pct(report.reference_iou[i]), *(_pct(a.check.iou[i]) for a in checks))
+        iou = (_pct(a.check.iou[i]) for a in checks)
+        table.add_row(printable(name, limit=60), _pct(report.reference_iou[i]), *iou)
     console.print(table)
 
 
 def print_engine_result(console: Console, result) -> None:
     reuse = "reused" if result.timing_cache_reused else "new"
     console.print(
-        f"[green]engine[/] {result.path} ({result.precision}, {result.mode}; timing cache "
+        f"[green]engine[/] {printable(result.path, limit=1000)} ({result.precision}, "
+        f"{result.mode}; timing cache "
         f"{result.timing_cache} {reuse})"
     )
 
@@ -168,10 +182,10 @@ def _print_int8_repairs(console: Console, report) -> None:
         elif not eq and not steps:
             say("INT8 repairs: no outlier Conv pairs to equalize (no gate ran, so no fallback)")
         if eq:
-            pairs = ", ".join(f"{p['producer']} -> {p['consumer']}" for p in eq)
+            pairs = _names([f"{p['producer']} -> {p['consumer']}" for p in eq])
             say(f"INT8 repairs: equalized {len(eq)} Conv pair(s) with outlier channels: {pairs}")
         if floated:
-            say(f"INT8 repairs: {len(floated)} node(s) left in float: {', '.join(floated)}")
+            say(f"INT8 repairs: {len(floated)} node(s) left in float: {_names(floated)}")
         for step in rec.get("steps", []):
             lat = ", ".join(f"{k} {v:.1f} ms" for k, v in step["latency_ms"].items())
             miou = "" if step["miou"] is None else f", mIoU {_pct(step['miou'])}"
@@ -183,9 +197,9 @@ def _print_int8_repairs(console: Console, report) -> None:
                 f" ({cost['ratio']}x)"
             )
     if report.sensitivity:
-        worst = ", ".join(
-            f"{s.node} ({s.op}, {s.relative_error:.3g})" for s in report.sensitivity[:5]
+        worst = _names(
+            [f"{s.node} ({s.op}, {s.relative_error:.3g})" for s in report.sensitivity[:5]]
         )
         say(f"INT8 most sensitive nodes (relative logit error, only that node quantized): {worst}")
     for path in report.sensitivity_files:
-        say(f"INT8 sensitivity report: {path}")
+        say(f"INT8 sensitivity report: {printable(path, limit=1000)}")

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from runtime.io.source_types import SourceInfo
 from runtime.pipeline import PipelineStats, RunSummary
+from runtime.text import printable
 
 
 def progress_total(info: SourceInfo, max_frames: int | None) -> int | None:
@@ -64,7 +65,7 @@ def print_summary(console: Console, summary: RunSummary, signum: int | None) -> 
             f"p99 {total['p99']:.1f}; model p50 {infer['p50']:.1f} p99 {infer['p99']:.1f}",
             soft_wrap=True,
         )
-    for written in summary.outputs:
-        console.print(f"  wrote {written}", soft_wrap=True)
+    for written in summary.outputs:  # paths the user chose: escaped, "[x]" is a legal name
+        console.print(f"  wrote {printable(written, limit=1000)}", soft_wrap=True)
     if not summary.outputs:
         console.print("  nothing written" + ("" if summary.frames else " (no frames processed)"))

@@ -34,7 +34,9 @@ from rich.table import Table
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.deps import require
 from runtime.errors import UserInputError
+from runtime.jsonfile import read_json
 from runtime.profiling.profiler import STAGE_MEANINGS, STAGES, LatencyStats, StageRecorder
+from runtime.text import printable
 
 SCHEMA_VERSION = 1
 STAT_FIELDS = tuple(LatencyStats.__dataclass_fields__)
@@ -171,9 +173,15 @@ def _title(report: dict) -> str:
     env, model = report["environment"], report["model"]
     device = (env.get("gpu") or {}).get("name") or env["cpu"].get("model") or "?"
     backend = (env.get("backend") or {}).get("description") or "?"
-    return (
+    return _plot_text(
         f"{model['name']} ({model['precision']}) - {backend} - {device} - {report['created_utc']}"
     )
+
+
+def _plot_text(text: str) -> str:
+    """Text for matplotlib: control characters escaped, '$' literal (not a mathtext formula,
+    which an odd count in a layer or file name would make fail while saving)."""
+    return printable(text, limit=300, markup=False).replace("$", r"\$")
 
 
 def _plot_histogram(ax, report: dict) -> None:
@@ -212,7 +220,7 @@ def _plot_layers(ax, report: dict, top_k: int) -> None:
         ax.set_axis_off()
         return
     top = layers[:top_k]
-    labels = [_short(t["name"], 38) + f" [{t['op_type']}]" for t in top]
+    labels = [_plot_text(_short(t["name"], 38) + f" [{t['op_type']}]") for t in top]
     ax.barh(labels, [t["mean_ms"] for t in top], color="tab:green")
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
@@ -250,7 +258,8 @@ def layers_table(report: dict, top_k: int = 10) -> Table | None:
     layers = report["layers"]
     if not layers:
         return None
-    table = Table(title=f"top {top_k} layers - {layers['source']}", title_justify="left")
+    source = printable(layers["source"])
+    table = Table(title=f"top {top_k} layers - {source}", title_justify="left")
     for col, justify in (
         ("#", "right"),
         ("layer", "left"),
@@ -262,8 +271,8 @@ def layers_table(report: dict, top_k: int = 10) -> Table | None:
     for rank, t in enumerate(layers["layers"][:top_k], 1):
         table.add_row(
             str(rank),
-            _short(t["name"], 60),
-            t["op_type"],
+            printable(_short(t["name"], 60)),  # layer and op names come from the model file
+            printable(t["op_type"], limit=60),
             f"{t['mean_ms']:.3f}",
             f"{t['share']:.1%}",
         )
@@ -271,15 +280,17 @@ def layers_table(report: dict, top_k: int = 10) -> Table | None:
 
 
 def summary_lines(report: dict) -> list[str]:
-    """Memory and environment in a few lines (what the timings were measured on)."""
+    """Memory and environment in a few lines (what the timings were measured on), as rich
+    markup with every value escaped."""
     env, mem = report["environment"], report["memory"]
     cpu, gpu, jet = env["cpu"], env.get("gpu") or {}, env.get("jetson") or {}
-    lines = [f"backend: {(env.get('backend') or {}).get('description')}"]
-    lines.append(f"cpu: {cpu.get('model')} ({cpu.get('usable_cores')} usable cores)")
+    p = printable
+    lines = [f"backend: {p((env.get('backend') or {}).get('description'))}"]
+    lines.append(f"cpu: {p(cpu.get('model'))} ({p(cpu.get('usable_cores'))} usable cores)")
     if gpu:
-        lines.append(f"gpu: {gpu.get('name')} (compute {gpu.get('compute_capability')})")
+        lines.append(f"gpu: {p(gpu.get('name'))} (compute {p(gpu.get('compute_capability'))})")
     if jet:
-        lines.append(f"jetson: {jet.get('model')}, power mode {jet.get('power_mode')}")
+        lines.append(f"jetson: {p(jet.get('model'))}, power mode {p(jet.get('power_mode'))}")
     mb = [f"RSS peak {_mb(mem['rss_peak_mb'])}"]
     if mem["gpu_used_mb"] is not None:
         mb.append(f"GPU {_mb(mem['gpu_used_mb'])}")
@@ -318,23 +329,42 @@ class Comparison:
 
 
 def read_report(path: str | os.PathLike) -> dict:
+    """A profile.json to compare: within the JSON budgets, schema version checked, and the
+    fields a comparison reads checked for their types."""
+    fix = "pass a profile.json written by scaseg-profile"
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = read_json(path, ReportError, fix)
     except OSError as err:
-        raise ReportError(
-            f"cannot read profile {path}: {err.strerror}; pass a profile.json"
-        ) from err
-    except json.JSONDecodeError as err:
-        raise ReportError(
-            f"{path} is not JSON ({err}); pass a profile.json from scaseg-profile"
-        ) from err
+        raise ReportError(f"cannot read profile {path}: {err.strerror}; {fix}") from err
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
         raise ReportError(
-            f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; re-run scaseg-profile "
-            "with this version to compare"
+            f"{path}: schema_version {printable(repr(version), markup=False)} is not "
+            f"{SCHEMA_VERSION}; re-run scaseg-profile with this version to compare"
         )
+    problem = _shape_problem(data)
+    if problem:
+        raise ReportError(f"{path}: {problem}; {fix}")
     return data
+
+
+def _shape_problem(data: dict) -> str | None:
+    """What a comparison would trip over in a report, or None."""
+    stages = data.get("stages")
+    if not isinstance(stages, dict):
+        return "'stages' is not an object"
+    stats = [*stages.values(), *([data["end_to_end"]] if data.get("end_to_end") else [])]
+    for entry in stats:
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), (int, float)) for k in ("p50_ms", "mean_ms", "p99_ms")
+        ):
+            return "a stage has no numeric p50_ms, mean_ms and p99_ms"
+    model, env, run = data.get("model"), data.get("environment"), data.get("run")
+    if not all(isinstance(x, dict) for x in (model, env, run)):
+        return "'model', 'environment' or 'run' is not an object"
+    if not isinstance(env.get("cpu"), dict) or not isinstance(env.get("versions"), dict):
+        return "'environment' has no 'cpu' and 'versions' objects"
+    return None
 
 
 def compare_reports(a: dict, b: dict) -> Comparison:
@@ -363,10 +393,11 @@ def _differences(a: dict, b: dict) -> list[str]:
         "power mode": lambda r: (r["environment"].get("jetson") or {}).get("power_mode"),
         "mode": lambda r: r["run"]["mode"],
     }
-    out = [f"{k}: {get(a)} -> {get(b)}" for k, get in fields.items() if get(a) != get(b)]
+    p = printable  # values from two report files, shown as rich markup
+    out = [f"{k}: {p(get(a))} -> {p(get(b))}" for k, get in fields.items() if get(a) != get(b)]
     va, vb = a["environment"]["versions"], b["environment"]["versions"]
     out += [
-        f"{k}: {va.get(k)} -> {vb.get(k)}"
+        f"{p(k)}: {p(va.get(k))} -> {p(vb.get(k))}"
         for k in sorted(set(va) | set(vb))
         if va.get(k) != vb.get(k)
     ]
@@ -374,9 +405,8 @@ def _differences(a: dict, b: dict) -> list[str]:
 
 
 def comparison_table(comparison: Comparison, name_a: str, name_b: str) -> Table:
-    table = Table(
-        title=f"B / A  (A = {name_a}, B = {name_b}; > 1 means B is slower)", title_justify="left"
-    )
+    names = f"A = {printable(name_a)}, B = {printable(name_b)}"
+    table = Table(title=f"B / A  ({names}; > 1 means B is slower)", title_justify="left")
     for col in ("stage", "A p50 ms", "B p50 ms", "p50 B/A", "mean B/A", "p99 B/A"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for r in comparison.rows:

@@ -81,7 +81,7 @@ def test_compare_gives_b_over_a_ratios_and_what_changed():
 def test_unreadable_or_other_version_reports_are_refused(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ReportError, match="is not JSON"):
+    with pytest.raises(ReportError, match="is not valid JSON"):
         read_report(bad)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"schema_version": 0}))
@@ -130,3 +130,60 @@ def test_nvidia_smi_without_compute_cap_is_asked_again_without_it(monkeypatch):
     assert len(asked) == 2 and "compute_cap" not in asked[1]
     assert gpu["name"] == "NVIDIA T4" and gpu["driver_version"] == "470.57"
     assert "compute_cap" not in gpu
+
+
+def _printed(renderable) -> str:
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=300, color_system=None).print(renderable, soft_wrap=True)
+    return out.getvalue()
+
+
+def test_names_from_the_model_and_the_reports_print_as_text(tmp_path):
+    """Layer and file names with rich markup, ESC and '$' print, and plot, as themselves."""
+    from runtime.profiling.layer_profile import aggregate
+    from runtime.profiling.report import comparison_table, layers_table, summary_lines
+
+    report = make_report()
+    names = {"[/]conv\x1b[2J": "Conv[red]", "mm$^^$": "MatMul"}  # '$^^$': bad mathtext
+    report["layers"] = aggregate({n: 1.0 for n in names}, names, 2, "test").to_dict()
+    text = _printed(layers_table(report))
+    assert "[/]conv\\x1b[2J" in text and "Conv[red]" in text and "\x1b" not in text
+    b = make_report(20.0)
+    b["environment"]["cpu"]["model"] = "cpu [/]\x1b]0;pwned\x07"
+    b["model"] = {**MODEL, "name": "[bold]m.onnx"}
+    comparison = compare_reports(make_report(), b)
+    text = _printed(comparison_table(comparison, "a[/].json", "b.json"))
+    text += "".join(_printed(f"differs: {line}") for line in comparison.differences)
+    text += "".join(_printed(line) for line in summary_lines(b))
+    assert "a[/].json" in text and "[bold]m.onnx" in text and "cpu [/]\\x1b]0;pwned\\x07" in text
+    assert "\x1b" not in text and "\x07" not in text
+    write_report(report, tmp_path / "png")  # '$...$' would be a mathtext formula
+    assert (tmp_path / "png" / "profile.png").exists()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r.update(stages={"infer": {"p50_ms": "fast"}}),
+        lambda r: r.update(environment=[]),
+        lambda r: r.update(model=None),
+    ],
+)
+def test_reports_missing_what_a_comparison_reads_are_refused(tmp_path, edit):
+    report = make_report()
+    edit(report)
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(report))
+    with pytest.raises(ReportError, match=r"pass a profile\.json written by scaseg-profile"):
+        read_report(path)
+
+
+def test_a_report_nested_past_the_recursion_limit_is_refused(tmp_path):
+    path = tmp_path / "profile.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ReportError, match="far deeper than 64 levels"):
+        read_report(path)
