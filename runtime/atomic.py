@@ -41,8 +41,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def check_writable_target(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing final path unless overwrite; refuse a missing or read-only folder."""
+    """Refuse an existing final path unless overwrite; refuse a folder there (a file never
+    replaces one) and a missing or read-only parent folder."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; choose a file path for this output")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     folder = path.parent if str(path.parent) else Path(".")

@@ -19,18 +19,21 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from runtime.atomic import check_writable_target
 from runtime.backends import BackendOptions, parse_device
 from runtime.cli_errors import UsageError, guarded, in_cli_terms, warning_line, warnings_as_lines
 from runtime.disk_space import DEFAULT_MIN_FREE_MB
 from runtime.io.capture import RECONNECT_MAX_DELAY_S, Reconnect
-from runtime.io.sinks import OutputSpec, display_available
+from runtime.io.output_paths import shown
+from runtime.io.sinks import OutputSpec
 from runtime.io.sources import STREAM_TIMEOUT_S
-from runtime.io.video_sinks import existing_segments
+from runtime.run_outputs import check_run_outputs
 
 err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+# The summary and the profile tables hold paths and names the user chose: printed as typed, never
+# read as rich markup (a folder named "[red]" must not restyle the report, "[/]" not crash it).
+out_console = Console(highlight=False, markup=False)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -127,29 +130,9 @@ def _resolve_model(model: Path | None) -> Path:
     return model
 
 
-def _check_outputs(source: str, outputs: OutputSpec) -> None:
-    """Before any model loads: refuse an output that is the input, repeats another output, or
-    exists without --force."""
-    if outputs.show and not display_available():
-        raise UsageError("--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set")
-    src = Path(source).resolve() if os.path.exists(source) else None
-    seen: set[Path] = set()
-    for path in outputs.paths():
-        resolved = path.resolve()
-        if src is not None and resolved == src:
-            raise UsageError(f"output {path} is the input {source}; choose another output path")
-        if (
-            src is not None
-            and outputs.segment_minutes is not None
-            and src in {p.resolve() for p in existing_segments(path)}
-        ):
-            raise UsageError(
-                f"the input {source} is one of {path.name}'s segment files; choose another output path"
-            )
-        if resolved in seen:
-            raise UsageError(f"{path} is given as two different outputs; give each its own path")
-        seen.add(resolved)
-        check_writable_target(path, overwrite=outputs.overwrite)
+def _text(value: object) -> str:
+    """A path or a sidecar's words for a markup line: shown as typed."""
+    return escape(shown(str(value)))
 
 
 @contextlib.contextmanager
@@ -182,12 +165,12 @@ def execute(args: RunArgs) -> int:
     from runtime.pipeline import PipelineConfig, run_pipeline
     from runtime.segmenter import Segmenter
 
-    _check_outputs(args.source, args.outputs)
+    check_run_outputs(
+        args.model, args.source, args.outputs, args.profile, args.options.trt_cache_dir
+    )
     guard = args.outputs.space_guard()
     if guard is not None:
         guard.check_before_start()
-    if args.profile is not None:
-        _check_profile_dir(args.profile, args.outputs.overwrite)
     stop = threading.Event()
     report = lost = None
     with _stop_on_signals(stop) as state:
@@ -201,8 +184,9 @@ def execute(args: RunArgs) -> int:
                 info, meta = src.info, seg.meta
                 size = f"{info.size_wh[0]}x{info.size_wh[1]}" if info.size_wh else "size unknown"
                 err_console.print(
-                    f"scaseg-run: {args.model.name} ({meta.variant}, {meta.precision}) on "
-                    f"{backend_line(seg.backend)}; {info.kind} {args.source} ({size})",
+                    f"scaseg-run: {_text(args.model.name)} ({_text(meta.variant)}, "
+                    f"{_text(meta.precision)}) on {_text(backend_line(seg.backend))}; "
+                    f"{info.kind} {_text(args.source)} ({size})",
                     soft_wrap=True,
                 )
                 sinks = build_sinks(args.outputs, seg.palette_bgr, meta.class_names, info.fps, stop)
@@ -230,15 +214,6 @@ def execute(args: RunArgs) -> int:
     if lost is not None:  # the outputs hold every frame written before the source or disk gave out
         raise lost
     return 128 + state["signum"] if state["signum"] is not None else 0
-
-
-def _check_profile_dir(folder: Path, overwrite: bool) -> None:
-    from runtime.profiling.report import FILES
-
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--profile {folder} is a file; give a folder for the report")
-    if (folder / FILES["json"]).exists() and not overwrite:
-        raise UsageError(f"{folder / FILES['json']} already exists; pass --force to replace it")
 
 
 def _open_model(args: RunArgs) -> tuple[object, object | None]:
@@ -294,7 +269,7 @@ def _write_profile(report: dict, folder: Path) -> None:
     for line in summary_lines(report):
         out_console.print(f"  {line}", soft_wrap=True)
     for path in written:
-        out_console.print(f"  wrote {path}", soft_wrap=True)
+        out_console.print(f"  wrote {shown(path)}", soft_wrap=True)
     if skipped:
         warning_line("scaseg-run", str(skipped), err_console)
 

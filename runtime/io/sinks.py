@@ -21,8 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.atomic import atomic_path, check_writable_target, current_umask
+from runtime.atomic import atomic_path, check_writable_folder, current_umask, remove_durably
+from runtime.deps import MissingDependencyError
 from runtime.disk_space import DEFAULT_MIN_FREE_MB, MIB, SpaceGuard, output_folders
+from runtime.errors import UserInputError
+from runtime.io.output_folder import check_refillable, own_files, write_marker
+from runtime.io.output_paths import shown
 from runtime.io.overlay import blend, class_areas
 from runtime.io.sink_types import Result, Sink
 from runtime.io.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
@@ -30,19 +34,20 @@ from runtime.io.video_sinks import LabelVideoSink, OverlayVideoSink
 
 
 class LabelPngSink:
-    """One palettised PNG per frame (pixel value = class id) in a folder, renamed into place."""
+    """One palettised PNG per frame (pixel value = class id) in a folder, renamed into place.
+
+    A new folder is filled under a temp name and renamed into place with a `.scaseg-output`
+    marker. An existing folder must be empty, or marked (a folder this sink wrote) with
+    `overwrite`: then the new PNGs replace its old ones and nothing else in it is touched."""
 
     def __init__(self, folder: Path, table_bgr: np.ndarray, overwrite: bool = False):
         self.folder = Path(folder)
-        if self.folder.exists() and not overwrite:
-            raise FileExistsError(
-                f"{self.folder} already exists; pass overwrite=True to replace it"
-            )
         if self.folder.exists() and not self.folder.is_dir():
-            raise ValueError(
-                f"{self.folder} is a file; --labels-out takes a folder or a video path"
+            raise UserInputError(
+                f"{shown(self.folder)} is a file; --labels-out takes a folder or a video path"
             )
-        check_writable_target(self.folder, overwrite=True)
+        check_refillable(self.folder, overwrite)
+        check_writable_folder(self.folder, "--labels-out")
         self.table_rgb = table_bgr[:, ::-1]
         self._tmp = Path(
             tempfile.mkdtemp(dir=self.folder.parent, prefix=f".{self.folder.name}.", suffix=".tmp")
@@ -78,17 +83,31 @@ class LabelPngSink:
             return None
         tmp, self._tmp = self._tmp, None
         if self.frames == 0:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # the temp folder made in __init__
             return None
-        if self.folder.exists():  # allowed by --force, checked in __init__
-            shutil.rmtree(self.folder)
-        os.replace(tmp, self.folder)
-        return f"{self.folder}/ ({self.frames} PNGs)"
+        write_marker(tmp, "scaseg-run --labels-out (label PNGs)")
+        if not self.folder.exists():
+            os.replace(tmp, self.folder)
+        else:  # empty, or marked and allowed by overwrite (checked in __init__)
+            _refill(self.folder, tmp)
+        return f"{shown(self.folder)}/ ({self.frames} PNGs)"
 
     def abort(self) -> None:
         if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            shutil.rmtree(self._tmp, ignore_errors=True)  # the temp folder made in __init__
             self._tmp = None
+
+
+def _refill(folder: Path, tmp: Path) -> None:
+    """Move the new PNGs (and marker) from `tmp` into `folder`, then remove the PNGs an earlier
+    run left there: only `*.png` files of a marked folder, never other files or subfolders."""
+    stale = {p.name: p for p in own_files(folder, ".png")}
+    for entry in sorted(tmp.iterdir()):
+        os.replace(entry, folder / entry.name)
+        stale.pop(entry.name, None)
+    for path in stale.values():
+        remove_durably(path)
+    tmp.rmdir()
 
 
 class JsonLinesSink:
@@ -146,7 +165,7 @@ class JsonLinesSink:
         self._file.close()
         self._file = None
         self._atomic.__exit__(None, None, None)
-        return f"{self.path} ({self.frames} lines)"
+        return f"{shown(self.path)} ({self.frames} lines)"
 
     def abort(self) -> None:
         if self._file is not None:
@@ -168,7 +187,7 @@ class WindowSink:
         self, table_bgr: np.ndarray, alpha: float, stop: threading.Event, title: str = "scaseg"
     ):
         if not display_available():
-            raise RuntimeError(
+            raise UserInputError(
                 "--show needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set"
             )
         self.table_bgr, self.alpha, self.stop, self.title = table_bgr, alpha, stop, title
@@ -179,8 +198,9 @@ class WindowSink:
             try:
                 cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
             except cv2.error as err:
-                raise RuntimeError(
-                    "--show needs OpenCV with a GUI (opencv-python, not -headless)"
+                raise MissingDependencyError(
+                    "--show needs OpenCV with a GUI: pip install opencv-python (not "
+                    "opencv-python-headless)"
                 ) from err
             self._opened = True
         cv2.imshow(self.title, blend(result.frame_bgr, result.labels, self.table_bgr, self.alpha))
@@ -213,19 +233,21 @@ class OutputSpec:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.min_free_mb) and self.min_free_mb >= 0):
-            raise ValueError(
+            raise UserInputError(
                 f"--min-free-mb must be a number of MiB >= 0, e.g. 64 (0 turns the check off), "
                 f"got {self.min_free_mb!r}"
             )
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise UserInputError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.segment_minutes is not None and not self.segment_minutes > 0:
-            raise ValueError(
+            raise UserInputError(
                 f"--segment-minutes must be > 0, got {self.segment_minutes}: give the length of "
                 "each video file in minutes, e.g. 10"
             )
         if len(self.codec) != 4:
-            raise ValueError(f"codec must be a 4-character FourCC such as mp4v, got {self.codec!r}")
+            raise UserInputError(
+                f"codec must be a 4-character FourCC such as mp4v, got {self.codec!r}"
+            )
 
     def paths(self) -> list[Path]:
         return [p for p in (self.overlay, self.labels, self.jsonl) if p is not None]

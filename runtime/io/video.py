@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 
 from runtime.atomic import atomic_path, check_writable_target
+from runtime.errors import RunError, UserInputError
+from runtime.io.output_paths import shown
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
 # Codecs that pip's opencv-python (FFmpeg without x264/openh264) can always write, per container.
@@ -76,7 +78,7 @@ def open_writer(
     """A cv2.VideoWriter with `codec`, else the container's fallback (with a warning)."""
     suffix = path.suffix.lower()
     if len(codec) != 4:
-        raise ValueError(
+        raise UserInputError(
             f"--codec must be a 4-character FourCC such as mp4v or avc1, got {codec!r}"
         )
     for candidate in (codec, *[c for c in FALLBACK_CODECS[suffix] if c != codec]):
@@ -93,7 +95,9 @@ def open_writer(
                 )
             return writer, candidate
         writer.release()
-    raise RuntimeError(f"OpenCV cannot write {suffix} video with {codec} or any fallback; try .avi")
+    raise RunError(
+        f"OpenCV cannot write {suffix} video with {codec} or any fallback; use an .avi output"
+    )
 
 
 class VideoOutput:
@@ -107,9 +111,7 @@ class VideoOutput:
         codec: str = "mp4v",
         overwrite: bool = False,
     ):
-        self.path = check_writable_target(path, overwrite)
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"{self.path}: video output must end in one of {VIDEO_SUFFIXES}")
+        self.path = check_writable_target(check_video_path(path), overwrite)
         self.size_wh = (int(size_wh[0]), int(size_wh[1]))
         # OpenCV's FFmpeg writer silently crops odd sizes (77x45 comes back as 76x44) for every
         # codec; padding by one repeated row/column keeps every pixel instead, and says so.
@@ -173,6 +175,26 @@ class VideoOutput:
             self._writer.release()
             self._writer = None
             discard_atomic(self._atomic)
+
+
+def check_video_path(path: str | os.PathLike) -> Path:
+    """Refuse a video output path OpenCV cannot take: a suffix it does not write, or a name
+    that is not valid UTF-8 (OpenCV 4.x crashes the process on one instead of raising)."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserInputError(
+            f"{shown(path)}: video output must end in one of {', '.join(VIDEO_SUFFIXES)}; "
+            "choose one of those, or a folder for label PNGs"
+        )
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UserInputError(
+            f"{shown(path)}: OpenCV writes videos only to file names that are valid UTF-8, and "
+            "this one is not; choose a UTF-8 name (label PNG folders and JSON lines take any "
+            "name)"
+        ) from err
+    return path
 
 
 def readable_video(path: Path) -> bool:

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from runtime.atomic import check_writable_target
+from runtime.errors import UserInputError
+from runtime.io.output_paths import shown
 from runtime.io.overlay import blend, colorize
 from runtime.io.sink_types import Result
-from runtime.io.video import VIDEO_SUFFIXES, VideoOutput
+from runtime.io.video import VideoOutput, check_video_path
 
 
 class SizeChangeWarning(UserWarning):
@@ -52,11 +54,9 @@ class _VideoSink:
         overwrite: bool,
         segment_frames: int | None = None,
     ):
-        path = Path(path)
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise ValueError(f"{path}: video output must end in one of {VIDEO_SUFFIXES}")
+        path = check_video_path(path)
         if segment_frames is not None and segment_frames < 1:
-            raise ValueError(f"segment length must be >= 1 frame, got {segment_frames}")
+            raise UserInputError(f"segment length must be >= 1 frame, got {segment_frames}")
         self.path, self.segment_frames = path, segment_frames
         # Fail before the run, not at frame 1 (or at the 40th segment).
         check_writable_target(self._path_for(0), overwrite)
@@ -102,10 +102,10 @@ class _VideoSink:
             return None
         frames = sum(n for _, n in self._finished)
         if self.segment_frames is None:
-            return f"{self.path} ({frames} frames, {self.codec})"
+            return f"{shown(self.path)} ({frames} frames, {self.codec})"
         first, last = self._finished[0][0], self._finished[-1][0]
         files = len(self._finished)
-        span = f"{first}" if files == 1 else f"{first} ... {last.name}"
+        span = shown(first) if files == 1 else f"{shown(first)} ... {shown(last.name)}"
         return f"{span} ({frames} frames in {files} file(s), {self.codec})"
 
     def abort(self) -> None:
@@ -128,7 +128,7 @@ class OverlayVideoSink(_VideoSink):
     ):
         super().__init__(path, fps, codec, overwrite, segment_frames)
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"--alpha must be in [0, 1], got {alpha}")
+            raise UserInputError(f"--alpha must be in [0, 1], got {alpha}")
         self.table_bgr, self.alpha = table_bgr, alpha
 
     def write(self, result: Result) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runtime.atomic import check_writable_folder
 from runtime.backends import BackendOptions, parse_device
@@ -34,6 +35,8 @@ from runtime.cli import (
     backend_line,
 )
 from runtime.cli_errors import UsageError, guarded, warning_line, warnings_as_lines
+from runtime.io.input_paths import model_inputs, source_inputs
+from runtime.io.output_paths import check_outputs, files_in, shown
 from runtime.io.source_types import GENERATED
 from runtime.profiling.report import FILES
 
@@ -42,7 +45,8 @@ GENERATED_FRAMES = 60  # looped as long as needed
 
 err_console = Console(stderr=True, highlight=False)
 # Piped output (CI logs) gets a wide table instead of rich's 80-column default, which truncates.
-out_console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+# Tables and "wrote" lines hold layer names and paths: printed as typed, never as rich markup.
+out_console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -130,7 +134,7 @@ def execute(args: ProfileArgs) -> dict:
     written, skipped = write_report(report, args.out, png=args.png)
     print_report(report, args.top_k)
     for path in written:
-        out_console.print(f"  wrote {path}", soft_wrap=True)
+        out_console.print(f"  wrote {shown(path)}", soft_wrap=True)
     if skipped:
         warning_line("scaseg-profile", str(skipped), err_console)
     return report
@@ -155,7 +159,8 @@ def measure(args: ProfileArgs) -> dict:
         backend, cuda = open_profiled_backend(args.model, args.backend, args.options)
         with Segmenter(backend) as seg:
             err_console.print(
-                f"scaseg-profile: {args.model.name} ({seg.meta.precision}) on {backend_line(backend)}; {src.info.kind} {args.source}",
+                f"scaseg-profile: {escape(shown(args.model.name))} ({seg.meta.precision}) on "
+                f"{backend_line(backend)}; {src.info.kind} {escape(shown(args.source))}",
                 soft_wrap=True,
             )
             stages = TimedStages(seg, StageRecorder(), cuda)
@@ -223,11 +228,18 @@ def run_compare(a: Path, b: Path, fail_over: float | None) -> int:
     return 0
 
 
-def _check_out(out: Path, force: bool) -> None:
-    existing = out / FILES["json"]
-    if existing.exists() and not force:
+def _check_out(out: Path, model: Path, source: str, force: bool) -> None:
+    """--out takes the report files: not among the inputs (runtime/io/output_paths.py), not
+    over an earlier report without --force, and writable."""
+    inputs = model_inputs(model, "MODEL")
+    if source != GENERATED:
+        inputs += source_inputs(source, "--source")
+    check_outputs(inputs, [files_in(out, FILES.values(), "--out")])
+    existing = [out / name for name in FILES.values() if (out / name).exists()]
+    if existing and not force:
         raise UsageError(
-            f"{existing} already exists; pass --force to replace it or choose another --out"
+            f"{shown(existing[0])} already exists; pass --force to replace it or choose another "
+            "--out"
         )
     check_writable_folder(out, "--out")  # out may not exist yet: judged by its nearest parent
 
@@ -269,7 +281,7 @@ def profile(
             raise UsageError(
                 "give a MODEL to profile (.onnx or .engine), or --compare A.json B.json"
             )
-        _check_out(out, force)
+        _check_out(out, model, source, force)
         options = BackendOptions(
             provider=provider.value,
             device=parse_device(device),

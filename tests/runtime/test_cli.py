@@ -31,7 +31,7 @@ def test_run_writes_every_output(tmp_path, plain_model, small_video, decoded_fra
     assert result.exit_code == 0, result.output
     assert "done: 10 frames" in result.output
     assert decoded_frames(out) == (10, (80, 60))
-    assert len(list(labels.iterdir())) == 10
+    assert len(list(labels.glob("*.png"))) == 10 and (labels / ".scaseg-output").is_file()
     assert len(stats.read_text().splitlines()) == 10
 
 

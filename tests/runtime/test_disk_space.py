@@ -232,7 +232,7 @@ def test_label_png_cut_off_by_a_full_disk_is_removed(tmp_path, monkeypatch):
         sink.write(_result(1))
     monkeypatch.undo()
     sink.close()
-    assert [p.name for p in (tmp_path / "labels").iterdir()] == ["000000.png"]
+    assert [p.name for p in (tmp_path / "labels").glob("*.png")] == ["000000.png"]
 
 
 # --- the real CLI on a real, small filesystem -------------------------------------------------

@@ -54,7 +54,8 @@ def test_label_pngs_are_palettised_class_ids(tmp_path):
         sink.write(r)
     sink.close()
     files = sorted((tmp_path / "labels").iterdir())
-    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(7)]
+    assert [f.name for f in files] == [".scaseg-output", *(f"{i:06d}.png" for i in range(7))]
+    files = files[1:]
     image = pil.open(files[4])
     assert image.mode == "P"
     assert np.array_equal(np.asarray(image), expected[4].labels)
@@ -116,10 +117,46 @@ def test_existing_outputs_need_force(tmp_path):
         OverlayVideoSink(tmp_path / "o.mp4", 25.0, TABLE, 0.5)
     with pytest.raises(FileExistsError, match="pass overwrite=True"):
         LabelPngSink(tmp_path / "labels", TABLE)
-    sink = LabelPngSink(tmp_path / "labels", TABLE, overwrite=True)
+    sink = LabelPngSink(tmp_path / "labels", TABLE, overwrite=True)  # empty: nothing replaced
     sink.write(next(results()))
     sink.close()
-    assert len(list((tmp_path / "labels").iterdir())) == 1
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
+        ".scaseg-output",
+        "000000.png",
+    ]
+
+
+def test_a_folder_scaseg_did_not_write_is_left_alone_even_with_overwrite(tmp_path):
+    from runtime.errors import UnsafePathError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "photo.png").write_bytes(b"a user's picture")
+    with pytest.raises(UnsafePathError, match=r"photo\.png.*no \.scaseg-output marker"):
+        LabelPngSink(mine, TABLE, overwrite=True)
+    assert [p.name for p in mine.iterdir()] == ["photo.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no temp folder left either
+
+
+def test_overwrite_replaces_only_the_pngs_of_a_folder_scaseg_wrote(tmp_path):
+    labels = tmp_path / "labels"
+    first = LabelPngSink(labels, TABLE)
+    for r in results(3):
+        first.write(r)
+    first.close()
+    (labels / "notes.txt").write_text("mine")
+    (labels / "sub").mkdir()
+    (labels / "sub" / "000005.png").write_bytes(b"mine too")
+    (labels / "000002.png").unlink()
+    (labels / "000002.png").symlink_to(tmp_path / "elsewhere.png")
+    second = LabelPngSink(labels, TABLE, overwrite=True)
+    second.write(next(results(1)))
+    assert "1 PNGs" in second.close()
+    assert sorted(p.name for p in labels.iterdir()) == [
+        ".scaseg-output", "000000.png", "000002.png", "notes.txt", "sub"
+    ]  # fmt: skip
+    assert (labels / "000002.png").is_symlink()  # only regular files are scaseg's
+    assert (labels / "sub" / "000005.png").read_bytes() == b"mine too"
 
 
 def test_abort_and_empty_runs_leave_nothing(tmp_path):

@@ -381,4 +381,4 @@ def test_open_backend_and_scaseg_run_take_tensorrt_and_cuda_from_the_caller(tmp_
         run_app(app, "scaseg-run", argv, obj=EngineApis(tensorrt=trt, cuda=cuda))
     assert done.value.code == 0
     assert len(trt.fake.runtimes) == 1 and ("execute",) in cuda.device.log and cuda.closed
-    assert len(list((tmp_path / "labels").iterdir())) == 2
+    assert len(list((tmp_path / "labels").glob("*.png"))) == 2
