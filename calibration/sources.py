@@ -9,24 +9,32 @@ so the accuracy gate can compare variants on frames the INT8 ranges were not fit
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from calibration.video_frames import read_video_frames
+from runtime.budgets import check
 from runtime.errors import UserInputError
+from runtime.io.files import (
+    GLOB_CHARS,
+    glob_files,
+    kind_of,
+    list_files,
+    read_bytes,
+    shown,
+)
 from runtime.io.source_types import GENERATED
 from runtime.preprocess import Preprocess, preprocess, preprocess_uint8, read_image
-from runtime.sampling import evenly_spaced, natural_key
+from runtime.sampling import evenly_split, natural_key
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 LIST_SUFFIXES = (".txt",)
-GLOB_CHARS = "*?["
 SOURCES_HINT = "an image folder, a glob pattern ('frames/*.jpg'), a video file, a .txt list of images or 'generated'"
 
 
@@ -43,6 +51,7 @@ class CalibrationData:
         str  # of the calibration frames' pixels only: the data part of the calibration cache key
     )
     holdout_frames: tuple[np.ndarray, ...] = ()  # BGR uint8, never among `frames`' items
+    warnings: tuple[str, ...] = ()  # entries skipped, a frame count not believed, one line each
 
     @property
     def samples(self) -> int:
@@ -65,15 +74,19 @@ def load_calibration_data(
         return _generated(samples, holdout, height, width)
     path = Path(source)
     if path.is_dir():
-        return _from_files(_folder_files(path), samples, holdout, "folder", f"image folder {path}")
+        files = _folder_files(path)
+        return _from_files(files, samples, holdout, "folder", f"image folder {shown(path)}")
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        return _from_files(_listed_files(path), samples, holdout, "list", f"image list {path}")
+        files = _listed_files(path)
+        return _from_files(files, samples, holdout, "list", f"image list {shown(path)}")
     if path.is_file():
         return _video(path, samples, holdout)
     if any(c in str(source) for c in GLOB_CHARS):
         files = _glob_files(str(source))
-        return _from_files(files, samples, holdout, "glob", f"images matching {source}")
-    raise CalibrationDataError(f"calibration data {path} does not exist; pass {SOURCES_HINT}")
+        return _from_files(files, samples, holdout, "glob", f"images matching {shown(source)}")
+    raise CalibrationDataError(
+        f"calibration data {shown(path)} does not exist; pass {SOURCES_HINT}"
+    )
 
 
 def model_inputs(data: CalibrationData, pp: Preprocess, fused: bool) -> Iterator[np.ndarray]:
@@ -89,14 +102,6 @@ def _digest(frames: list[np.ndarray]) -> str:
         h.update(str(f.shape).encode())
         h.update(np.ascontiguousarray(f).tobytes())
     return h.hexdigest()
-
-
-def _split(total: int, samples: int, holdout: int) -> tuple[list[int], list[int]]:
-    """Calibration indices evenly over range(total); held-out ones evenly over the rest."""
-    calib = evenly_spaced(total, samples)
-    used = set(calib)
-    rest = [i for i in range(total) if i not in used]
-    return calib, [rest[i] for i in evenly_spaced(len(rest), holdout)]
 
 
 def _holdout_text(got: int, wanted: int) -> str:
@@ -121,68 +126,88 @@ def _generated(samples: int, holdout: int, height: int, width: int) -> Calibrati
 
 
 def _from_files(
-    files: list[Path], samples: int, holdout: int, kind: str, what: str
+    found: tuple[list[Path], list[str]], samples: int, holdout: int, kind: str, what: str
 ) -> CalibrationData:
-    calib, held = _split(len(files), samples, holdout)
+    files, warnings = found
+    calib, held = evenly_split(len(files), samples, holdout)
     frames = [_read_image(files[i]) for i in calib]
     held_frames = tuple(_read_image(files[i]) for i in held)
     desc = f"{what}: {len(frames)} of {len(files)} images" + _holdout_text(len(held), holdout)
-    return CalibrationData(tuple(frames), kind, desc, _digest(frames), held_frames)
+    return CalibrationData(tuple(frames), kind, desc, _digest(frames), held_frames, tuple(warnings))
 
 
-def _folder_files(path: Path) -> list[Path]:
+def _folder_files(path: Path) -> tuple[list[Path], list[str]]:
     if not _readable(path):
-        raise CalibrationDataError(f"calibration folder {path} is not readable; check permissions")
-    files = sorted(
-        (p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_key
-    )
+        raise CalibrationDataError(
+            f"calibration folder {shown(path)} is not readable; check permissions"
+        )
+    where = f"calibration folder {shown(path)}"
+    listing = list_files(path, where, keep=lambda name: not name.startswith("."))
+    files = sorted(listing.files, key=natural_key)
     if not files:
         raise CalibrationDataError(
-            f"calibration folder {path} has no images; put {', '.join(IMAGE_SUFFIXES[:3])} files in it"
+            f"{where} has no images; put {', '.join(IMAGE_SUFFIXES[:3])} files in it"
+            + (f" ({listing.warning()})" if listing.skipped else "")
         )
-    _check_images([p.name for p in files], f"calibration folder {path} holds", "there")
-    return files
+    _check_images([shown(p.name) for p in files], f"{where} holds", "there")
+    return files, [f"{where}: {listing.warning()}"] if listing.skipped else []
 
 
-def _glob_files(pattern: str) -> list[Path]:
-    # recursive=True: "**" matches any depth of folders ("frames/**/*.jpg").
-    files = sorted(
-        (Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()), key=natural_key
-    )
-    files = [p for p in files if not p.name.startswith(".")]
+def _glob_files(pattern: str) -> tuple[list[Path], list[str]]:
+    # "**" matches any depth of folders ("frames/**/*.jpg"); hidden names only match ".*" parts.
+    where = f"calibration pattern {shown(pattern)}"
+    listing = glob_files(pattern, where)
+    files = sorted(listing.files, key=natural_key)
     if not files:
         raise CalibrationDataError(
-            f"calibration pattern {pattern} matches no files; check the pattern (quote it so the "
-            "shell does not expand it) or pass a folder"
+            f"{where} matches no files; check the pattern (quote it so the shell does not "
+            "expand it) or pass a folder" + (f" ({listing.warning()})" if listing.skipped else "")
         )
-    _check_images(
-        [str(p) for p in files], f"calibration pattern {pattern} matches", "in the pattern"
-    )
-    return files
+    _check_images([shown(p) for p in files], f"{where} matches", "in the pattern")
+    return files, [f"{where}: {listing.warning()}"] if listing.skipped else []
 
 
-def _listed_files(path: Path) -> list[Path]:
-    """Image paths listed one per line, relative to the list's folder; blank and # lines skipped."""
+def _listed_files(path: Path) -> tuple[list[Path], list[str]]:
+    """Image paths listed one per line, relative to the list's folder; blank and # lines skipped.
+    Entries that are not regular files (FIFOs, devices) are skipped with a warning."""
+    where = f"image list {shown(path)}"
+    data = read_bytes(path, "list_bytes", "image list", CalibrationDataError)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CalibrationDataError(f"cannot read image list {path}: {err}") from err
-    files = []
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise CalibrationDataError(
+            f"cannot read {where}: it is not UTF-8 text ({err.reason} at byte {err.start}); "
+            "save it as UTF-8, one path per line"
+        ) from err
+    check("folder_entries", len(lines), f"{where}: {len(lines):,} lines")
+    files, skipped = [], []
     for number, line in enumerate(lines, 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
         file = path.parent / entry  # an absolute entry replaces the folder
-        if not file.is_file():
+        try:
+            mode = file.stat().st_mode
+        except OSError as err:
             raise CalibrationDataError(
-                f"image list {path} line {number}: {entry} does not exist (looked for {file}); "
-                "paths are relative to the list's folder"
-            )
-        files.append(file)
+                f"{where} line {number}: {shown(entry)} does not exist (looked for "
+                f"{shown(file)}); paths are relative to the list's folder"
+            ) from err
+        if stat.S_ISREG(mode):
+            files.append(file)
+        else:
+            skipped.append(f"{shown(entry)} ({kind_of(mode)})")
     if not files:
-        raise CalibrationDataError(f"image list {path} lists no images; write one path per line")
-    _check_images([str(p) for p in files], f"image list {path} names", "in the list")
-    return files
+        raise CalibrationDataError(f"{where} lists no images; write one path per line")
+    _check_images([shown(p) for p in files], f"{where} names", "in the list")
+    return files, [_skipped_line(where, skipped)] if skipped else []
+
+
+def _skipped_line(where: str, skipped: list[str]) -> str:
+    n = len(skipped)
+    noun = "entry that is not a regular file" if n == 1 else "entries that are not regular files"
+    more = f" (+{n - 3} more)" if n > 3 else ""
+    return f"{where}: skipped {n} {noun}: {', '.join(skipped[:3])}{more}"
 
 
 def _check_images(names: list[str], where: str, keep: str) -> None:
@@ -204,34 +229,12 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def _video(path: Path, samples: int, holdout: int) -> CalibrationData:
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise CalibrationDataError(
-                f"cannot open {path} as a video; pass an image folder, a readable video or 'generated'"
-            )
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        calib, held = _split(total, samples, holdout) if total > 0 else ([], [])
-        wanted = set(calib) | set(held) if total > 0 else None
-        frames, index = {}, 0
-        # Read sequentially: seeking (CAP_PROP_POS_FRAMES) lands on keyframes for many codecs.
-        while wanted is None or index <= max(wanted, default=-1):
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if wanted is None or index in wanted:
-                frames[index] = frame
-            index += 1
-    finally:
-        cap.release()
-    if wanted is None:  # container without a frame count: sample what was decoded
-        total = index
-        calib, held = _split(total, samples, holdout)
-    # A frame count can overstate what decodes (truncated file): keep the frames that did.
-    calib_frames = [frames[i] for i in calib if i in frames]
-    held_frames = tuple(frames[i] for i in held if i in frames)
-    if not calib_frames:
-        raise CalibrationDataError(f"video {path} has no decodable frames")
-    desc = f"video {path}: {len(calib_frames)} of {total} frames, evenly spaced"
-    desc += _holdout_text(len(held_frames), holdout)
-    return CalibrationData(tuple(calib_frames), "video", desc, _digest(calib_frames), held_frames)
+    found = read_video_frames(path, samples, holdout, CalibrationDataError)
+    if not found.calib:
+        raise CalibrationDataError(f"video {shown(path)} has no decodable frames")
+    desc = f"video {shown(path)}: {len(found.calib)} of {found.total} frames, evenly spaced"
+    desc += _holdout_text(len(found.holdout), holdout)
+    return CalibrationData(
+        tuple(found.calib), "video", desc, _digest(found.calib), tuple(found.holdout),
+        found.warnings,
+    )  # fmt: skip

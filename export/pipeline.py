@@ -98,6 +98,8 @@ def export_artifacts(
         check_writable_folder(request.sensitivity_report, "--sensitivity-report")
     pp = _preprocess(request, info, report)
     calib = _read_calibration(request, info)
+    if calib is not None:
+        report.warnings += list(calib.warnings)  # skipped entries, an untrue frame count
     gate = _gate_data(request, info, pp, calib, report) if request.verify else None
     with tempfile.TemporaryDirectory(prefix="scaseg-export-") as tmp:
         staged, work = _stage_all(request, model, info, pp, calib, Path(tmp), report, say)

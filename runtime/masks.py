@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from runtime.errors import UserInputError
+from runtime.io.files import shown
+from runtime.io.image_file import decode, load_encoded
 
 CITY_MASK = "_gtFine_labelTrainIds.png"
 SHOWN = 3  # file names quoted in a warning before "(+N more)"
@@ -26,46 +27,43 @@ def count_text(items, noun: str) -> str:
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """A single-channel class-id image (or a palette PNG, e.g. VOC's) -> (H,W) int32."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValDataError(
-            f"cannot decode mask {path} (corrupt or unsupported); remove or replace it"
-        )
-    palette = _png_palette(path)
+    """A single-channel class-id image (or a palette PNG, e.g. VOC's) -> (H,W) int32.
+
+    Its size and pixel count are checked before decoding (runtime/io/image_file.py)."""
+    encoded = load_encoded(path, "mask", ValDataError)
+    mask = decode(encoded, "mask", ValDataError)
+    palette = _png_palette(encoded.data, path) if encoded.header.format == "PNG" else None
     if palette is not None:
         return _palette_indices(mask, palette, path)
     if mask.ndim == 3 and mask.shape[2] == 1:
         mask = mask[:, :, 0]
     if mask.ndim != 2:
         raise ValDataError(
-            f"mask {path} has {mask.shape[2]} colour channels; use single-channel masks of class "
-            f"ids (e.g. Cityscapes *{CITY_MASK}, not *_color.png)"
+            f"mask {shown(path)} has {mask.shape[2]} colour channels; use single-channel masks of "
+            f"class ids (e.g. Cityscapes *{CITY_MASK}, not *_color.png)"
         )
     if not np.issubdtype(mask.dtype, np.integer):
         raise ValDataError(
-            f"mask {path} holds {mask.dtype} values; masks must hold integer class ids"
+            f"mask {shown(path)} holds {mask.dtype} values; masks must hold integer class ids"
         )
     return mask.astype(np.int32)
 
 
-def _png_palette(path: Path) -> np.ndarray | None:
-    """(N,3) uint8 RGB palette of an indexed-colour PNG; None for any other file."""
-    with open(path, "rb") as f:
-        data = f.read(1 << 16)  # IHDR and PLTE come before the pixel data
+def _png_palette(data: bytes, path: Path) -> np.ndarray | None:
+    """(N,3) uint8 RGB palette of an indexed-colour PNG's bytes; None for any other PNG."""
     # Signature (8), IHDR length and type (8), width, height (8), bit depth (1), colour type (1).
-    if len(data) < 26 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[25] != 3:
+    if len(data) < 26 or data[25] != 3:
         return None
     pos = 8
     while pos + 8 <= len(data):
         size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"PLTE":
-            raw = np.frombuffer(data[pos + 8 : pos + 8 + size], np.uint8)
+            raw = np.frombuffer(data[pos + 8 : pos + 8 + min(size, 3 * 256)], np.uint8)
             return raw[: len(raw) // 3 * 3].reshape(-1, 3)
         if kind == b"IDAT":
             break
         pos += 12 + size
-    raise ValDataError(f"mask {path} is an indexed-colour PNG without a palette; re-save it")
+    raise ValDataError(f"mask {shown(path)} is an indexed-colour PNG without a palette; re-save it")
 
 
 def _palette_indices(mask: np.ndarray, palette_rgb: np.ndarray, path: Path) -> np.ndarray:
@@ -85,7 +83,7 @@ def _palette_indices(mask: np.ndarray, palette_rgb: np.ndarray, path: Path) -> n
         if len(found) != 1:
             what = "not in its palette" if not found else f"shared by palette entries {found}"
             raise ValDataError(
-                f"mask {path}: colour #{key:06x} is {what}, so its class id cannot be recovered; "
+                f"mask {shown(path)}: colour #{key:06x} is {what}, so its class id cannot be recovered; "
                 "save the mask as a single-channel PNG of class ids"
             )
         ids.append(found[0])

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from runtime.errors import UserInputError
+from runtime.io.files import shown
+from runtime.io.image_file import ImageFileError, read_image_file
+
 # ImageNet statistics on the 0..255 scale, in RGB order (as mmsegmentation's SegNeXt configs).
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
@@ -76,16 +80,17 @@ def as_bgr8(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def read_image(path, error: type[ValueError] = ValueError) -> np.ndarray:
-    """Any image file (gray, BGRA, 16-bit) -> (H,W,3) uint8 BGR; undecodable files raise `error`
-    naming the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise error(f"cannot decode image {path} (corrupt or unsupported); remove or replace it")
+def read_image(path, error: type[UserInputError] = ImageFileError) -> np.ndarray:
+    """Any image file (gray, BGRA, 16-bit) -> (H,W,3) uint8 BGR. Its size and pixel count are
+    checked before decoding (runtime/io/image_file.py); every failure is `error` naming the file
+    (or a BudgetError)."""
+    image = read_image_file(path, "image", error)
     try:
         return as_bgr8(image)
     except ValueError as err:
-        raise error(f"image {path}: {err}") from err
+        raise error(
+            f"image {shown(path)}: {err}; re-save it as 8- or 16-bit gray, BGR or BGRA"
+        ) from err
 
 
 def resize_bgr(frame_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:

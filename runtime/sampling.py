@@ -21,3 +21,16 @@ def evenly_spaced(total: int, count: int) -> list[int]:
     if count == 1:
         return [total // 2]
     return sorted({round(i * (total - 1) / (count - 1)) for i in range(count)})
+
+
+def evenly_split(total: int, count: int, others: int) -> tuple[list[int], list[int]]:
+    """`count` indices evenly over range(total), and up to `others` more evenly over the indices
+    left (never among the first); neither list holds more than its count, whatever `total`."""
+    picked = evenly_spaced(total, count)
+    held, skipped = [], 0
+    for j in evenly_spaced(total - len(picked), others):
+        # the j-th index not picked is j plus the picked indices at or below it
+        while skipped < len(picked) and picked[skipped] <= j + skipped:
+            skipped += 1
+        held.append(j + skipped)
+    return picked, held

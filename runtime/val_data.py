@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from runtime.io.files import list_entries, list_files, shown
 from runtime.masks import SHOWN, ValDataError, count_text, read_mask, reduce_zero_label
 from runtime.sampling import evenly_spaced
 
@@ -31,6 +32,8 @@ __all__ = ["ValDataError", "ValSample", "ValSet", "find_val_set", "read_image"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CITY_IMAGE, CITY_MASK = "_leftImg8bit.png", "_gtFine_labelTrainIds.png"
+CITY_IDS = "_gtFine_labelIds.png"  # the 34-class ids Cityscapes ships; train ids are made from them
+MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 ADE_PARENT = "ADEChallengeData2016"
 # Layout -> (image folder, mask folder, default split), checked in this order.
 LAYOUTS: dict[str, tuple[str, str, str]] = {
@@ -80,8 +83,8 @@ class ValSet:
         if labels.shape != frame_bgr.shape[:2]:
             h, w = frame_bgr.shape[:2]
             raise ValDataError(
-                f"mask {mask_path} is {labels.shape[0]}x{labels.shape[1]} but its image "
-                f"{image_path.name} is {h}x{w}; a mask must have its image's size"
+                f"mask {shown(mask_path)} is {labels.shape[0]}x{labels.shape[1]} but its image "
+                f"{shown(image_path.name)} is {h}x{w}; a mask must have its image's size"
             )
         if self.reduce_zero_label:
             labels = reduce_zero_label(labels, self.ignore_index)
@@ -118,7 +121,9 @@ def find_val_set(
     root = Path(root)
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
-        raise ValDataError(f"validation data {root} {what}; pass a dataset root or images folder")
+        raise ValDataError(
+            f"validation data {shown(root)} {what}; pass a dataset root or images folder"
+        )
     if masks is not None:
         return _explicit(root, Path(masks), bool(reduce_zero_label), ignore_index)
     if (root / ADE_PARENT).is_dir():
@@ -129,48 +134,60 @@ def find_val_set(
             images, labels = _split_dirs(root, image_dir, mask_dir, split)
             reduce = layout == "ade20k" if reduce_zero_label is None else reduce_zero_label
             pair_up = _cityscapes_pairs if layout == "cityscapes" else _stem_pairs
-            return _val_set(layout, root, split, *pair_up(images, labels), reduce, ignore_index)
+            notes: list[str] = []
+            found = pair_up(images, labels, notes)
+            return _val_set(layout, root, split, *found, reduce, ignore_index, notes=notes)
     raise ValDataError(_unknown_layout(root))
 
 
 def _explicit(images: Path, masks: Path, reduce: bool, ignore_index: int) -> ValSet:
     if not masks.is_dir():
         what = "is not a folder" if masks.exists() else "does not exist"
-        raise ValDataError(f"masks folder {masks} {what}; pass the folder of label PNGs")
-    found = _stem_pairs(images, masks, recursive=False)
-    return _val_set("explicit", images, None, *found, reduce, ignore_index, masks)
+        raise ValDataError(f"masks folder {shown(masks)} {what}; pass the folder of label PNGs")
+    notes: list[str] = []
+    found = _stem_pairs(images, masks, notes, recursive=False)
+    return _val_set("explicit", images, None, *found, reduce, ignore_index, masks, notes)
 
 
 def _split_dirs(root: Path, image_dir: str, mask_dir: str, split: str) -> tuple[Path, Path]:
     for sub in (image_dir, mask_dir):
         if not (root / sub / split).is_dir():
-            present = sorted(p.name for p in (root / sub).iterdir() if p.is_dir())
+            entries = list_entries(root / sub, f"validation data {shown(root / sub)}")
+            present = [shown(name) for name, is_dir in entries if is_dir]
             raise ValDataError(
-                f"{root / sub} has no split {split!r}; splits there: "
+                f"{shown(root / sub)} has no split {split!r}; splits there: "
                 f"{', '.join(present) or 'none'}; choose one with --val-split"
             )
     return root / image_dir / split, root / mask_dir / split
 
 
-def _cityscapes_pairs(images: Path, masks: Path):
-    image_files = _keyed(images.rglob(f"*{CITY_IMAGE}"), images, CITY_IMAGE)
-    mask_files = _keyed(masks.rglob(f"*{CITY_MASK}"), masks, CITY_MASK)
-    if image_files and not mask_files and any(masks.rglob("*_gtFine_labelIds.png")):
+def _cityscapes_pairs(images: Path, masks: Path, notes: list[str]):
+    image_files = _listed(images, lambda name: name.endswith(CITY_IMAGE), notes)
+    mask_files = _listed(masks, lambda name: name.endswith((CITY_MASK, CITY_IDS)), notes)
+    train_ids = [p for p in mask_files if p.name.endswith(CITY_MASK)]
+    if image_files and not train_ids and mask_files:
         raise ValDataError(
-            f"{masks} has *_gtFine_labelIds.png but no *{CITY_MASK}; the 19-class train ids are "
+            f"{shown(masks)} has *{CITY_IDS} but no *{CITY_MASK}; the 19-class train ids are "
             "made by cityscapesscripts: pip install cityscapesscripts, then "
-            f"CITYSCAPES_DATASET={masks.parent.parent} csCreateTrainIdLabelImgs"
+            f"CITYSCAPES_DATASET={shown(masks.parent.parent)} csCreateTrainIdLabelImgs"
         )
-    return _match(image_files, mask_files)
+    return _match(_keyed(image_files, images, CITY_IMAGE), _keyed(train_ids, masks, CITY_MASK))
 
 
-def _stem_pairs(images: Path, masks: Path, recursive: bool = True):
+def _stem_pairs(images: Path, masks: Path, notes: list[str], recursive: bool = True):
     def files(folder: Path, suffixes) -> dict[str, Path]:
-        found = folder.rglob("*") if recursive else folder.iterdir()
-        chosen = (p for p in found if p.is_file() and p.suffix.lower() in suffixes)
-        return _keyed(chosen, folder, None)
+        keep = lambda name: name.lower().endswith(suffixes)  # noqa: E731
+        return _keyed(_listed(folder, keep, notes, recursive), folder, None)
 
-    return _match(files(images, IMAGE_SUFFIXES), files(masks, (".png", ".tif", ".tiff", ".bmp")))
+    return _match(files(images, IMAGE_SUFFIXES), files(masks, MASK_SUFFIXES))
+
+
+def _listed(folder: Path, keep, notes: list[str], recursive: bool = True) -> tuple[Path, ...]:
+    """Regular files under `folder` whose names pass `keep`; skipped entries go to `notes`."""
+    listing = list_files(folder, f"validation data {shown(folder)}", recursive, keep)
+    if listing.skipped:
+        notes.append(f"{shown(folder)}: {listing.warning()}")
+    return listing.files
 
 
 def _keyed(paths, base: Path, suffix: str | None) -> dict[str, Path]:
@@ -190,14 +207,14 @@ def _match(images: dict[str, Path], masks: dict[str, Path]):
 
 
 def _val_set(
-    layout, root, split, pairs, lone_images, lone_masks, reduce, ignore_index, masks=None
+    layout, root, split, pairs, lone_images, lone_masks, reduce, ignore_index, masks=None, notes=()
 ) -> ValSet:
-    warnings = []
+    warnings = list(notes)
     if lone_images:
         warnings.append(f"{count_text(lone_images, 'image')} without a mask: {_names(lone_images)}")
     if lone_masks:
         warnings.append(f"{count_text(lone_masks, 'mask')} without an image: {_names(lone_masks)}")
-    where = f"{root} with masks {masks}" if masks else str(root)
+    where = f"{shown(root)} with masks {shown(masks)}" if masks else shown(root)
     if not pairs:
         found = "; ".join(warnings) or "no image or mask files"
         how = PAIRING.get(layout, "the same file stem")
@@ -215,22 +232,25 @@ def _val_set(
 
 
 def _names(paths) -> str:
-    shown = ", ".join(p.name for p in paths[:SHOWN])
-    return shown + (f" (+{len(paths) - SHOWN} more)" if len(paths) > SHOWN else "")
+    named = ", ".join(shown(p.name) for p in paths[:SHOWN])
+    return named + (f" (+{len(paths) - SHOWN} more)" if len(paths) > SHOWN else "")
 
 
 def _unknown_layout(root: Path) -> str:
-    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
-    shown = ", ".join(entries[:8]) + (f" (+{len(entries) - 8} more)" if len(entries) > 8 else "")
+    entries = [
+        shown(name) + ("/" if is_dir else "")
+        for name, is_dir in list_entries(root, f"validation data {shown(root)}")
+    ]
+    found = ", ".join(entries[:8]) + (f" (+{len(entries) - 8} more)" if len(entries) > 8 else "")
     looked = "; ".join(f"{name}: {i}/ + {m}/" for name, (i, m, _) in LAYOUTS.items())
     return (
-        f"no known dataset layout at {root} (looked for {looked}; {ADE_PARENT}/); "
-        f"found: {shown or 'nothing'}; for other layouts pass the images folder and a masks folder"
+        f"no known dataset layout at {shown(root)} (looked for {looked}; {ADE_PARENT}/); "
+        f"found: {found or 'nothing'}; for other layouts pass the images folder and a masks folder"
     )
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Any image file -> (H,W,3) uint8 BGR."""
+    """Any image file -> (H,W,3) uint8 BGR, its budgets checked before decoding."""
     from runtime.preprocess import read_image as read_bgr8
 
     return read_bgr8(path, ValDataError)

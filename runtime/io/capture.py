@@ -10,6 +10,7 @@ from the spec a user types.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import time
@@ -21,6 +22,8 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
+from runtime.errors import RunError, UserInputError
+from runtime.io.files import opencv_path, shown
 from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 from runtime.preprocess import as_bgr8
 
@@ -28,7 +31,7 @@ RECONNECT_MAX_DELAY_S = 30.0  # backoff cap between reconnect attempts
 _POLL_S = 0.05  # how often a backoff wait looks at the stop event
 
 
-class SourceLostError(RuntimeError):
+class SourceLostError(RunError):
     """A live source dropped and did not come back within its reconnect attempts.
 
     Not a SourceError: the input was right, the camera or network failed (scaseg-run exit code
@@ -52,15 +55,19 @@ class Reconnect:
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise ValueError(f"--reconnect takes a whole number of attempts, got {self.attempts!r}")
+            raise UserInputError(
+                f"--reconnect takes a whole number of attempts, got {self.attempts!r}"
+            )
         if self.attempts < 0:
-            raise ValueError(
+            raise UserInputError(
                 f"--reconnect must be >= 0, got {self.attempts}: give the number of attempts to "
                 "reopen a dropped live source (0 turns it off)"
             )
         for name, value in (("--reconnect-delay", self.delay_s), ("max_delay_s", self.max_delay_s)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a number of seconds > 0, e.g. 1.0, got {value!r}")
+                raise UserInputError(
+                    f"{name} must be a number of seconds > 0, e.g. 1.0, got {value!r}"
+                )
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt number `attempt` (counting from 1)."""
@@ -100,11 +107,14 @@ class CaptureSource:
         stop: threading.Event | None = None,
         wait: Callable[[float], bool] | None = None,
     ):
+        opencv_path(spec, f"cannot open {kind}", SourceError)  # OpenCV crashes on such names
         self._open = open_capture
         self._cap = open_capture()
         if not self._cap.isOpened():
-            raise SourceError(f"cannot open {kind} {spec}: OpenCV could not read it; {SOURCE_HELP}")
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            raise SourceError(
+                f"cannot open {kind} {shown(spec)}: OpenCV could not read it; {SOURCE_HELP}"
+            )
+        count = header_frame_count(self._cap, spec if kind == "video" else None)
         live = count <= 0 if live is None else live
         if loop and live:
             warnings.warn(f"--loop has no effect on live source {spec}", stacklevel=3)
@@ -132,7 +142,7 @@ class CaptureSource:
     def frames(self) -> Iterator[Frame]:
         index = this_pass = 0
         attempt = 0  # reconnect attempts since the last frame (live sources)
-        what = f"{self.info.kind} {self.info.spec}"
+        what = f"{self.info.kind} {shown(self.info.spec)}"
         while True:
             ok, frame = self._read()
             if self._closed.is_set():
@@ -237,16 +247,42 @@ class CaptureSource:
         self._release()
 
 
+def header_frame_count(cap: cv2.VideoCapture, path: str | None = None) -> int:
+    """The frame count a video's header claims, 0 when unknown. The header can lie (a 3.6 kB
+    .mkv can claim 60 million frames): for a file (`path`), a claim of more frames than the file
+    has bytes cannot be true (every stored frame takes at least a byte) and counts as unknown,
+    with a warning. Nothing may be sized by this number without a budget of its own."""
+    claimed = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    if not (math.isfinite(claimed) and claimed >= 1):
+        return 0
+    count = int(claimed)
+    if path is not None:
+        size = os.stat(path).st_size
+        if count > size:
+            warnings.warn(
+                f"video {shown(path)}: its header claims {count:,} frames, more than its "
+                f"{size:,} bytes can hold; its length is treated as unknown (a damaged or "
+                "crafted file?)",
+                stacklevel=3,
+            )
+            return 0
+    return count
+
+
 def csi_pipeline(spec: str) -> str:
     """csi://N[?width=W&height=H&fps=F] -> a Jetson nvarguscamerasrc pipeline ending in BGR appsink."""
     url = urlparse(spec)
     sensor = url.netloc or "0"
     if not sensor.isdigit():
-        raise SourceError(f"{spec}: expected csi://N with a sensor number, e.g. csi://0")
+        raise SourceError(f"{shown(spec)}: expected csi://N with a sensor number, e.g. csi://0")
     query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-    width, height, fps = (
-        int(query.get(k, d)) for k, d in (("width", 1280), ("height", 720), ("fps", 30))
-    )
+    values = [str(query.get(k, d)) for k, d in (("width", 1280), ("height", 720), ("fps", 30))]
+    if not all(v.isdigit() and 0 < int(v) <= 100_000 for v in values):
+        raise SourceError(
+            f"{shown(spec)}: width, height and fps must be whole numbers > 0, e.g. "
+            "csi://0?width=1920&height=1080&fps=30"
+        )
+    width, height, fps = (int(v) for v in values)
     return (
         f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM), width={width}, "
         f"height={height}, framerate={fps}/1 ! nvvidconv ! video/x-raw, format=BGRx ! "

@@ -18,12 +18,12 @@ runtime/io/source_types.py.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
+from runtime.errors import UserInputError
 from runtime.io.capture import (
     CaptureSource,
     Reconnect,
@@ -40,8 +41,9 @@ from runtime.io.capture import (
     require_gstreamer,
     warn_reconnect_unused,
 )
+from runtime.io.files import GLOB_CHARS, Listing, glob_files, list_files, shown
 from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
-from runtime.preprocess import as_bgr8
+from runtime.preprocess import read_image
 from runtime.sampling import natural_key
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -51,18 +53,26 @@ STREAM_TIMEOUT_S = 10.0  # network streams: longest wait to open, or for the nex
 
 
 def _image_paths(spec: str) -> list[Path] | None:
-    """Images named by a folder or a glob, sorted naturally; None if spec is neither."""
+    """Images named by a folder or a glob, sorted naturally; None if spec is neither. Entries
+    that are not regular files (FIFOs, sockets, devices) are skipped with a warning."""
+    is_image = lambda name: name.lower().endswith(IMAGE_SUFFIXES)  # noqa: E731
     if os.path.isdir(spec):
-        paths = [p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-        what = f"folder {spec}"
-    elif any(ch in spec for ch in "*?["):
-        paths = [Path(p) for p in glob.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-        what = f"glob {spec!r}"
+        listing = list_files(spec, f"folder {shown(spec)}", keep=is_image)
+        what = f"folder {shown(spec)}"
+    elif any(ch in spec for ch in GLOB_CHARS):
+        found = glob_files(spec, f"glob {shown(spec)!r}")
+        listing = Listing(
+            tuple(p for p in found.files if is_image(p.name)),
+            tuple(s for s in found.skipped if is_image(s[0].name)),
+        )
+        what = f"glob {shown(spec)!r}"
     else:
         return None
-    if not paths:
+    if listing.skipped:
+        warnings.warn(f"{what}: {listing.warning()}", stacklevel=3)
+    if not listing.files:
         raise SourceError(f"{what} holds no images ({', '.join(IMAGE_SUFFIXES)}); {SOURCE_HELP}")
-    return sorted(paths, key=natural_key)
+    return sorted(listing.files, key=natural_key)
 
 
 class ImageSource:
@@ -83,10 +93,7 @@ class ImageSource:
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise SourceError(f"cannot read image {path}: not an image OpenCV can decode")
-        return as_bgr8(image)
+        return read_image(path, SourceError)
 
     def frames(self) -> Iterator[Frame]:
         index = 0
@@ -114,7 +121,7 @@ def open_source(
     pipeline's stop event) cuts a reconnect wait short; `stream_timeout_s` bounds how long a
     network stream may take to open or to deliver the next frame."""
     if not (math.isfinite(stream_timeout_s) and stream_timeout_s > 0):
-        raise ValueError(
+        raise UserInputError(
             f"--stream-timeout must be a number of seconds > 0, e.g. 10, got {stream_timeout_s!r}"
         )
     spec = str(spec)
@@ -149,7 +156,7 @@ def open_source(
         warn_reconnect_unused(spec, "images", reconnect)
         return ImageSource(spec, paths, loop)
     if not os.path.exists(spec):
-        raise SourceError(f"source {spec} not found; {SOURCE_HELP}")
+        raise SourceError(f"source {shown(spec)} not found; {SOURCE_HELP}")
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
         warn_reconnect_unused(spec, "image", reconnect)
         return ImageSource(spec, [Path(spec)], loop)

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from calibration.sources import (
-    CalibrationDataError,
-    evenly_spaced,
-    load_calibration_data,
-    model_inputs,
-)
+from calibration.sources import CalibrationDataError, load_calibration_data, model_inputs
+from runtime.errors import BudgetError
 from runtime.preprocess import Preprocess, preprocess, preprocess_uint8
+from runtime.sampling import evenly_spaced
+from tests.support.hostile_files import (
+    lying_mkv,
+    make_fifo,
+    non_utf8_path,
+    png_claiming,
+    write_png,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _folder(tmp_path, n: int):
@@ -200,3 +211,101 @@ def test_folders_and_globs_are_ordered_as_the_runtime_orders_them(tmp_path):
         assert [int(fr.frame_bgr[0, 0, 0]) for fr in src.frames()] == [1, 2, 10, 11]
     finally:
         src.close()
+
+
+def test_fifos_in_a_folder_or_list_are_skipped_with_a_warning(tmp_path):
+    folder = _folder(tmp_path, 3)
+    make_fifo(folder / "001b.png")
+    data = load_calibration_data(folder, 3, 64, 64)
+    assert data.samples == 3
+    assert data.warnings == (
+        f"calibration folder {folder}: skipped 1 entry that is not a regular file: "
+        f"{folder}/001b.png (a FIFO (named pipe))",
+    )
+    listing = tmp_path / "calib.txt"
+    listing.write_text("images/000.png\nimages/001b.png\nimages/002.png\n")
+    data = load_calibration_data(listing, 3, 64, 64)
+    assert data.samples == 2 and data.warnings == (
+        f"image list {listing}: skipped 1 entry that is not a regular file: "
+        "images/001b.png (a FIFO (named pipe))",
+    )
+
+
+def _in_subprocess(code: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter, so a hang before the fix is a failed test."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s, env=env
+    )
+
+
+def test_a_recursive_pattern_survives_symlink_cycles(tmp_path):
+    """glob.glob('**', recursive=True) follows links into folders: two links back up make the
+    paths multiply without end (it ran for hours)."""
+    frames = _tree(tmp_path)
+    (frames / "a" / "up").symlink_to(frames)
+    (frames / "b" / "up").symlink_to(frames)
+    code = (
+        "from calibration.sources import load_calibration_data as load\n"
+        f"print(load({str(frames)!r} + '/**/*.png', 6, 64, 64).description)"
+    )
+    result = _in_subprocess(code)
+    assert result.returncode == 0, result.stderr
+    assert f"images matching {frames}/**/*.png: 6 of 6 images" in result.stdout
+
+
+def test_a_frame_count_the_video_cannot_hold_is_not_believed(tmp_path):
+    """A 1 kB .mkv that claims a million frames: the frames that decode are sampled evenly
+    (before: only frame 0 was, of the million picked)."""
+    video = lying_mkv(tmp_path / "lie.mkv", frames=20, claimed=1_000_000)
+    data = load_calibration_data(video, 5, 64, 64, holdout=2)
+    levels = [round(float(np.median(f)) / 10) for f in data.frames]
+    assert len(levels) == 5 and levels == sorted(levels) and levels[0] == 0 and levels[-1] >= 16
+    assert len(data.holdout_frames) == 2
+    assert "5 of 20 frames" in data.description
+    (warning,) = data.warnings
+    assert "lie.mkv: its header claims 1,000,000 frames, more than its" in warning
+
+
+def test_video_frames_are_bounded_by_the_budget(tmp_path, monkeypatch):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for i in range(20):
+        writer.write(np.full((24, 32, 3), i * 10, np.uint8))
+    writer.release()
+    monkeypatch.setenv("SCASEG_MAX_VIDEO_FRAMES", "10")
+    with pytest.raises(
+        BudgetError, match=r"clip\.avi \(by its header\) needs 20 frames, over the limit of 10"
+    ):
+        load_calibration_data(path, 4, 64, 64)
+    lie = lying_mkv(tmp_path / "lie.mkv", frames=20, claimed=1_000_000)
+    with pytest.raises(
+        BudgetError, match=r"lie\.mkv \(length unknown, still decoding\) needs 11 frames"
+    ):
+        load_calibration_data(lie, 4, 64, 64)
+
+
+def test_long_unknown_length_videos_are_thinned_evenly(tmp_path):
+    video = lying_mkv(tmp_path / "lie.mkv", frames=25, claimed=1_000_000)
+    data = load_calibration_data(video, 2, 64, 64)  # keeps at most 4 frames while reading
+    levels = [round(float(np.median(f)) / 10) for f in data.frames]
+    assert levels == [0, 24]
+
+
+def test_non_utf8_names_are_read_and_a_video_with_one_is_refused(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    write_png(non_utf8_path(folder, ".png"), np.full((8, 8, 3), 5, np.uint8))
+    data = load_calibration_data(folder, 1, 64, 64)
+    assert int(data.frames[0][0, 0, 0]) == 5 and "frames" in data.description
+    video = non_utf8_path(tmp_path, ".mkv")
+    lying_mkv(tmp_path / "ok.mkv", frames=2, claimed=2).rename(video)
+    with pytest.raises(CalibrationDataError, match=r"fr\\xe9me\.mkv: .*not valid UTF-8.*rename"):
+        load_calibration_data(video, 1, 64, 64)
+
+
+def test_image_budgets_apply_to_calibration_images(tmp_path):
+    folder = _folder(tmp_path, 2)
+    (folder / "001.png").write_bytes(png_claiming(60000, 60000))
+    with pytest.raises(BudgetError, match=r"001\.png: a 60000x60000 PNG image"):
+        load_calibration_data(folder, 2, 64, 64)

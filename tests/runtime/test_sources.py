@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from runtime.io.capture import csi_pipeline, has_gstreamer
 from runtime.io.source_types import SourceError
 from runtime.io.sources import open_source
+from tests.support.hostile_files import lying_mkv, make_fifo, non_utf8_path, write_png
 
 
 def _images(folder, names, shape=(20, 30, 3)):
@@ -90,7 +93,7 @@ def test_empty_folder_and_undecodable_files(tmp_path):
         open_source(str(bad_video))
     bad_image = tmp_path / "bad.png"
     bad_image.write_bytes(b"not a png")
-    with pytest.raises(SourceError, match="cannot read image"):
+    with pytest.raises(SourceError, match=r"cannot decode image .*bad\.png: it is not a PNG"):
         open_source(str(bad_image))
 
 
@@ -109,3 +112,50 @@ def test_csi_pipeline_is_a_jetson_argus_pipeline():
     assert "width=1920, height=1080, framerate=60/1" in pipeline and pipeline.endswith(
         "max-buffers=1"
     )
+
+
+def test_fifos_in_an_image_folder_are_skipped_with_a_warning(tmp_path):
+    """open() on a FIFO blocks until a writer comes: one in a folder hung the run."""
+    folder = _images(tmp_path / "imgs", ["a.png", "c.png"])
+    make_fifo(folder / "b.png")
+    with pytest.warns(UserWarning, match=r"skipped 1 entry that is not a regular file: .*b\.png "
+                      r"\(a FIFO \(named pipe\)\)"):  # fmt: skip
+        src = open_source(str(folder))
+    assert [f.name for f in src.frames()] == ["a", "c"]
+    with pytest.raises(SourceError, match=r"b\.png is a FIFO \(named pipe\), not a regular file"):
+        open_source(str(folder / "b.png"))
+
+
+def test_a_recursive_glob_survives_a_symlink_cycle(tmp_path):
+    folder = _images(tmp_path / "imgs", ["a.png"])
+    _images(folder / "sub", ["b.png"])
+    (folder / "sub" / "up").symlink_to(folder)
+    (folder / "sub" / "again").symlink_to(folder)
+    src = open_source(str(folder / "**" / "*.png"))
+    assert [f.name for f in src.frames()] == ["a", "b"]
+
+
+def test_image_names_that_are_not_utf8_are_read(tmp_path):
+    path = write_png(non_utf8_path(tmp_path, ".png"), np.full((8, 8, 3), 9, np.uint8))
+    assert [int(f.frame_bgr[0, 0, 0]) for f in open_source(str(tmp_path)).frames()] == [9]
+    assert len(list(open_source(str(path)).frames())) == 1
+
+
+def test_a_video_name_that_is_not_utf8_is_refused_before_opencv_sees_it(tmp_path, small_video):
+    """cv2.VideoCapture segfaults on such a name (OpenCV 5.1)."""
+    path = non_utf8_path(tmp_path, ".mp4")
+    path.write_bytes(small_video.read_bytes())
+    with pytest.raises(SourceError, match=r"video .*fr\\xe9me\.mp4: .*not valid UTF-8.*rename"):
+        open_source(str(path))
+
+
+def test_a_frame_count_the_file_cannot_hold_is_not_believed(tmp_path):
+    """A 1 kB .mkv claiming 60 million frames: no progress total, no "truncated" warning."""
+    video = lying_mkv(tmp_path / "lie.mkv", frames=3, claimed=60_000_000)
+    with pytest.warns(UserWarning, match=r"lie\.mkv: its header claims 60,000,000 frames, more "
+                      r"than its \d+ bytes can hold; its length is treated as unknown"):  # fmt: skip
+        src = open_source(str(video))
+    assert src.info.frame_count is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(src.frames())) == 3

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from runtime.errors import BudgetError
 from runtime.masks import OutOfRangeTally, check_labels, read_mask, reduce_zero_label
 from runtime.metrics import ConfusionMatrix
 from runtime.val_data import ValDataError, ValSample, find_val_set
@@ -19,6 +20,7 @@ from tests.support.datasets import (
     make_mmseg,
     make_plain,
 )
+from tests.support.hostile_files import make_fifo, non_utf8_path, png_claiming, write_png
 
 
 def _assert_reads_truth(val_set, ds, reduce: bool = False) -> None:
@@ -240,3 +242,56 @@ def test_val_data_and_classes_import_without_heavy_modules(tmp_path):
     code = "import runtime.val_data, runtime.masks, runtime.classes, runtime.sampling; print('ok')"
     result = run_blocked(tmp_path, "-c", code)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_fifos_among_images_and_masks_are_skipped_with_a_warning(tmp_path):
+    ds = make_plain(tmp_path, count=2)
+    make_fifo(ds.root / "frame_5.jpg")
+    make_fifo(ds.masks / "frame_5.png")
+    val_set = find_val_set(ds.root, masks=ds.masks)
+    assert list(val_set.pairs) == ds.pairs
+    assert val_set.warnings == (
+        f"{ds.root}: skipped 1 entry that is not a regular file: {ds.root}/frame_5.jpg "
+        "(a FIFO (named pipe))",
+        f"{ds.masks}: skipped 1 entry that is not a regular file: {ds.masks}/frame_5.png "
+        "(a FIFO (named pipe))",
+    )
+
+
+def test_a_symlink_cycle_in_a_dataset_is_listed_once(tmp_path):
+    ds = make_cityscapes(tmp_path)
+    (tmp_path / "leftImg8bit" / "val" / "lindau" / "loop").symlink_to(tmp_path / "leftImg8bit")
+    val_set = find_val_set(tmp_path)
+    assert list(val_set.pairs) == ds.pairs and val_set.warnings == ()
+
+
+def test_mask_sizes_are_checked_before_decoding(tmp_path):
+    ds = make_mmseg(tmp_path, count=1)
+    ds.pairs[0][1].write_bytes(png_claiming(60000, 60000, 8, 0))
+    with pytest.raises(BudgetError, match=r"mask .*00\.png: a 60000x60000 PNG image needs"):
+        find_val_set(ds.root).read(0)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"GIF89a....", r"cannot decode mask .*00\.png: it is not a PNG"),
+        (png_claiming(64, 128, 8, 0), r"cannot decode mask .*00\.png: this PNG file is corrupt"),
+    ],
+)
+def test_undecodable_masks_are_val_data_errors(tmp_path, data, match):
+    ds = make_mmseg(tmp_path, count=1)
+    ds.pairs[0][1].write_bytes(data)
+    with pytest.raises(ValDataError, match=match):
+        find_val_set(ds.root).read(0)
+
+
+def test_names_that_are_not_utf8_are_read_and_shown_escaped(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    write_png(non_utf8_path(images, ".png"), np.zeros((8, 8, 3), np.uint8))
+    write_png(non_utf8_path(masks, ".png"), np.ones((8, 8), np.uint8))
+    write_png(non_utf8_path(images, "2.png"), np.zeros((8, 8, 3), np.uint8))
+    val_set = find_val_set(images, masks=masks)
+    assert np.array_equal(val_set.read(0)[1], np.ones((8, 8), np.int32))
+    assert val_set.warnings == ("1 image without a mask: fr\\xe9me2.png",)
