@@ -11,7 +11,7 @@ comma      := ,
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(ORT_EXTRA)
 
-.PHONY: venv test lint demo bench summary clean
+.PHONY: venv test lint demo bench summary clean fuzz
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ lint: venv
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A deeper fuzz run of every file reader than `make test` does (see tests/fuzz/README.md);
+# findings land in tests/fuzz/regressions/, which every test run replays.
+fuzz: venv
+	$(PY) -m tests.fuzz $(FUZZ_ARGS)
 
 demo: venv
 	$(PY) -m tools.demo $(DEMO_ARGS)
