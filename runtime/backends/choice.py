@@ -12,6 +12,7 @@ import platform
 from dataclasses import dataclass
 
 from runtime.meta import ModelMeta
+from runtime.text import printable
 
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
 NVIDIA_EPS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -58,9 +59,10 @@ def choose_onnx_backend(
             "not verified on OpenVINO at export: re-export with OpenVINO installed to use it",
         )
     if gate.get("passed") is not True:
+        # The sidecar's own words: control characters escaped (the printer escapes markup).
+        why = printable(gate.get("error"), limit=200, markup=False) if gate.get("error") else None
         return BackendChoice(
-            "onnxruntime",
-            f"failed the OpenVINO check at export ({gate.get('error') or _agreement(gate)})",
+            "onnxruntime", f"failed the OpenVINO check at export ({why or _agreement(gate)})"
         )
     return BackendChoice(
         "openvino", f"x86 CPU, verified on OpenVINO at export ({_agreement(gate)})"

@@ -313,6 +313,14 @@ def test_auto_choice(meta, provider, providers, installed, machine, gated, kind,
     assert choice.kind == kind and why in choice.reason
 
 
+def test_the_sidecars_reason_for_a_failed_check_is_shown_as_text(meta):
+    m = dataclasses.replace(
+        meta, extra={"gate": {"openvino": {"passed": False, "error": "\x1b[2J\rboom"}}}
+    )
+    choice = choose_onnx_backend(m, "auto", ["CPUExecutionProvider"], True, "x86_64")
+    assert "(\\x1b[2J\\rboom)" in choice.reason and "\x1b" not in choice.reason
+
+
 def test_auto_opens_openvino_for_a_verified_artifact_on_x86(tmp_path):
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("OpenVINO is picked on x86 only")
