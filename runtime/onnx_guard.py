@@ -180,9 +180,10 @@ def check_external_data(path: str | os.PathLike) -> list[str]:
                 "and re-save it)"
             )
         target = os.path.join(folder, raw)
-        if not os.path.isfile(target):
+        if not os.path.isfile(target):  # a FIFO or device would block or never end
+            what = "is not a regular file" if os.path.lexists(target) else "is missing"
             raise MetaError(
-                f"cannot load {path}: {where}, which is missing from {path.parent}; copy the data "
+                f"cannot load {path}: {where}, which {what} in {path.parent}; copy the data "
                 "file beside the model"
             )
         files.setdefault(raw, os.path.getsize(target))

@@ -109,7 +109,7 @@ def test_single_file_models_have_no_external_data(tmp_path):
         ("../secret.bin", "climbs out"),
         ("sub/../../secret.bin", "climbs out"),
         ("link.bin", "outside"),
-        ("missing.bin", "missing from"),
+        ("missing.bin", "is missing in"),
         ("", "names no file"),
     ],
 )
@@ -198,6 +198,13 @@ def test_refuses_locations_other_platforms_or_runtimes_would_follow(tmp_path, lo
     _secret(tmp_path)
     path = _add_model(tmp_path / "m", location)
     with pytest.raises(MetaError, match=reason):
+        check_external_data(path)
+
+
+def test_a_data_file_that_is_a_fifo_is_refused(tmp_path):
+    path = _add_model(tmp_path / "m", "pipe.bin")
+    os.mkfifo(path.parent / "pipe.bin")
+    with pytest.raises(MetaError, match="is not a regular file"):
         check_external_data(path)
 
 
