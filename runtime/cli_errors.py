@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from runtime.errors import ScasegError, UserInputError
+from runtime.text import printable
 
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
                 NotADirectoryError)  # fmt: skip
@@ -78,8 +79,15 @@ def is_bad_input(err: BaseException) -> bool:
     return isinstance(err, (UserInputError, *_PATH_ERRORS, typer.BadParameter))
 
 
+MESSAGE_LIMIT = 4000  # characters of one error line; messages quote names and paths, not files
+
+
 def one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+    """The message on one line, as visible text: messages quote class names and paths from
+    users' files, whose control characters (ESC, BEL, lone surrogates of undecodable names)
+    must not reach the terminal raw."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return printable(text, limit=MESSAGE_LIMIT, markup=False)
 
 
 def write_traceback_log(prog: str, err: BaseException) -> Path | None:
@@ -134,8 +142,9 @@ def guarded(
 
 def warning_line(prog: str, text: str, console: Console) -> None:
     """One `<prog>: warning: text` line (warnings are messages, not markup)."""
+    shown = printable(in_cli_terms(" ".join(str(text).split())), limit=MESSAGE_LIMIT, markup=False)
     console.print(
-        f"[yellow]{prog}: warning:[/] {escape(in_cli_terms(str(text)))}",
+        f"[yellow]{prog}: warning:[/] {escape(shown)}",
         markup=True,
         soft_wrap=True,
         highlight=False,

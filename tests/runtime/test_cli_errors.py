@@ -148,3 +148,26 @@ def test_debug_lets_the_bug_through(prog, tmp_path, monkeypatch):
     monkeypatch.setattr(f"{module}.{name}", fake)
     result = runner.invoke(_app(prog), [*argv, "--debug"])
     assert isinstance(result.exception, (TypeError, ValueError)), result.output
+
+
+def test_error_and_warning_lines_show_control_characters_from_files_as_escapes():
+    import io
+
+    from rich.console import Console
+
+    from runtime.cli_errors import guarded, warning_line
+    from runtime.errors import UserInputError
+
+    name = "ro\x1b[2Jad\udce9[/]"  # ESC, a lone surrogate (an undecodable file name), markup
+
+    def run() -> int:
+        raise UserInputError(f"class {name} is unknown; pass a class file")
+
+    out = io.StringIO()
+    console = Console(file=out, width=300, force_terminal=False)
+    assert guarded(run, prog="scaseg-x", debug=False, console=console) == 2
+    warning_line("scaseg-x", f"class {name} was renamed", console)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\udce9" not in text
+    assert "ro\\x1b[2Jad\\udce9[/]" in text
+    assert len(text.strip().splitlines()) == 2
