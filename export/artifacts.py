@@ -18,6 +18,7 @@ from runtime.atomic import (
     check_writable_target,
     remove_durably,
 )
+from runtime.errors import UserInputError
 from runtime.meta import ModelMeta, sidecar_path, write_meta
 
 # A plain name: an artifact's file stem, or a Triton model (a folder and a URL path segment).
@@ -26,7 +27,7 @@ PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def check_name(name: str) -> str:
     if not PLAIN_NAME.match(name) or name.endswith((".onnx", ".engine")):
-        raise ValueError(
+        raise UserInputError(
             f"--name {name!r} is not a plain file stem; use letters, digits, '_', '-', '.' "
             "(the precision and extension are added: NAME.fp16.onnx)"
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from export import cli_options as opts
@@ -29,6 +30,7 @@ from export.cli_options import VariantChoice
 from export.gate_data import ClassMismatchError, check_class_mismatch
 from runtime.cli_errors import warning_line
 from runtime.errors import UserInputError
+from runtime.io.output_paths import shown
 from runtime.io.source_types import GENERATED
 
 console = Console(highlight=False)
@@ -86,9 +88,7 @@ def evaluate_command(
         if max_images is not None and max_images < 1:
             raise UserInputError(f"--max-images must be >= 1, got {max_images}")
         if json_out is not None:
-            from runtime.atomic import check_writable_target
-
-            check_writable_target(json_out, overwrite=True)
+            _check_json_out(json_out, model, val_data, val_masks, classes)
         from runtime.val_data import find_val_set
 
         generated = str(val_data) == GENERATED
@@ -113,7 +113,7 @@ def evaluate_command(
         loaded = load_model_for_eval(model, backend, provider, device, settings)
         try:
             data = _data(loaded, val_set, max_images, ignore_index)
-            err_console.print(f"model: {model} ({loaded.description})")
+            err_console.print(f"model: {escape(shown(model))} ({loaded.description})")
             err_console.print(f"data: {data.description}")
             summary = score(loaded, data)
         finally:
@@ -123,10 +123,26 @@ def evaluate_command(
             warning_line("scaseg-eval", warning, err_console)
         if json_out is not None:
             write_json(json_out, model, loaded, data.description, summary)
-            err_console.print(f"wrote {json_out}")
+            err_console.print(f"wrote {escape(shown(json_out))}")
         return 0
 
     raise typer.Exit(_guarded(run, debug))
+
+
+def _check_json_out(
+    json_out: Path, model: Path, val_data: Path, val_masks: Path | None, classes: str | None
+) -> None:
+    """--json may not be the model, its sidecar, a class file, or sit among the images and
+    masks (runtime/io/output_paths.py); its folder must be writable."""
+    from runtime.atomic import check_writable_target
+    from runtime.io.input_paths import file_inputs, folder_inputs, model_inputs
+    from runtime.io.output_paths import check_outputs, output_file
+
+    inputs = model_inputs(model, "MODEL") + file_inputs(classes, "--classes")
+    if str(val_data) != GENERATED:
+        inputs += folder_inputs(val_data, "--val-data") + folder_inputs(val_masks, "--val-masks")
+    check_outputs(inputs, [output_file(json_out, "--json")])
+    check_writable_target(json_out, overwrite=True)
 
 
 @dataclass(frozen=True)

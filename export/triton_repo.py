@@ -35,6 +35,9 @@ from export.triton_artifacts import (
 )
 from export.triton_config import TritonConfigError, native_config, plan_batching, python_config
 from export.triton_pbtxt import TritonModelConfig
+from runtime.errors import UnsafePathError
+from runtime.io.output_folder import MARKER, check_refillable, write_marker
+from runtime.io.output_paths import shown
 from runtime.meta import sidecar_path
 
 
@@ -98,10 +101,7 @@ def write_triton_repo(
             name, onnx, engines, max_batch_size, dynamic_batching, instance_count, python_backend
         )
     for m in models:
-        if (out / m.config.name).exists() and not force:
-            raise FileExistsError(
-                f"{out / m.config.name} already exists; pass force=True to replace it"
-            )
+        _check_replaceable(out / m.config.name, loaded, force)
     out.mkdir(parents=True, exist_ok=True)
     for m in models:
         _write_model(out / m.config.name, m.config, m.files, m.bundle_runtime)
@@ -199,9 +199,34 @@ def _copy_synced(src: Path, dst: Path) -> None:
         os.fsync(f.fileno())
 
 
+# What scaseg writes in a model folder; anything else a user put there is carried over.
+MODEL_ENTRIES = ("config.pbtxt", "1", MARKER)
+
+
+def _check_replaceable(folder: Path, artifacts: list[ServedArtifact], force: bool) -> None:
+    """An existing model folder is replaced only with `force`, only if scaseg wrote it (its
+    marker), and never when it holds one of the artifacts being served."""
+    check_refillable(folder, force, option="force")
+    if not folder.is_dir():
+        return
+    real = os.path.realpath(folder)
+    for artifact in artifacts:
+        for path in (artifact.path, sidecar_path(artifact.path)):
+            if os.path.realpath(path).startswith(real + os.sep):
+                raise UnsafePathError(
+                    f"Triton model folder {shown(folder)} holds the artifact {shown(path)} it "
+                    "would serve, and replacing the folder would remove it; choose a Triton "
+                    "repository outside the artifacts' folder"
+                )
+
+
 def _write_model(final: Path, cfg: TritonModelConfig, files: dict[str, Path], bundle: bool) -> None:
-    """Build the model folder under a temp name, then rename it into place (never half-written)."""
+    """Build the model folder under a temp name, then rename it into place (never half-written).
+
+    An old folder (scaseg's, see _check_replaceable) is swapped out first; then whatever a user
+    added to it moves into the new one, and only its config.pbtxt, 1/ and marker are removed."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    old = None
     try:
         version = tmp / "1"
         version.mkdir()
@@ -213,17 +238,20 @@ def _write_model(final: Path, cfg: TritonModelConfig, files: dict[str, Path], bu
             _copy_synced(template, version / "model.py")
             if bundle:
                 _bundle_runtime(version / "runtime")
+        write_marker(tmp, "scaseg-export --triton-repo (a Triton model)")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; Triton may run as another user
-        old = None
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            # An empty folder of our own to swap into: rename() replaces an empty folder.
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old.", dir=final.parent))
             os.replace(final, old)
         os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the temp folder made above, if not renamed
+    if old is not None:
+        for entry in old.iterdir():
+            if entry.name not in MODEL_ENTRIES:
+                os.replace(entry, final / entry.name)
+        shutil.rmtree(old)  # now only the old config.pbtxt, 1/ and marker
 
 
 # What model.py imports from the runtime; the rest of the bundle is what these import in turn.

@@ -31,9 +31,7 @@ from runtime.io.sources import STREAM_TIMEOUT_S
 from runtime.run_outputs import check_run_outputs
 
 err_console = Console(stderr=True, highlight=False)
-# The summary and the profile tables hold paths and names the user chose: printed as typed, never
-# read as rich markup (a folder named "[red]" must not restyle the report, "[/]" not crash it).
-out_console = Console(highlight=False, markup=False)
+out_console = Console(highlight=False)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -269,7 +267,7 @@ def _write_profile(report: dict, folder: Path) -> None:
     for line in summary_lines(report):
         out_console.print(f"  {line}", soft_wrap=True)
     for path in written:
-        out_console.print(f"  wrote {shown(path)}", soft_wrap=True)
+        out_console.print(f"  wrote {_text(path)}", soft_wrap=True)
     if skipped:
         warning_line("scaseg-run", str(skipped), err_console)
 

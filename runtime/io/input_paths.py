@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.budgets import budget, check
+from runtime.errors import UserInputError
 
 GLOB_CHARS = "*?["
 
@@ -71,8 +72,11 @@ def model_inputs(model: str | os.PathLike, flag: str = "--model") -> list[InputP
     model = Path(model)
     found = file_inputs(model, flag) + file_inputs(sidecar_path(model), f"{flag} sidecar")
     if model.suffix.lower() == ".onnx" and model.is_file():
-        folder = model.parent
-        found += [input_path(folder / name, f"{flag} data") for name in check_external_data(model)]
+        try:
+            names = check_external_data(model)
+        except UserInputError:  # a model the guard refuses: its loader says why, before any write
+            names = []
+        found += [input_path(model.parent / name, f"{flag} data") for name in names]
     return found
 
 

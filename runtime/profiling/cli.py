@@ -45,8 +45,7 @@ GENERATED_FRAMES = 60  # looped as long as needed
 
 err_console = Console(stderr=True, highlight=False)
 # Piped output (CI logs) gets a wide table instead of rich's 80-column default, which truncates.
-# Tables and "wrote" lines hold layer names and paths: printed as typed, never as rich markup.
-out_console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 120)
+out_console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -134,7 +133,7 @@ def execute(args: ProfileArgs) -> dict:
     written, skipped = write_report(report, args.out, png=args.png)
     print_report(report, args.top_k)
     for path in written:
-        out_console.print(f"  wrote {shown(path)}", soft_wrap=True)
+        out_console.print(f"  wrote {escape(shown(path))}", soft_wrap=True)
     if skipped:
         warning_line("scaseg-profile", str(skipped), err_console)
     return report

@@ -129,8 +129,24 @@ def test_existing_model_is_replaced_only_with_force(tmp_path):
     with pytest.raises(FileExistsError, match="force=True"):
         write_triton_repo([onnx], repo, model_name="seg")
     write_triton_repo([onnx], repo, model_name="seg", force=True)
-    assert not (repo / "seg" / "stale.txt").exists()
+    assert (repo / "seg" / "stale.txt").read_text() == "old"  # not scaseg's: carried over
     assert sorted(p.name for p in repo.iterdir()) == ["seg", "seg_onnx"]  # no temp leftovers
+
+
+def test_a_model_folder_scaseg_did_not_write_is_never_replaced(tmp_path):
+    from runtime.errors import UnsafePathError
+
+    onnx = build_model(tmp_path / "tiny.fp32.onnx")
+    (tmp_path / "repo" / "seg" / "1").mkdir(parents=True)
+    (tmp_path / "repo" / "seg" / "config.pbtxt").write_text("a user's model")
+    with pytest.raises(UnsafePathError, match=r"no \.scaseg-output marker"):
+        write_triton_repo([onnx], tmp_path / "repo", model_name="seg", force=True)
+    assert (tmp_path / "repo" / "seg" / "config.pbtxt").read_text() == "a user's model"
+    ours = write_triton_repo([onnx], tmp_path / "ours", model_name="seg")
+    inside = build_model(ours / "seg" / "tiny.fp32.onnx")  # an artifact kept in the model folder
+    with pytest.raises(UnsafePathError, match="holds the artifact"):
+        write_triton_repo([inside], ours, model_name="seg", force=True)
+    assert inside.is_file()
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])

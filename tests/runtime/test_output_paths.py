@@ -117,3 +117,18 @@ def test_shown_paths_are_printable():
     assert shown(os.fsdecode(b"a\xffb")) == "a\\xffb"
     assert shown("x\ny\x1b[31m") == "x\\ny\\x1b[31m"
     assert shown("[red]/ok") == "[red]/ok"  # markup is escaped by whoever prints with markup
+
+
+def test_a_model_brings_its_sidecar_and_external_data(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from runtime.io.input_paths import model_inputs
+    from tests.support.tiny_onnx import build_tiny_model
+
+    tiny = build_tiny_model(tmp_path / "tiny.onnx")
+    model = onnx.load(str(tiny))
+    onnx.save(model, str(tiny), save_as_external_data=True, location="tiny.data", size_threshold=0)
+    inputs = model_inputs(tiny)
+    assert [Path(i.path).name for i in inputs] == ["tiny.onnx", "tiny.onnx.json", "tiny.data"]
+    with pytest.raises(UnsafePathError, match=r"--jsonl .*tiny\.data is the input"):
+        check_outputs(inputs, [output_file(tmp_path / "tiny.data", "--jsonl")])
+    check_outputs(inputs, [output_file(tmp_path / "o.mp4", "--out")])  # beside the model: fine
