@@ -45,10 +45,12 @@ COPY pyproject.toml README.md ./
 COPY runtime ./runtime
 # numpy<2: JetPack 6's OpenCV and TensorRT bindings are built against numpy 1.x. onnxruntime is
 # the CPU wheel (PyPI has no Jetson GPU build); engines run on TensorRT. pycuda builds here,
-# against the device's CUDA (it cannot be cross-built).
+# against the device's CUDA (it cannot be cross-built). onnx: every .onnx is parsed by it before a
+# runtime opens the file (runtime/onnx_guard.py); JetPack 6's Python 3.10 gets no onnxruntime
+# past 1.23, so that check is the only one there against weights read from outside the folder.
 RUN python3 -m pip install --no-cache-dir --no-deps . \
  && python3 -m pip install --no-cache-dir "numpy>=1.24,<2" "typer>=0.12" "rich>=13" \
-      "onnxruntime>=1.17" "pycuda>=2022.1"
+      "onnxruntime>=1.17" "onnx>=1.16" "pycuda>=2022.1"
 
 # ---------------------------------------------------------------------------------------------
 FROM ${CPU_BASE} AS runtime-cpu
