@@ -41,15 +41,16 @@ def _tail(log: Path, lines: int = 12) -> str:
     return "\n".join(line for line in text[-lines:] if not line.startswith("libpng"))
 
 
-def _crash_finding(work: Path, save: Path, status: int | str, log: Path) -> tuple[str, dict]:
-    """The target and a finding for the input the dead child was on (saved under `save`)."""
+def _crash_finding(work: Path, save: Path, status: int | str, log: Path) -> tuple[str, int, dict]:
+    """The target, the inputs it had run and a finding for the input the dead child was on
+    (saved under `save`)."""
     progress = json.loads((work / "current.json").read_text())
     target = target_named(progress["target"])
     data = Path(progress["path"]).read_bytes()
     saved = save_input(save / target.name, target, progress["seed"], data)
     kind = "hang" if status == "timeout" else "crash"
     error = "timeout" if status == "timeout" else f"exit status {status}"
-    return target.name, {
+    return target.name, progress["placed"], {
         "kind": kind, "error": error, "message": _tail(log), "frame": "?", "reader_frame": "?",
         "signature": f"{kind}:{error}@{target.name}", "input": str(saved), "plan": progress["seed"],
     }  # fmt: skip
@@ -82,9 +83,9 @@ def run_fuzz(
             raise RuntimeError(
                 f"the fuzz runner failed before any input ({status}):\n{_tail(log, 40)}"
             )
-        name, finding = _crash_finding(work, save, status, log)
+        name, inputs, finding = _crash_finding(work, save, status, log)
         report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-        report[name] = {"inputs": 1, "seconds": 0.0, "outcomes": {}, "findings": [finding]}
+        report[name] = {"inputs": inputs, "seconds": 0.0, "outcomes": {}, "findings": [finding]}
         report_path.write_text(json.dumps(report, indent=1))
 
 

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from tests.fuzz.oracle import Limits, _timed, allowed
+from tests.fuzz.runner import warm_up
 from tests.fuzz.seeds import make_seeds
 from tests.fuzz.targets import target_named
 from tests.fuzz.workspace import Workspace, read_input
@@ -31,6 +32,7 @@ def main(files: list[str]) -> int:
         target = target_named(path.parent.name)
         with tempfile.TemporaryDirectory() as work:
             ws = Workspace(target, seeds, Path(work) / target.name, Path(work) / "current.json")
+            warm_up(ws)  # imports and first calls are not the input's time
             seed, data = read_input(path)
             error, seconds, peak = _timed(target.run, ws.place(seed, data), Limits(hang_s=120))
         ok = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import json
+import resource
 import sys
 import time
 import warnings
@@ -130,6 +131,16 @@ def replay(files: list[Path], seeds: Path, work: Path, limits: Limits, report: P
         report.write_text(json.dumps(results, indent=1))
 
 
+def _cap_address_space(gib: int = 16) -> None:
+    """A reader that asks for tens of GB gets a MemoryError (a finding) instead of making the
+    machine swap or the OOM killer pick another process. Torch and ONNX Runtime reserve a few GB
+    of address space at import, well under this."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = gib << 30
+    if hard == resource.RLIM_INFINITY or hard > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz.runner")
     parser.add_argument("--seeds", type=Path, required=True)
@@ -144,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limits = Limits(hang_s=args.hang_s)
     faulthandler.enable()  # a segfault prints the Python stack before the process dies
+    _cap_address_space()
     warnings.simplefilter("ignore")
     settings.load_profile(args.profile)
     args.work.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ class Workspace:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(seeds_dir / SEEDS[name][0], dest)
         self._dirty: str | None = None
+        self.placed = 0  # inputs written so far: a crash report's count
 
     def place(self, seed: str, data: bytes) -> Path:
         """Write `data` where `seed` sits (restoring the file the last input changed) and record
@@ -36,7 +37,13 @@ class Workspace:
         path = self.folder / self.target.seeds[seed]
         path.write_bytes(data)
         self._dirty = seed
-        record = {"target": self.target.name, "seed": seed, "path": str(path)}
+        self.placed += 1
+        record = {
+            "target": self.target.name,
+            "seed": seed,
+            "path": str(path),
+            "placed": self.placed,
+        }
         self.progress.write_text(json.dumps(record))
         return path
 
