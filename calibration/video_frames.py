@@ -43,6 +43,8 @@ def read_video_frames(
                 f"cannot open {shown(path)} as a video; pass an image folder, a readable video "
                 "or 'generated'"
             )
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        check("image_pixels", w * h, f"{what}: {w}x{h} frames")  # before decoding them
         claimed, notes = _claimed_frames(cap, path, what)
         if not claimed:  # no count, or one that cannot be true: sample what decodes
             return VideoFrames(*_read_thinned(cap, samples, holdout, what), notes)

@@ -22,7 +22,8 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
-from runtime.errors import RunError, UserInputError
+from runtime.budgets import check
+from runtime.errors import BudgetError, RunError, UserInputError
 from runtime.io.files import opencv_path, shown
 from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 from runtime.preprocess import as_bgr8
@@ -114,7 +115,7 @@ class CaptureSource:
             raise SourceError(
                 f"cannot open {kind} {shown(spec)}: OpenCV could not read it; {SOURCE_HELP}"
             )
-        count = header_frame_count(self._cap, spec if kind == "video" else None)
+        count, size = self._probe(spec, kind)
         live = count <= 0 if live is None else live
         if loop and live:
             warnings.warn(f"--loop has no effect on live source {spec}", stacklevel=3)
@@ -126,18 +127,29 @@ class CaptureSource:
         self._stop = stop or threading.Event()
         self._closed = threading.Event()
         self._wait = wait or self._wait_unless_stopped
-        size = (
-            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-        )
         self.info = SourceInfo(
             spec,
             kind,
             live,
             float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0),
             count if count > 0 and not live and not self.loop else None,
-            size if min(size) > 0 else None,
+            size,
         )
+
+    def _probe(self, spec: str, kind: str) -> tuple[int, tuple[int, int] | None]:
+        """The header's frame count (0: unknown, or not believable) and the frame size. A video
+        file's frame size is checked against the pixel budget before its frames are decoded
+        (FFmpeg has decoded only the few it probes while opening)."""
+        count = header_frame_count(self._cap, spec if kind == "video" else None)
+        size = _frame_size(self._cap)
+        if kind == "video" and size is not None:
+            w, h = size
+            try:
+                check("image_pixels", w * h, f"video {shown(spec)}: {w}x{h} frames")
+            except BudgetError:
+                self._release()
+                raise
+        return count, size
 
     def frames(self) -> Iterator[Frame]:
         index = this_pass = 0
@@ -245,6 +257,14 @@ class CaptureSource:
     def close(self) -> None:
         self._closed.set()
         self._release()
+
+
+def _frame_size(cap: cv2.VideoCapture) -> tuple[int, int] | None:
+    """(width, height) the capture reports; None when unknown."""
+    w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    if not (math.isfinite(w) and math.isfinite(h) and w >= 1 and h >= 1):
+        return None
+    return int(w), int(h)
 
 
 def header_frame_count(cap: cv2.VideoCapture, path: str | None = None) -> int:

@@ -6,9 +6,9 @@ against `image_pixels`; only then does cv2.imdecode decode it, in memory. OpenCV
 file name: cv2.imread segfaults on a name that is not UTF-8 (OpenCV 5.1). Every failure is
 `error` (the caller's UserInputError subclass) naming the file, or a BudgetError.
 
-Decoding from memory costs the same as cv2.imread: 100 reads of a 1920x1080 PNG took 2.77 s
-with cv2.imread and 2.74 s through this module on the same machine (header parsing is
-microseconds).
+What this adds to a read is small next to decoding: for a 1920x1080 frame, reading the bytes,
+the header and the budgets took 0.4 ms (4 MB PNG) and 0.07 ms (0.7 MB JPEG), while decoding took
+about 58 ms and 40 ms, the same from memory as through cv2.imread (2-core Xeon, OpenCV 5.1.0).
 """
 
 from __future__ import annotations

@@ -309,3 +309,10 @@ def test_image_budgets_apply_to_calibration_images(tmp_path):
     (folder / "001.png").write_bytes(png_claiming(60000, 60000))
     with pytest.raises(BudgetError, match=r"001\.png: a 60000x60000 PNG image"):
         load_calibration_data(folder, 2, 64, 64)
+
+
+def test_video_frame_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
+    video = lying_mkv(tmp_path / "clip.mkv", frames=3, claimed=3)
+    monkeypatch.setenv("SCASEG_MAX_IMAGE_PIXELS", "3000")
+    with pytest.raises(BudgetError, match=r"clip\.mkv: 64x48 frames needs 3,072 pixels"):
+        load_calibration_data(video, 2, 64, 64)

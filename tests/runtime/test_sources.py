@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.io.capture import csi_pipeline, has_gstreamer
+from runtime.errors import BudgetError, RunError, UserInputError
+from runtime.io.capture import Reconnect, SourceLostError, csi_pipeline, has_gstreamer
 from runtime.io.source_types import SourceError
 from runtime.io.sources import open_source
 from tests.support.hostile_files import lying_mkv, make_fifo, non_utf8_path, write_png
@@ -159,3 +160,20 @@ def test_a_frame_count_the_file_cannot_hold_is_not_believed(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(list(src.frames())) == 3
+
+
+def test_video_frame_sizes_are_checked_before_decoding(small_video, monkeypatch):
+    monkeypatch.setenv("SCASEG_MAX_IMAGE_PIXELS", "4000")
+    with pytest.raises(BudgetError, match=r"video .*clip\.mp4: 80x60 frames needs 4,800 pixels"):
+        open_source(str(small_video))
+
+
+def test_bad_flags_and_spec_values_are_bad_input():
+    """Typed as bad input (exit 2), not bare ValueErrors (reported as internal errors)."""
+    with pytest.raises(SourceError, match=r"csi://0\?width=wide: width, height and fps must be"):
+        csi_pipeline("csi://0?width=wide")
+    with pytest.raises(UserInputError, match="--stream-timeout must be a number of seconds"):
+        open_source("rtsp://camera", stream_timeout_s=float("nan"))
+    with pytest.raises(UserInputError, match="--reconnect must be >= 0"):
+        Reconnect(attempts=-1)
+    assert issubclass(SourceLostError, RunError)  # the camera failed, not the input: exit 1
