@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     make_seeds(seeds)
     start = time.monotonic()
     before = set(REGRESSIONS.glob("*/*"))
-    report = run_fuzz(seeds, work / "run", targets, "deep", REGRESSIONS, args.examples, 3600.0)
+    report = run_fuzz(seeds, work / "run", targets, "deep", REGRESSIONS, args.examples)
     for name, result in report.items():
         print(
             f"{name}: {result['inputs']} inputs in {result['seconds']} s, outcomes {result['outcomes']}"

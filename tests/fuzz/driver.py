@@ -8,16 +8,20 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from tests.fuzz.runner import HARNESS_ERROR
 from tests.fuzz.targets import target_named
 from tests.fuzz.workspace import save_input
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _child(args: list[str], log: Path, timeout_s: float) -> int | str:
-    """The runner's exit code, or "timeout"."""
+def _child(args: list[str], log: Path, stall_s: float) -> int | str:
+    """The runner's exit code, or "timeout" when its progress file (rewritten before every
+    input) went `stall_s` without a change: a reader stuck in native code, which the runner's
+    own alarm cannot interrupt."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -25,15 +29,24 @@ def _child(args: list[str], log: Path, timeout_s: float) -> int | str:
         # Hypothesis keeps a cache even without an example database: not in the repository.
         "HYPOTHESIS_STORAGE_DIRECTORY": str(log.parent / ".hypothesis"),
     }
+    progress = log.parent / "current.json"
     with open(log, "ab") as out:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "tests.fuzz.runner", *args],
-                cwd=REPO, env=env, stdout=out, stderr=out, timeout=timeout_s,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return "timeout"
-    return proc.returncode
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fuzz.runner", *args],
+            cwd=REPO, env=env, stdout=out, stderr=out,
+        )  # fmt: skip
+        last, seen = time.monotonic(), None
+        while True:
+            try:
+                return proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                stamp = progress.stat().st_mtime_ns if progress.is_file() else None
+                if stamp != seen:
+                    last, seen = time.monotonic(), stamp
+                elif time.monotonic() - last > stall_s:
+                    proc.kill()
+                    proc.wait()
+                    return "timeout"
 
 
 def _tail(log: Path, lines: int = 12) -> str:
@@ -58,7 +71,7 @@ def _crash_finding(work: Path, save: Path, status: int | str, log: Path) -> tupl
 
 def run_fuzz(
     seeds: Path, work: Path, targets: list[str], profile: str = "ci", save: Path | None = None,
-    examples: int | None = None, timeout_s: float = 900.0, hang_s: float | None = None,
+    examples: int | None = None, stall_s: float = 180.0, hang_s: float | None = None,
 ) -> dict:  # fmt: skip
     """{target: {"inputs", "seconds", "outcomes", "findings": [...]}} for every target."""
     work.mkdir(parents=True, exist_ok=True)
@@ -76,13 +89,11 @@ def run_fuzz(
         if hang_s is not None:
             args += ["--hang-s", str(hang_s)]
         (work / "current.json").unlink(missing_ok=True)
-        status = _child(args, log, timeout_s)
+        status = _child(args, log, stall_s)
         if status == 0:
             continue
-        if not (work / "current.json").is_file():
-            raise RuntimeError(
-                f"the fuzz runner failed before any input ({status}):\n{_tail(log, 40)}"
-            )
+        if status == HARNESS_ERROR or not (work / "current.json").is_file():
+            raise RuntimeError(f"the fuzz harness failed (exit status {status}):\n{_tail(log, 40)}")
         name, inputs, finding = _crash_finding(work, save, status, log)
         report = json.loads(report_path.read_text()) if report_path.is_file() else {}
         report[name] = {"inputs": inputs, "seconds": 0.0, "outcomes": {}, "findings": [finding]}
@@ -93,7 +104,7 @@ def replay(
     seeds: Path,
     work: Path,
     files: list[Path],
-    timeout_s: float = 600.0,
+    stall_s: float = 180.0,
     hang_s: float | None = None,
 ) -> dict[str, dict]:
     """{file: {"outcome", "finding"}} for saved inputs; a file that kills the child is a crash."""
@@ -106,7 +117,9 @@ def replay(
         if hang_s is not None:
             args += ["--hang-s", str(hang_s)]
         args.append("--replay")
-        status = _child([*args, *map(str, left)], log, timeout_s)
+        status = _child([*args, *map(str, left)], log, stall_s)
+        if status == HARNESS_ERROR:
+            raise RuntimeError(f"the fuzz harness failed replaying:\n{_tail(log, 40)}")
         if report.is_file():  # written after every file: a crash keeps the ones before it
             results.update({r["file"]: r for r in json.loads(report.read_text())})
         if status != 0:

@@ -63,7 +63,10 @@ def apply(plan: Plan, seed_bytes: dict[str, bytes]) -> bytes:
     donors = [b for name, b in seed_bytes.items() if name != plan.seed and len(b) < (1 << 20)]
     for number, rng_seed in plan.steps:
         rng = random.Random(rng_seed)
-        mutated = operation(plan.seed, number, plan.heavy)(data, rng, donors)
+        try:
+            mutated = operation(plan.seed, number, plan.heavy)(data, rng, donors)
+        except RecursionError:  # an earlier step nested the data deeper than a parser goes
+            mutated = None
         data = mutated if mutated is not None else flip_bits(data, rng)
     return data
 

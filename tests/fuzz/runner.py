@@ -15,6 +15,7 @@ import json
 import resource
 import sys
 import time
+import traceback
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -179,5 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+HARNESS_ERROR = 3  # the runner itself failed (readers' errors never reach here): not a finding
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    except Exception:
+        traceback.print_exc()
+        status = HARNESS_ERROR
+    sys.exit(status)
