@@ -186,13 +186,7 @@ def _listed_files(path: Path) -> tuple[list[Path], list[str]]:
         if not entry or entry.startswith("#"):
             continue
         file = path.parent / entry  # an absolute entry replaces the folder
-        try:
-            mode = file.stat().st_mode
-        except OSError as err:
-            raise CalibrationDataError(
-                f"{where} line {number}: {shown(entry)} does not exist (looked for "
-                f"{shown(file)}); paths are relative to the list's folder"
-            ) from err
+        mode = _entry_mode(file, entry, f"{where} line {number}")
         if stat.S_ISREG(mode):
             files.append(file)
         else:
@@ -201,6 +195,23 @@ def _listed_files(path: Path) -> tuple[list[Path], list[str]]:
         raise CalibrationDataError(f"{where} lists no images; write one path per line")
     _check_images([shown(p) for p in files], f"{where} names", "in the list")
     return files, [_skipped_line(where, skipped)] if skipped else []
+
+
+def _entry_mode(file: Path, entry: str, where: str) -> int:
+    """The stat mode of a listed file, following links; CalibrationDataError when it is
+    missing or cannot be a file name."""
+    if "\0" in entry:  # os.stat would raise a bare ValueError
+        raise CalibrationDataError(
+            f"{where}: {shown(entry)} holds a NUL character, which no file name can; write the "
+            "list as text, one path per line"
+        )
+    try:
+        return file.stat().st_mode
+    except OSError as err:
+        raise CalibrationDataError(
+            f"{where}: {shown(entry)} does not exist (looked for {shown(file)}); paths are "
+            "relative to the list's folder"
+        ) from err
 
 
 def _skipped_line(where: str, skipped: list[str]) -> str:

@@ -84,7 +84,7 @@ def has_gstreamer() -> bool:
 def warn_reconnect_unused(spec: str, kind: str, reconnect: Reconnect | None) -> None:
     if reconnect is not None and reconnect.attempts:
         warnings.warn(
-            f"--reconnect has no effect on {kind} {spec}: only live sources (cameras, streams) "
+            f"--reconnect has no effect on {kind} {shown(spec)}: only live sources (cameras, streams) "
             "are reopened after they drop",
             stacklevel=3,
         )
@@ -118,7 +118,7 @@ class CaptureSource:
         count, size = self._probe(spec, kind)
         live = count <= 0 if live is None else live
         if loop and live:
-            warnings.warn(f"--loop has no effect on live source {spec}", stacklevel=3)
+            warnings.warn(f"--loop has no effect on live source {shown(spec)}", stacklevel=3)
         if not live:
             warn_reconnect_unused(spec, kind, reconnect)
         self.loop = loop and not live  # a live source has no end to loop from

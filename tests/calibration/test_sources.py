@@ -316,3 +316,16 @@ def test_video_frame_sizes_are_checked_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setenv("SCASEG_MAX_IMAGE_PIXELS", "3000")
     with pytest.raises(BudgetError, match=r"clip\.mkv: 64x48 frames needs 3,072 pixels"):
         load_calibration_data(video, 2, 64, 64)
+
+
+def test_a_list_line_that_cannot_be_a_file_name_is_bad_input(tmp_path):
+    _folder(tmp_path, 1)
+    listing = tmp_path / "calib.txt"
+    listing.write_bytes(b"images/000.png\nimages/\x00.png\n")
+    with pytest.raises(
+        CalibrationDataError, match=r"calib\.txt line 2: images/\\x00\.png holds a NUL"
+    ):
+        load_calibration_data(listing, 2, 64, 64)
+    listing.write_bytes(b"images/fr\xe9me.png\n")  # Latin-1, not UTF-8
+    with pytest.raises(CalibrationDataError, match=r"calib\.txt: it is not UTF-8 text"):
+        load_calibration_data(listing, 2, 64, 64)
