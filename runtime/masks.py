@@ -16,6 +16,7 @@ from runtime.io.image_file import decode, load_encoded
 
 CITY_MASK = "_gtFine_labelTrainIds.png"
 SHOWN = 3  # file names quoted in a warning before "(+N more)"
+MAX_CHUNKS_BEFORE_PLTE = 4096  # real PNGs have a handful (IHDR, gAMA, sRGB, iCCP, tEXt...)
 
 
 class ValDataError(UserInputError):
@@ -55,7 +56,9 @@ def _png_palette(data: bytes, path: Path) -> np.ndarray | None:
     if len(data) < 26 or data[25] != 3:
         return None
     pos = 8
-    while pos + 8 <= len(data):
+    for _ in range(MAX_CHUNKS_BEFORE_PLTE):
+        if pos + 8 > len(data):
+            break
         size, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
         if kind == b"PLTE":
             raw = np.frombuffer(data[pos + 8 : pos + 8 + min(size, 3 * 256)], np.uint8)

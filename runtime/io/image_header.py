@@ -18,6 +18,9 @@ SUPPORTED = "PNG, JPEG, BMP, WebP, TIFF or PPM/PGM/PBM"
 _PNG = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); C4, C8, CC are not.
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# Markers (or fill bytes) looked at before a JPEG's frame header: real files have a few dozen
+# (APPn metadata, tables); a crafted one could have millions, each a Python loop step.
+_MAX_STEPS = 65536
 _PNM_TOKEN = re.compile(rb"(?:\s|#[^\n\r]*)*(\d+)")
 
 
@@ -59,24 +62,23 @@ def _png(data: bytes) -> ImageHeader:
 
 def _jpeg(data: bytes) -> ImageHeader:
     pos = 2
-    while True:
-        while data[pos] == 0xFF and data[pos + 1] == 0xFF:
-            pos += 1  # fill bytes before a marker
+    for _ in range(_MAX_STEPS):
         if data[pos] != 0xFF:
             raise HeaderError("its JPEG markers are corrupt before the frame header")
         marker = data[pos + 1]
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 1 if marker == 0xFF else 2  # a fill byte; markers without a length
+            continue
         if marker in _SOF:
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
             return ImageHeader("JPEG", width, height)
         if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header came first
             raise HeaderError("its JPEG data has no frame header")
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            pos += 2  # markers without a length
-            continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if length < 2:
             raise HeaderError("its JPEG markers are corrupt before the frame header")
         pos += 2 + length
+    raise HeaderError(f"its JPEG data has no frame header in its first {_MAX_STEPS:,} markers")
 
 
 def _bmp(data: bytes) -> ImageHeader:

@@ -94,3 +94,14 @@ def test_claimed_sizes_are_read_without_decoding():
 def test_bad_headers_say_why(data, match):
     with pytest.raises(HeaderError, match=match):
         read_header(data)
+
+
+def test_crafted_marker_floods_end_quickly():
+    """Millions of fill bytes or empty segments before a JPEG frame header: each is a loop
+    step, so the scan stops after a bound real files never reach."""
+    flood = b"\xff\xd8" + b"\xff" * 5_000_000 + b"\xc0\x00\x11\x08\x00\x10\x00\x10"
+    with pytest.raises(HeaderError, match="no frame header in its first 65,536 markers"):
+        read_header(flood)
+    segments = b"\xff\xd8" + b"\xff\xfe\x00\x02" * 1_000_000  # empty comments
+    with pytest.raises(HeaderError, match="no frame header in its first"):
+        read_header(segments)
