@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from runtime.atomic import default_file_mode
+from runtime.budgets import check
 from scaseg.checkpoint_keys import BACKBONE_MARKERS, KeyMapping, map_keys, normalise_keys
 from scaseg.checkpoint_meta import reconcile_classes
 from scaseg.checkpoint_read import read_checkpoint
 from scaseg.checkpoint_shapes import infer_decoder_fields, infer_num_classes, resolve_variant
 from scaseg.errors import CheckpointError
+from scaseg.metadata_walk import name
 
 __all__ = [
     "BACKBONE_MARKERS",
@@ -60,13 +62,13 @@ class LoadReport:
         parts = []
         for title, keys in (("missing", self.missing), ("unexpected", self.unexpected)):
             if keys:
-                shown = ", ".join(keys[:limit]) + (
+                shown = ", ".join(name(k) for k in keys[:limit]) + (
                     f", ... (+{len(keys) - limit})" if len(keys) > limit else ""
                 )
                 parts.append(f"{len(keys)} {title} key(s): {shown}")
         if self.mismatched:
             shown = "; ".join(
-                f"{k}: checkpoint {list(a)} vs model {list(b)}"
+                f"{name(k)}: checkpoint {list(a)} vs model {list(b)}"
                 for k, a, b in self.mismatched[:limit]
             )
             parts.append(f"{len(self.mismatched)} shape mismatch(es): {shown}")
@@ -192,9 +194,10 @@ def load_model(
     num_classes = _num_classes(path, mapping, info, num_classes, reinit_classifier)
     decoder = _decoder_fields(mapping, info, variant)
     try:
-        model = SCASeg(variant_config(variant, num_classes, **decoder))
+        cfg = variant_config(variant, num_classes, **decoder)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from err
+    model = SCASeg(cfg)  # sizes from the file's metadata are bounded by the config's ranges
     try:
         report = load_into(model, state, strict=True, reinit_classifier=reinit_classifier)
     except CheckpointError as err:
@@ -214,7 +217,16 @@ def load_model(
 
 
 def _num_classes(path, mapping: KeyMapping, info: dict, requested, reinit: bool) -> int:
-    file_classes = info.get("num_classes") or infer_num_classes(mapping.state, {})
+    shape_classes = infer_num_classes(mapping.state, {})
+    if shape_classes is not None:
+        check("classes", shape_classes, f"{path}: its classifier decode_head.cls_seg.weight")
+    said = info.get("num_classes")  # our files say it; checked to be an int by the reader
+    if said is not None and shape_classes is not None and said != shape_classes:
+        raise CheckpointError(
+            f"{path}: its metadata says {said} classes but its classifier has {shape_classes} "
+            "outputs; the file was edited or damaged: re-save it with save_checkpoint"
+        )
+    file_classes = shape_classes or said
     if requested is None:  # else another head's classifier: it was trained on the same classes
         requested = file_classes or infer_num_classes({}, mapping.foreign_state)
     if requested is None and info.get("class_names"):
@@ -224,6 +236,9 @@ def _num_classes(path, mapping: KeyMapping, info: dict, requested, reinit: bool)
             f"cannot tell the class count of {path}: it has no classifier; pass num_classes "
             "(--num-classes)"
         )
+    if type(requested) is not int or requested < 1:
+        raise CheckpointError(f"num_classes must be a whole number >= 1, got {requested!r}")
+    check("classes", requested, f"{path}: the requested class count")
     if file_classes and requested != file_classes and not reinit:
         raise CheckpointError(
             f"{path} was trained for {file_classes} classes but {requested} were requested; "

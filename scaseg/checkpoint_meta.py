@@ -1,11 +1,18 @@
 """What a checkpoint file is, and the class names and palette it carries.
 
 mmengine (mmsegmentation 1.x) keeps them in `meta["dataset_meta"]["classes" / "palette"]`,
-mmsegmentation 0.x (and the original SegNeXt code) in `meta["CLASSES"]` / `meta["PALETTE"]`.
-Values that are not plain lists of names and RGB triples are left out, with the reason recorded.
+mmsegmentation 0.x (and the original SegNeXt code) in `meta["CLASSES"]` / `meta["PALETTE"]`, our
+safetensors files in their JSON (`class_names`, `palette_rgb`). Names that are not unique,
+non-empty, printable text, and colours that are not RGB triples of ints 0..255, are left out
+with the reason recorded (the export then numbers the classes, or takes --classes). Counts over
+the `classes` budget and names over `class_name_chars` are refused: both are checked before the
+list is walked, so 150,000 names cost nothing.
 """
 
 from __future__ import annotations
+
+from runtime.budgets import check
+from scaseg.metadata_walk import clip, describe
 
 MMENGINE = "mmengine/mmseg 1.x"
 MMSEG_0X = "mmseg 0.x"
@@ -27,38 +34,39 @@ def describe_format(obj: object, state_key: str | None) -> str:
     return f"state dict under {state_key!r}"
 
 
-def read_dataset_meta(obj: object) -> dict:
-    """{"class_names", "palette_rgb", "metadata_warnings"} found in the checkpoint's `meta`."""
+def read_dataset_meta(obj: object, what: str = "checkpoint") -> dict:
+    """{"class_names", "palette_rgb", "metadata_warnings"} found in the checkpoint's `meta`;
+    `what` names the file in budget errors."""
     meta = obj.get("meta") if isinstance(obj, dict) else None
     if not isinstance(meta, dict):
         return {"metadata_warnings": []}
     dataset_meta = meta.get("dataset_meta")
     if isinstance(dataset_meta, dict):
-        names, colours, where = (
-            dataset_meta.get("classes"),
-            dataset_meta.get("palette"),
-            "dataset_meta",
-        )
+        names, colours = dataset_meta.get("classes"), dataset_meta.get("palette")
+        labels = ("dataset_meta.classes", "dataset_meta.palette")
     else:
-        names, colours, where = meta.get("CLASSES"), meta.get("PALETTE"), "meta"
+        names, colours = meta.get("CLASSES"), meta.get("PALETTE")
+        labels = ("meta.CLASSES", "meta.PALETTE")
+    return read_classes(names, colours, labels, what)
+
+
+def read_classes(names, colours, labels: tuple[str, str], what: str) -> dict:
+    """Checked class names and palette (None: absent), each dropped with a warning when it is
+    not usable; `labels` say where they came from."""
     info: dict = {"metadata_warnings": []}
-    warnings = info["metadata_warnings"]
-    label = "classes" if where == "dataset_meta" else "CLASSES"
-    if names is not None:
-        class_names = _class_names(names)
-        if class_names is None:
-            warnings.append(f"{where}.{label} ignored: not a list of names ({_describe(names)})")
+    for value, label, key, read in (
+        (names, labels[0], "class_names", _class_names),
+        (colours, labels[1], "palette_rgb", _palette),
+    ):
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            check("classes", len(value), f"{what}: {label}")
+        found, problem = read(value, f"{what}: {label}")
+        if problem is None:
+            info[key] = found
         else:
-            info["class_names"] = class_names
-    label = "palette" if where == "dataset_meta" else "PALETTE"
-    if colours is not None:
-        palette = _palette(colours)
-        if palette is None:
-            warnings.append(
-                f"{where}.{label} ignored: not a list of RGB triples ({_describe(colours)})"
-            )
-        else:
-            info["palette_rgb"] = palette
+            info["metadata_warnings"].append(f"{label} ignored: {problem}")
     return info
 
 
@@ -80,28 +88,40 @@ def reconcile_classes(info: dict, num_classes: int) -> dict:
     return info
 
 
-def _class_names(value) -> list[str] | None:
+def _class_names(value, what: str) -> tuple[list[str] | None, str | None]:
     if not isinstance(value, (list, tuple)) or not value:
-        return None
-    if not all(isinstance(n, str) for n in value):
-        return None
-    return list(value)
+        return None, f"not a list of names ({_describe(value)})"
+    seen: set[str] = set()
+    for i, name in enumerate(value):
+        if not isinstance(name, str):
+            return None, f"not a list of names (class {i} is {describe(name)})"
+        check("class_name_chars", len(name), f"{what}: class {i}")
+        if not name.strip() or not name.isprintable():
+            return None, f"class {i} ({clip(name)}) is empty or holds control characters"
+        if name in seen:
+            return None, f"class names must be unique; {clip(name)} repeats (class {i})"
+        seen.add(name)
+    return list(value), None
 
 
-def _palette(value) -> list[list[int]] | None:
+def _palette(value, what: str) -> tuple[list[list[int]] | None, str | None]:
     if not isinstance(value, (list, tuple)) or not value:
-        return None
+        return None, f"not a list of RGB triples ({_describe(value)})"
     palette = []
-    for colour in value:
+    for i, colour in enumerate(value):
         if not isinstance(colour, (list, tuple)) or len(colour) != 3:
-            return None
+            return None, f"not a list of RGB triples (colour {i} is {_describe(colour)})"
         if not all(type(c) is int and 0 <= c <= 255 for c in colour):
-            return None
+            shown = ", ".join(describe(c) for c in colour)
+            return (
+                None,
+                f"not a list of RGB triples (colour {i} is [{shown}]; expected ints 0..255)",
+            )
         palette.append([int(c) for c in colour])
-    return palette
+    return palette, None
 
 
 def _describe(value) -> str:
     if isinstance(value, (list, tuple)) and value:
-        return f"{type(value).__name__} of {_describe(value[0])}, ..."
-    return repr(value) if len(repr(value)) <= 60 else type(value).__name__
+        return f"{type(value).__name__} of {describe(value[0])}, ... ({len(value):,} items)"
+    return describe(value)

@@ -8,23 +8,24 @@ hub, numpy scalars) are read as inert placeholders and a code-running payload is
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 
 import torch
 
+from runtime.budgets import check
+from runtime.errors import BudgetError
 from scaseg.checkpoint_config import read_preprocess_config
-from scaseg.checkpoint_meta import (
-    SAFETENSORS,
-    SAFETENSORS_BARE,
-    describe_format,
-    read_dataset_meta,
-)
+from scaseg.checkpoint_meta import describe_format, read_dataset_meta
+from scaseg.checkpoint_safetensors import read_safetensors
+from scaseg.checkpoint_tensors import check_state_tensors
 from scaseg.errors import CheckpointError
-from scaseg.safe_pickle import Placeholder, UnsafeGlobalError, load_torch_pickle
+from scaseg.metadata_walk import clip, describe
+from scaseg.pickle_globals import UnsafeGlobalError
+from scaseg.safe_pickle import load_torch_pickle
 
 STATE_KEYS = ("state_dict", "model", "module")
 
@@ -32,21 +33,31 @@ STATE_KEYS = ("state_dict", "model", "module")
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, info): info has "format", "container" and, where the file says so,
     "class_names", "palette_rgb", "preprocess" (from its training config) and
-    "metadata_warnings" (our safetensors: their JSON too)."""
+    "metadata_warnings" (our safetensors: their JSON too). Every floating-point tensor is
+    finite and none repeats its values (see scaseg.checkpoint_tensors)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist; pass the path of a .safetensors or .pth file"
         )
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes); re-download or re-save it")
+    check("checkpoint_bytes", size, f"checkpoint {path}")
     if _is_safetensors(path):
-        return _read_safetensors(path)
+        state, info = read_safetensors(path)
+    else:
+        state, info = _read_pickle(path)
+    check_state_tensors(state, path)
+    return state, info
+
+
+def _read_pickle(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     obj, container = _load_pickle(path)
     state, state_key = _unwrap(obj, path)
     info = {"format": describe_format(obj, state_key), "container": container}
-    info.update(read_dataset_meta(obj))
-    config = read_preprocess_config(obj)
+    info.update(read_dataset_meta(obj, f"checkpoint {path}"))
+    config = read_preprocess_config(obj, f"checkpoint {path}")
     info["metadata_warnings"] = info.get("metadata_warnings", []) + config.pop(
         "metadata_warnings", []
     )
@@ -57,6 +68,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 def _load_pickle(path: Path) -> tuple[object, str]:
     try:
         return load_torch_pickle(path)
+    except (BudgetError, CheckpointError):
+        raise  # already say what the file asked for and how to allow it
     except UnsafeGlobalError as err:
         raise CheckpointError(
             f"refusing to load {path}: {err}; nothing from it was run. Only checkpoints of "
@@ -69,12 +82,12 @@ def _load_pickle(path: Path) -> tuple[object, str]:
             "expected a torch.save file or .safetensors. If it is yours, re-save it with "
             "torch.save(model.state_dict()) or as .safetensors"
         ) from err
-    except (zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, EOFError, OSError, ValueError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_first_line(err)}; is it a truncated or "
             "non-PyTorch file? Re-download or re-save it"
         ) from err
-    except (TypeError, AttributeError, IndexError, MemoryError) as err:
+    except (TypeError, AttributeError, IndexError, KeyError, ArithmeticError, MemoryError) as err:
         # A malformed pickle can make the unpickler call an allowed function with bad arguments.
         raise CheckpointError(
             f"cannot read checkpoint {path}: malformed pickle ({type(err).__name__}: "
@@ -97,23 +110,23 @@ def _unwrap(obj, path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         )
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor) or not isinstance(k, str)]
     if bad:
+        shown = clip(bad[0]) if isinstance(bad[0], str) else describe(bad[0])
         raise CheckpointError(
             f"{path} holds no state dict of tensors: {len(bad)} entries are not tensors "
-            f"(e.g. {bad[0]!r}: {_kind(obj[bad[0]])}); expected a dict of tensors, optionally "
+            f"(e.g. {shown}: {_kind(obj[bad[0]])}); expected a dict of tensors, optionally "
             "under 'state_dict'"
         )
     return dict(obj), key
 
 
 def _kind(obj) -> str:
-    if isinstance(obj, Placeholder):
-        return f"an object of {obj.global_name}"
-    return type(obj).__name__
+    name = getattr(type(obj), "global_name", None)
+    return f"an object of {clip(name)}" if name else type(obj).__name__
 
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return text[0][:300] if text else type(err).__name__
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -122,30 +135,3 @@ def _is_safetensors(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(9)
     return len(head) == 9 and head[8:9] == b"{"  # 8-byte header length then JSON
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        tensors = {}
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                tensors[key] = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"cannot read safetensors file {path}: {_first_line(err)}; is it truncated or not a "
-            "safetensors file? Re-download or re-save it"
-        ) from err
-    try:
-        info = json.loads(meta["scaseg"]) if "scaseg" in meta else {}
-    except json.JSONDecodeError as err:
-        raise CheckpointError(
-            f"{path}: its scaseg metadata is not valid JSON ({err}); re-save it with "
-            "scaseg.checkpoint.save_checkpoint"
-        ) from err
-    fmt = SAFETENSORS if "scaseg" in meta else SAFETENSORS_BARE
-    info = dict(info, format=fmt, container="safetensors")
-    info["metadata_warnings"] = []  # fresh: a re-saved info may carry old ones
-    return tensors, info

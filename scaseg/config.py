@@ -8,21 +8,61 @@ design is summarised at the top of scaseg/decoder.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, field, fields, replace
 
 from scaseg.errors import ModelConfigError
 
 ATTENTION_KINDS = ("strip", "cross", "self")
 INPUT_STRIDE = 32  # the deepest encoder stage; H and W must be multiples of it
+# Ceilings on decoder sizes, which checkpoint metadata may set: SCASeg-L's widest decoder layer
+# is 2048 channels (ffn_ratio 4 x 512) and its LPM kernel 3; beyond these a typo or a hostile
+# file would only allocate gigabytes before the shape check refuses them.
+MAX_WIDTH = 4096
+MAX_KERNEL = 31
+MAX_FFN_RATIO = 16.0
 
 
-def _check_four(name: str, values: tuple, positive: bool = True) -> None:
-    if len(values) != 4:
+def _check_four(name: str, values, positive: bool = True, kind: type = int) -> None:
+    if not isinstance(values, (tuple, list)) or len(values) != 4:
+        count = len(values) if isinstance(values, (tuple, list)) else type(values).__name__
         raise ModelConfigError(
-            f"{name} must have 4 entries (one per stage), got {len(values)}: {values}"
+            f"{name} must have 4 entries (one per stage), got {count}: {_shown(values)}"
         )
+    for value in values:
+        _check_number(f"{name} entries", value, kind)
     if positive and any(v <= 0 for v in values):
         raise ModelConfigError(f"{name} entries must be > 0, got {values}")
+
+
+def _check_number(name: str, value, kind: type = float) -> None:
+    """`value` is a finite number (`kind` int: a whole number); bools are neither."""
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    real = whole or isinstance(value, float)
+    if not (whole if kind is int else real) or (not whole and not math.isfinite(value)):
+        expected = "a whole number" if kind is int else "a finite number"
+        raise ModelConfigError(f"{name} must be {expected}, got {_shown(value)}")
+
+
+def _check_range(
+    name: str, value, low, high, kind: type, low_open: bool = False, high_open: bool = False
+) -> None:
+    _check_number(name, value, kind)
+    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+        span = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ModelConfigError(f"{name} must be in {span}, got {value}")
+
+
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ModelConfigError(f"{name} must be True or False, got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    text = (
+        repr(value) if isinstance(value, (int, float, str, tuple, list)) else type(value).__name__
+    )
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 @dataclass(frozen=True)
@@ -41,10 +81,13 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         _check_four("embed_dims", self.embed_dims)
         _check_four("depths", self.depths)
-        _check_four("mlp_ratios", self.mlp_ratios)
+        _check_four("mlp_ratios", self.mlp_ratios, kind=float)
         _check_four("attention_kernels", self.attention_kernels)
         if any(k % 2 == 0 for k in self.attention_kernels):
             raise ModelConfigError(f"attention_kernels must be odd, got {self.attention_kernels}")
+        _check_number("in_channels", self.in_channels, int)
+        _check_number("drop_path_rate", self.drop_path_rate)
+        _check_number("layer_scale_init", self.layer_scale_init)
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise ModelConfigError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate}")
 
@@ -71,19 +114,21 @@ class DecoderConfig:
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_KINDS:
             raise ModelConfigError(
-                f"attention must be one of {', '.join(ATTENTION_KINDS)}, got {self.attention!r}"
+                f"attention must be one of {', '.join(ATTENTION_KINDS)}, got {_shown(self.attention)}"
             )
         _check_four("heads", self.heads)
-        if self.mix_dim is not None and self.mix_dim <= 0:
-            raise ModelConfigError(f"mix_dim must be > 0 or None, got {self.mix_dim}")
-        if self.ffn_ratio <= 0:
-            raise ModelConfigError(f"ffn_ratio must be > 0, got {self.ffn_ratio}")
-        if self.lpm_kernel < 1 or self.lpm_kernel % 2 == 0:
-            raise ModelConfigError(f"lpm_kernel must be odd and >= 1, got {self.lpm_kernel}")
-        if self.embed_dim <= 0:
-            raise ModelConfigError(f"embed_dim must be > 0, got {self.embed_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ModelConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("lpm", "mixing", "qkv_bias", "proj_bias", "lpm_strip"):
+            _check_bool(name, getattr(self, name))
+        if self.mix_dim is not None:
+            _check_range("mix_dim", self.mix_dim, 1, MAX_WIDTH, int)
+        _check_range("embed_dim", self.embed_dim, 1, MAX_WIDTH, int)
+        _check_range("lpm_kernel", self.lpm_kernel, 1, MAX_KERNEL, int)
+        if self.lpm_kernel % 2 == 0:
+            raise ModelConfigError(f"lpm_kernel must be odd, got {self.lpm_kernel}")
+        _check_range("ffn_ratio", self.ffn_ratio, 0.0, MAX_FFN_RATIO, float, low_open=True)
+        if self.attn_scale is not None:
+            _check_range("attn_scale", self.attn_scale, 0.0, math.inf, float, low_open=True)
+        _check_range("dropout", self.dropout, 0.0, 1.0, float, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -93,6 +138,7 @@ class ModelConfig:
     num_classes: int = 150
 
     def __post_init__(self) -> None:
+        _check_number("num_classes", self.num_classes, int)
         if self.num_classes < 1:
             raise ModelConfigError(f"num_classes must be >= 1, got {self.num_classes}")
         for stage, (c, h) in enumerate(zip(self.encoder.embed_dims, self.decoder.heads), 1):
@@ -128,10 +174,16 @@ DECODER_OVERRIDES: dict[str, dict] = {
 
 def variant_config(variant: str, num_classes: int, **decoder_fields) -> ModelConfig:
     """ModelConfig of a named variant; decoder_fields override DecoderConfig fields."""
-    key = variant.lower().removeprefix("scaseg-")
+    key = variant.lower().removeprefix("scaseg-") if isinstance(variant, str) else None
     if key not in VARIANTS:
         valid = ", ".join(VARIANTS)
-        raise ModelConfigError(f"unknown variant {variant!r}; valid variants: {valid}")
+        raise ModelConfigError(f"unknown variant {_shown(variant)}; valid variants: {valid}")
     decoder = replace(DecoderConfig(), **DECODER_OVERRIDES[key])
+    unknown = sorted(set(decoder_fields) - {f.name for f in fields(DecoderConfig)})
+    if unknown:
+        raise ModelConfigError(
+            f"unknown decoder setting(s) {', '.join(unknown)}; known: "
+            f"{', '.join(f.name for f in fields(DecoderConfig))}"
+        )
     decoder = replace(decoder, **{k: v for k, v in decoder_fields.items() if v is not None})
     return ModelConfig(encoder=VARIANTS[key], decoder=decoder, num_classes=num_classes)

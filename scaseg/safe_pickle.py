@@ -9,19 +9,43 @@ it is imported or called); globals that run code (`os.system`, `builtins.eval`, 
 
 Formats: the zip archive torch >= 1.6 writes (`<name>/data.pkl` plus one file per storage), the
 legacy stream written with `_use_new_zipfile_serialization=False`, and plain pickles.
+
+A hostile file is refused before it costs anything: each pickle's opcodes are checked first
+(`scaseg.pickle_scan`: lengths, memo, nesting, edits of tensors), allocating builtins and tensor
+views are checked as they are called (`scaseg.pickle_budget`), zip members against their
+declared sizes (`scaseg.checkpoint_zip`), and the object that comes back is walked for depth,
+size and self-reference (`scaseg.metadata_walk`). Storages are fixed-size buffers, so nothing
+can grow one to show memory that the file did not fill.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
-import collections
 import io
+import os
 import pickle
 import sys
-import zipfile
 from pathlib import Path
 
 import torch
+
+from scaseg.checkpoint_zip import SMALL_MEMBER_BYTES, open_archive, read_member
+from scaseg.metadata_walk import check_tree, describe
+from scaseg.pickle_budget import (
+    SAFE_BUILTINS,
+    LoadTally,
+    check_storage,
+    check_view,
+    index,
+    safe_builtin,
+)
+from scaseg.pickle_globals import (
+    ALLOWED,
+    CODE_MODULES,
+    UnsafeGlobalError,
+    placeholder_type,
+)
+from scaseg.pickle_scan import scan_pickle
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of a pre-zip torch.save stream
 
@@ -43,74 +67,6 @@ STORAGE_DTYPES = {
 }
 
 TENSOR_TYPES = ("torch.Tensor", "torch.nn.parameter.Parameter")
-SAFE_BUILTINS = {
-    "set": set, "frozenset": frozenset, "list": list, "dict": dict, "tuple": tuple,
-    "bytearray": bytearray, "bytes": bytes, "complex": complex, "slice": slice, "int": int,
-    "float": float, "str": str, "bool": bool, "range": range, "object": object,
-}  # fmt: skip
-
-# Module roots whose globals run code, read files or reach the network when called. A pickle
-# naming one is an attack or a mistake either way, so it is refused loudly rather than stubbed.
-CODE_MODULES = frozenset(
-    {
-        "os", "posix", "nt", "subprocess", "sys", "runpy", "importlib", "shutil", "socket",
-        "ctypes", "pickle", "_pickle", "marshal", "webbrowser", "pty", "code", "codeop",
-        "multiprocessing", "threading", "_thread", "signal", "asyncio", "pdb", "bdb", "timeit",
-        "pydoc", "platform", "tempfile", "io", "_io", "pathlib", "glob", "operator", "functools",
-        "types", "inspect", "ssl", "http", "urllib", "ftplib", "smtplib", "telnetlib", "cProfile",
-        "profile", "trace", "dill", "cloudpickle", "joblib", "posixpath", "ntpath",
-        "_posixsubprocess", "_winapi", "msvcrt", "winreg", "zipimport", "pkgutil", "site",
-        "sysconfig", "distutils", "setuptools", "pip", "ensurepip", "venv", "imp",
-    }
-)  # fmt: skip
-
-
-class UnsafeGlobalError(pickle.UnpicklingError):
-    """The pickle names a global that runs code; nothing was executed."""
-
-    def __init__(self, global_name: str, use: str = "") -> None:
-        super().__init__(f"it references {global_name}{use}, which can run code")
-        self.global_name = global_name
-
-
-class Placeholder:
-    """An object the pickle described but that was not rebuilt: class name, arguments, state."""
-
-    global_name = "?"
-
-    def __new__(cls, *args, **kwargs):
-        obj = object.__new__(cls)
-        obj.args, obj.kwargs, obj.state = args, kwargs, None
-        obj.items, obj.elements = {}, []
-        return obj
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass  # __new__ kept the arguments; nothing is run
-
-    def __setstate__(self, state) -> None:  # BUILD
-        self.state = state
-
-    def __setitem__(self, key, value) -> None:  # SETITEMS on a dict subclass
-        self.items[key] = value
-
-    def append(self, value) -> None:  # APPENDS on a list subclass
-        self.elements.append(value)
-
-    def extend(self, values) -> None:
-        self.elements.extend(values)
-
-    def __repr__(self) -> str:
-        return f"<placeholder {self.global_name}>"
-
-
-_placeholder_types: dict[str, type] = {}
-
-
-def placeholder_type(global_name: str) -> type:
-    if global_name not in _placeholder_types:
-        name = f"Placeholder[{global_name}]"
-        _placeholder_types[global_name] = type(name, (Placeholder,), {"global_name": global_name})
-    return _placeholder_types[global_name]
 
 
 class _StorageType:
@@ -120,104 +76,34 @@ class _StorageType:
         self.dtype = dtype
 
 
-def _codecs_encode(text, encoding="utf-8"):
-    # Protocol-2 pickles (torch.save's default) carry bytes as _codecs.encode(str, "latin1").
-    # Only plain text codecs: a codec name is looked up (and its module imported) by Python.
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
-        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}")
-    return text.encode(encoding)
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False, hooks=None, *rest):
-    return _tensor_on(storage, storage.dtype if isinstance(storage, _Storage) else None,
-                      storage_offset, size, stride)  # fmt: skip
-
-
-def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, hooks, dtype, *rest):
-    return _tensor_on(storage, dtype, storage_offset, size, stride)
-
-
-def _tensor_on(storage, dtype, storage_offset, size, stride) -> torch.Tensor:
-    if not isinstance(storage, _Storage) or not isinstance(dtype, torch.dtype):
-        raise pickle.UnpicklingError(f"a tensor without a readable storage ({storage!r})")
-    # Views share the one storage object, as they did when saved (tied or strided tensors).
-    return torch.empty((0,), dtype=dtype).set_(storage.data, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=False, hooks=None, *rest):
-    if not isinstance(data, torch.Tensor):
-        raise pickle.UnpicklingError(f"a parameter without tensor data ({data!r})")
-    return data  # a plain tensor is all a state dict needs
-
-
-def _rebuild_from_type_v2(func, new_type, args, state):
-    # torch.Tensor / Parameter arrive as placeholders too: only their names are needed here.
-    name = getattr(new_type, "global_name", None)
-    if func in (_rebuild_tensor, _rebuild_tensor_v3, _rebuild_parameter) and name in TENSOR_TYPES:
-        return func(*args)
-    return placeholder_type(f"{name or new_type}")(func, args, state)
-
-
-def _getattr(obj, name, *default):
-    # mmengine's HistoryBuffer pickles its bound methods as getattr(buffer, "min"): on a
-    # placeholder that yields another placeholder. On a real object it could reach anything.
-    if isinstance(obj, Placeholder) or (isinstance(obj, type) and issubclass(obj, Placeholder)):
-        return placeholder_type(f"{obj.global_name}.{name}")()
-    raise UnsafeGlobalError("builtins.getattr", f" on a {type(obj).__name__} ({name!r})")
-
-
-def _reconstructor(cls, base, state=None):  # copyreg._reconstructor (protocol 0/1 objects)
-    if isinstance(cls, type) and issubclass(cls, Placeholder):
-        return cls(base, state)
-    raise pickle.UnpicklingError(f"copyreg._reconstructor of {cls!r}")
-
-
-def _newobj(cls, *args):  # copyreg.__newobj__
-    if isinstance(cls, type) and issubclass(cls, (Placeholder, collections.OrderedDict)):
-        return cls.__new__(cls, *args)
-    raise pickle.UnpicklingError(f"copyreg.__newobj__ of {cls!r}")
-
-
-def _load_from_bytes(data):
-    # torch.storage._load_from_bytes: how a storage pickles outside torch.save (pickle.dump of a
-    # state dict). The bytes are a torch.save stream of that storage: read it the same safe way.
-    if not isinstance(data, bytes):
-        raise pickle.UnpicklingError("_load_from_bytes without bytes")
-    obj, _ = _load_file(io.BytesIO(data))
-    if not isinstance(obj, _Storage):
-        raise pickle.UnpicklingError(f"_load_from_bytes gave {obj!r}, not a storage")
-    return obj
-
-
-ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("_codecs", "encode"): _codecs_encode,
-    ("builtins", "getattr"): _getattr,
-    ("copyreg", "_reconstructor"): _reconstructor,
-    ("copyreg", "__newobj__"): _newobj,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-    ("torch.storage", "_load_from_bytes"): _load_from_bytes,
-    ("torch", "Size"): torch.Size,
-}
-
-
 class _Storage:
-    """One storage of the file, shared by every tensor that views it."""
+    """One storage of the file, shared by every tensor that views it; a fixed-size buffer."""
+
+    __slots__ = ("data", "dtype")
 
     def __init__(self, data: torch.UntypedStorage, dtype: torch.dtype) -> None:
         self.data, self.dtype = data, dtype
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler over allow-listed globals; storages come from `read_storage(key, dtype, numel)`."""
+# Rebuild functions, bound to the unpickler that counts the file's tensor elements.
+REBUILDERS = {
+    ("torch._utils", "_rebuild_tensor"): "_rebuild_tensor",
+    ("torch._utils", "_rebuild_tensor_v2"): "_rebuild_tensor",
+    ("torch._utils", "_rebuild_tensor_v3"): "_rebuild_tensor_v3",
+    ("torch._utils", "_rebuild_parameter"): "_rebuild_parameter",
+    ("torch._utils", "_rebuild_parameter_with_state"): "_rebuild_parameter",
+    ("torch._tensor", "_rebuild_from_type_v2"): "_rebuild_from_type_v2",
+    ("torch.storage", "_load_from_bytes"): "_load_from_bytes",
+}
 
-    def __init__(self, file, read_storage=None) -> None:
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler over allow-listed globals; storages come from `read_storage(key, dtype, numel)`.
+    Only for a stream `scan_pickle` has passed: the C unpickler trusts its lengths."""
+
+    def __init__(self, file, tally: LoadTally, read_storage=None) -> None:
         super().__init__(file)
+        self._tally = tally
         self._read_storage = read_storage
         self._storages: dict[str, _Storage] = {}
 
@@ -227,8 +113,12 @@ class SafeUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in ALLOWED:
             return ALLOWED[(module, name)]
+        if (module, name) in REBUILDERS:
+            return getattr(self, REBUILDERS[(module, name)])
         if module == "builtins" and name in SAFE_BUILTINS:
-            return SAFE_BUILTINS[name]
+            return safe_builtin(name, self._tally.what)
+        if (module, name) == ("torch", "Size"):
+            return safe_builtin("torch.Size", self._tally.what)
         if module in ("torch", "torch.storage") and name in STORAGE_DTYPES:
             return _StorageType(STORAGE_DTYPES[name])
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
@@ -240,94 +130,174 @@ class SafeUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+            raise pickle.UnpicklingError(f"unsupported persistent id {describe(pid)}")
         storage_type, key, _location, numel = pid[1:5]
         if not isinstance(storage_type, _StorageType) or self._read_storage is None:
-            raise pickle.UnpicklingError(f"unsupported storage {storage_type!r}")
+            raise pickle.UnpicklingError(f"unsupported storage {describe(storage_type)}")
         if len(pid) > 5 and pid[5] is not None:
             raise pickle.UnpicklingError("storage views of torch < 0.4 checkpoints")
+        if not isinstance(key, (str, int)) or len(str(key)) > 64:
+            raise pickle.UnpicklingError(f"a storage named {describe(key)}")
         key = str(key)
         if key not in self._storages:
-            data = self._read_storage(key, storage_type.dtype, int(numel))
+            numel = index(numel, "storage element count")
+            data = self._read_storage(key, storage_type.dtype, numel)
             self._storages[key] = _Storage(data, storage_type.dtype)
         return self._storages[key]
+
+    def _rebuild_tensor(self, storage, storage_offset, size, stride, *rest):
+        dtype = storage.dtype if isinstance(storage, _Storage) else None
+        return self._tensor_on(storage, dtype, storage_offset, size, stride)
+
+    def _rebuild_tensor_v3(
+        self, storage, storage_offset, size, stride, _grad, _hooks, dtype, *rest
+    ):
+        return self._tensor_on(storage, dtype, storage_offset, size, stride)
+
+    def _tensor_on(self, storage, dtype, storage_offset, size, stride) -> torch.Tensor:
+        if not isinstance(storage, _Storage) or not isinstance(dtype, torch.dtype):
+            raise pickle.UnpicklingError(
+                f"a tensor without a readable storage ({describe(storage)})"
+            )
+        element_size = _element_size(dtype)
+        check_view(self._tally, storage.data.nbytes(), element_size, storage_offset, size, stride)
+        # Views share the one storage object, as they did when saved (tied or strided tensors).
+        return torch.empty((0,), dtype=dtype).set_(storage.data, storage_offset, size, stride)
+
+    def _rebuild_parameter(self, data, requires_grad=False, hooks=None, *rest):
+        if not isinstance(data, torch.Tensor):
+            raise pickle.UnpicklingError(f"a parameter without tensor data ({describe(data)})")
+        return data  # a plain tensor is all a state dict needs
+
+    def _rebuild_from_type_v2(self, func, new_type, args, state):
+        # torch.Tensor / Parameter arrive as placeholders too: only their names are needed here.
+        name = getattr(new_type, "global_name", None)
+        rebuilders = (self._rebuild_tensor, self._rebuild_tensor_v3, self._rebuild_parameter)
+        if func in rebuilders and name in TENSOR_TYPES and isinstance(args, tuple):
+            return func(*args)
+        return placeholder_type(f"{name or type(new_type).__name__}")(func, args, state)
+
+    def _load_from_bytes(self, data):
+        # torch.storage._load_from_bytes: how a storage pickles outside torch.save (pickle.dump
+        # of a state dict). The bytes are a torch.save stream of that storage, read the same
+        # safe way; a storage inside those bytes is not unpacked further.
+        if not isinstance(data, bytes) or self._tally.nested:
+            raise pickle.UnpicklingError(f"_load_from_bytes of {describe(data)}")
+        self._tally.nested += 1
+        try:
+            obj, _ = _load_file(io.BytesIO(data), self._tally, len(data))
+        finally:
+            self._tally.nested -= 1
+        if not isinstance(obj, _Storage):
+            raise pickle.UnpicklingError(f"_load_from_bytes gave {describe(obj)}, not a storage")
+        return obj
 
 
 def load_torch_pickle(path: Path) -> tuple[object, str]:
     """(object, container) from a torch.save file or a plain pickle; container is "zip",
-    "legacy" or "pickle". Raises UnsafeGlobalError, pickle.UnpicklingError or OSError-likes."""
+    "legacy" or "pickle". Raises BudgetError, UnsafeGlobalError, pickle.UnpicklingError,
+    CheckpointError (an object that contains itself) or OSError-likes."""
+    tally = LoadTally(f"checkpoint {path}")
     with open(path, "rb") as f:
-        return _load_file(f)
+        obj, container = _load_file(f, tally, os.fstat(f.fileno()).st_size)
+    check_tree(obj, tally.what)
+    return obj, container
 
 
-def _load_file(f) -> tuple[object, str]:
+def _load_file(f, tally: LoadTally, size: int) -> tuple[object, str]:
     if f.read(4) == b"PK\x03\x04":
         f.seek(0)
-        return _load_zip(f), "zip"
+        return _load_zip(f, tally), "zip"
     f.seek(0)
-    return _load_stream(f)
+    return _load_stream(f, tally, size)
 
 
-def _load_zip(f) -> object:
-    with zipfile.ZipFile(f) as archive:
+def _load_one(f, tally: LoadTally, read_storage=None) -> object:
+    """One pickle from `f`: its opcodes checked first, then unpickled."""
+    start = f.tell()
+    tally.opcodes = scan_pickle(f, tally.what, tally.opcodes)
+    f.seek(start)
+    return SafeUnpickler(f, tally, read_storage).load()
+
+
+def _load_zip(f, tally: LoadTally) -> object:
+    with open_archive(f, tally.what) as archive:
         names = archive.namelist()
         pkl = next((n for n in names if n.endswith("data.pkl") and n.count("/") == 1), None)
         if pkl is None:
             raise pickle.UnpicklingError("a zip file without data.pkl, not a torch.save archive")
         prefix = pkl.removesuffix("data.pkl")
-        order = (
-            archive.read(f"{prefix}byteorder").decode()
-            if f"{prefix}byteorder" in names
-            else "little"
-        )
+        order = "little"
+        if f"{prefix}byteorder" in names:
+            raw = read_member(archive, f"{prefix}byteorder", tally.what, SMALL_MEMBER_BYTES)
+            order = raw.decode("ascii", "replace")
         if order != sys.byteorder:
             raise pickle.UnpicklingError(
-                f"saved on a {order}-endian machine; re-save it on this one"
+                f"saved on a {describe(order)}-endian machine; re-save it on this one"
             )
 
         def read_storage(key: str, dtype: torch.dtype, numel: int) -> torch.UntypedStorage:
-            raw = archive.read(f"{prefix}data/{key}")
             nbytes = numel * _element_size(dtype)
-            if len(raw) < nbytes:
-                raise pickle.UnpicklingError(f"storage {key} holds {len(raw)} of {nbytes} bytes")
-            if nbytes == 0:
-                return torch.UntypedStorage(0)
-            return torch.UntypedStorage.from_buffer(raw[:nbytes], dtype=torch.uint8)
+            check_storage(tally.what, key, nbytes, 0, sys.maxsize)  # open_archive: the total
+            raw = read_member(archive, f"{prefix}data/{key}", tally.what)
+            if len(raw) != nbytes:
+                raise pickle.UnpicklingError(
+                    f"storage {key} holds {len(raw):,} bytes, but its record says {numel:,} "
+                    f"elements of {dtype} ({nbytes:,} bytes)"
+                )
+            return _fixed_storage(raw)
 
-        with archive.open(pkl) as data_pkl:
-            return SafeUnpickler(io.BufferedReader(data_pkl), read_storage).load()
+        data = read_member(archive, pkl, tally.what)
+        return _load_one(io.BytesIO(data), tally, read_storage)
 
 
-def _load_stream(f) -> tuple[object, str]:
-    first = SafeUnpickler(f).load()
+def _load_stream(f, tally: LoadTally, size: int) -> tuple[object, str]:
+    first = _load_one(f, tally)
     if not (type(first) is int and first == LEGACY_MAGIC):
         return first, "pickle"
-    SafeUnpickler(f).load()  # protocol version
-    SafeUnpickler(f).load()  # sys info (endianness, type sizes)
+    _load_one(f, tally)  # protocol version
+    _load_one(f, tally)  # sys info (endianness, type sizes)
     # Storages are filled after the main pickle: allocate them now, tensors view them in place.
-    allocated: dict[str, tuple[torch.UntypedStorage, int]] = {}
+    start = f.tell()
+    tally.opcodes = scan_pickle(f, tally.what, tally.opcodes)
+    available = size - f.tell()
+    f.seek(start)
+    allocated: dict[str, tuple[bytearray, torch.UntypedStorage, int]] = {}
+    claimed = 0
 
     def allocate(key: str, dtype: torch.dtype, numel: int) -> torch.UntypedStorage:
-        size = _element_size(dtype)
-        allocated[key] = (torch.UntypedStorage(numel * size), size)
-        return allocated[key][0]
+        nonlocal claimed
+        element_size = _element_size(dtype)
+        claimed = check_storage(tally.what, key, numel * element_size, claimed, available)
+        buffer = bytearray(numel * element_size)
+        allocated[key] = (buffer, _fixed_storage(buffer), element_size)
+        return allocated[key][1]
 
-    obj = SafeUnpickler(f, allocate).load()
-    keys = SafeUnpickler(f).load()
+    obj = SafeUnpickler(f, tally, allocate).load()
+    keys = _load_one(f, tally)
     if not isinstance(keys, list):
         raise pickle.UnpicklingError("legacy checkpoint without its storage list")
-    for key in map(str, keys):
-        if key not in allocated:
-            raise pickle.UnpicklingError(f"legacy checkpoint lists an unknown storage {key!r}")
-        storage, element_size = allocated[key]
+    for key in keys:
+        if str(key) not in allocated:
+            raise pickle.UnpicklingError(
+                f"legacy checkpoint lists an unknown storage {describe(key)}"
+            )
+        buffer, _, element_size = allocated[str(key)]
         numel = int.from_bytes(_read_exactly(f, 8), "little")  # element count, then raw bytes
-        if numel * element_size != storage.nbytes():
-            raise pickle.UnpicklingError(f"storage {key} has {numel} elements, expected more")
-        raw = _read_exactly(f, storage.nbytes())
-        if raw:  # frombuffer refuses empty buffers
-            view = torch.empty((0,), dtype=torch.uint8).set_(storage)
-            view.copy_(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+        if numel * element_size != len(buffer):
+            raise pickle.UnpicklingError(
+                f"storage {key} has {numel:,} elements, its record says {len(buffer) // element_size:,}"
+            )
+        if f.readinto(buffer) != len(buffer):
+            raise EOFError(f"file ends inside storage {key}")
     return obj, "legacy"
+
+
+def _fixed_storage(buffer: bytearray) -> torch.UntypedStorage:
+    """A storage over `buffer` that cannot be resized (`Tensor.set_` past its end fails)."""
+    if not buffer:  # frombuffer refuses empty buffers; an empty storage holds no view anyway
+        return torch.UntypedStorage(0)
+    return torch.frombuffer(buffer, dtype=torch.uint8).untyped_storage()
 
 
 def _read_exactly(f, n: int) -> bytes:

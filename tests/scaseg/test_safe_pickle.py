@@ -9,7 +9,8 @@ import torch
 
 from scaseg.checkpoint import CheckpointError, load_model, read_state_dict
 from scaseg.model import build_model
-from scaseg.safe_pickle import Placeholder, load_torch_pickle
+from scaseg.pickle_globals import Placeholder
+from scaseg.safe_pickle import load_torch_pickle
 from tests.support.checkpoints import Payload, payloads, save_payload_checkpoint, touch_marker
 
 pytest.importorskip("mmengine")
