@@ -42,12 +42,17 @@ def encoder_shape(state: dict[str, torch.Tensor]) -> EncoderShape | None:
         blocks = {
             int(m.group(2)) for k in state if (m := _BLOCK.match(k)) and m.group(1) == str(stage)
         }
-        fc1 = state.get(f"backbone.block{stage}.0.mlp.fc1.weight")
-        ratio = fc1.shape[0] / dim if fc1 is not None and dim else None
+        fc1 = rows(state.get(f"backbone.block{stage}.0.mlp.fc1.weight"))
+        ratio = fc1 / dim if fc1 is not None and dim else None
         dims.append(dim)
         depths.append(max(blocks) + 1 if blocks else 0)
         ratios.append(ratio)
     return EncoderShape(tuple(dims), tuple(depths), tuple(ratios))
+
+
+def rows(tensor: torch.Tensor | None) -> int | None:
+    """The first dimension of a tensor (out channels of a weight); None for None or a scalar."""
+    return int(tensor.shape[0]) if tensor is not None and tensor.dim() >= 1 else None
 
 
 def match_variant(shape: EncoderShape) -> str | None:
@@ -106,8 +111,8 @@ def infer_num_classes(
         (state, "decode_head.cls_seg.weight"),
         (foreign, "decode_head.conv_seg.weight"),
     ):
-        if key in source and source[key].dim() >= 1:
-            return int(source[key].shape[0])
+        if rows(source.get(key)) is not None:
+            return rows(source[key])
     return None
 
 
@@ -118,17 +123,17 @@ def infer_decoder_fields(state: dict[str, torch.Tensor], variant: str) -> dict:
     default = DecoderConfig(**DECODER_OVERRIDES[variant])
     dims = VARIANTS[variant].embed_dims
     found: dict = {}
-    q = state.get("decode_head.blocks.0.attn.q.weight")
+    q = rows(state.get("decode_head.blocks.0.attn.q.weight"))
     has_mixers = any(k.startswith("decode_head.mixers.") for k in state)
     if not has_mixers:
         found["attention"] = "self"
-    elif q is not None and q.shape[0] == dims[0] and default.heads[0] != dims[0]:
+    elif q is not None and q == dims[0] and default.heads[0] != dims[0]:
         found["attention"] = "cross"
     if has_mixers:
         found["mixing"] = "decode_head.mixers.0.projs.1.weight" in state
-        proj = state.get("decode_head.mixers.0.projs.0.weight")
-        if proj is not None and int(proj.shape[0]) != dims[0]:
-            found["mix_dim"] = int(proj.shape[0])
+        proj = rows(state.get("decode_head.mixers.0.projs.0.weight"))
+        if proj is not None and proj != dims[0]:
+            found["mix_dim"] = proj
     found["lpm"] = any(k.startswith("decode_head.blocks.0.lpm.") for k in state)
     if "decode_head.blocks.0.lpm.dw.0.weight" in state:
         found["lpm_strip"] = True
@@ -137,18 +142,14 @@ def infer_decoder_fields(state: dict[str, torch.Tensor], variant: str) -> dict:
     )
     if dw is not None and dw.dim() == 4:
         found["lpm_kernel"] = int(dw.shape[-1])
-    fc1 = state.get("decode_head.blocks.0.ffn.fc1.weight")
+    fc1 = rows(state.get("decode_head.blocks.0.ffn.fc1.weight"))
     if fc1 is not None:
-        found["ffn_ratio"] = fc1.shape[0] / dims[0]
+        found["ffn_ratio"] = fc1 / dims[0]
     if found.get("attention", "strip") == "strip":
-        heads = tuple(
-            int(state[f"decode_head.blocks.{i}.attn.q.weight"].shape[0])
-            for i in range(4)
-            if f"decode_head.blocks.{i}.attn.q.weight" in state
-        )
-        if len(heads) == 4:
+        heads = tuple(rows(state.get(f"decode_head.blocks.{i}.attn.q.weight")) for i in range(4))
+        if None not in heads:
             found["heads"] = heads
-    fuse = state.get("decode_head.fuse.0.weight")
+    fuse = rows(state.get("decode_head.fuse.0.weight"))
     if fuse is not None:
-        found["embed_dim"] = int(fuse.shape[0])
+        found["embed_dim"] = fuse
     return {k: v for k, v in found.items() if getattr(default, k) != v}

@@ -64,3 +64,41 @@ def test_config_text_is_parsed_never_run(tmp_path):
     )
     info = read_preprocess_config({"meta": {"cfg": text}})
     assert info["preprocess"]["mean"] == [1.0, 2.0, 3.0] and not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("norm", "warning"),
+    [
+        ("mean=[1, 2, 3], std=[0, 1, 1]", "std [0, 1, 1] must be > 0"),
+        ("mean=[1, 2, 3], std=[-58.4, 57.1, 57.4]", "std [-58.4, 57.1, 57.4] must be > 0"),
+        ("mean=[1e999, 2, 3], std=[1, 1, 1]", "mean [inf, 2, 3] is not finite"),
+        ("mean=[1, 2, 3], std=[1, 1, 1e999]", "std [1, 1, inf] is not finite"),
+        ("mean=[1, 2, 3], std=[1, 1, 1], bgr_to_rgb='yes'", "colour order is not True/False"),
+    ],
+)
+def test_a_normalisation_that_cannot_be_used_is_ignored_with_a_reason(norm, warning):
+    info = read_preprocess_config({"meta": {"cfg": f"data_preprocessor = dict({norm})\n"}})
+    assert "preprocess" not in info
+    assert warning in info["metadata_warnings"][0], info["metadata_warnings"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "-" * 100_000 + "1",  # the parser's stack
+        "x = " + "+".join(["1"] * 100_000),  # the AST's depth
+        "x = dict(mean=[" + "1+" * 900 + "1, 2, 3], std=[1, 1, 1])",  # literal_eval's recursion
+    ],
+    ids=["unary", "binop", "nested-value"],
+)
+def test_config_text_that_nests_deep_is_a_warning_not_a_crash(text):
+    info = read_preprocess_config({"meta": {"cfg": text}})
+    assert "preprocess" not in info
+
+
+def test_config_text_over_its_budget_is_refused_before_it_is_parsed():
+    from runtime.errors import BudgetError
+
+    text = "x = 1\n" * 200_000
+    with pytest.raises(BudgetError, match=r"meta\.cfg needs 1,200,000 characters.*CONFIG_TEXT"):
+        read_preprocess_config({"meta": {"cfg": text}}, "checkpoint big.pth")

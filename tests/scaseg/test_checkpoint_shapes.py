@@ -94,3 +94,16 @@ def test_an_ablation_model_loads_from_a_plain_state_dict(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(source(x), model(x))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["decode_head.blocks.0.attn.q.weight", "decode_head.fuse.0.weight",
+     "decode_head.blocks.0.ffn.fc1.weight", "backbone.block1.0.mlp.fc1.weight"],
+)  # fmt: skip
+def test_a_scalar_where_a_weight_belongs_is_a_mismatch_not_a_crash(tmp_path, key):
+    state = dict(build_model("tiny", 3).state_dict())
+    state[key] = torch.tensor(1.0)
+    torch.save(state, tmp_path / "m.pth")
+    with pytest.raises(CheckpointError, match=r"shape mismatch|contradicts|which variant"):
+        load_model(tmp_path / "m.pth", variant="tiny")
