@@ -25,7 +25,6 @@ MIN_INPUTS = 1000
 # failure until its fix lands; then the test passes unexpectedly and fails (strict), and the
 # entry must go. Never skip one silently.
 KNOWN_OPEN: set[str] = {
-    "calibration/calib_list_txt-6e340b9cff.txt",
     "checkpoint_load/mmengine_tiny-d3e1a03bb4.pth.gz",
     "checkpoint_read/mmengine_mini-1a3209a3de.pth",
     "onnx_open/tiny_onnx-e139b2ca4f.onnx",
