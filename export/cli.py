@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from export import cli_options as opts
 from export.cli_options import VariantChoice
+from export.cli_paths import check_engine_paths, check_export_paths, shown_path
 from export.cli_report import StageProgress, print_engine_result, print_report
 from runtime.cli_errors import warning_line
 
@@ -259,7 +260,7 @@ def export(
             force=force,
             triton_openvino=triton_openvino,
         )
-        check_export_paths(request, scale_out)
+        check_export_paths(request, triton_repo, deepstream)
         return _export(request, engines, engine_options, scale_out)
 
     raise typer.Exit(_guarded(run, debug))
@@ -276,50 +277,6 @@ class ScaleOut:
     triton_openvino: str | None = None  # OpenVINO device for the Python-backend model
 
 
-# What scaseg-export writes into a folder it is given (fnmatch patterns): --out per precision,
-# --deepstream, --sensitivity-report (export/int8_sensitivity.py), --calib-cache (one JSON a key).
-ARTIFACT_NAMES = ("*.{p}.onnx", "*.{p}.onnx.json", "*.{p}.engine", "*.{p}.engine.json")
-DEEPSTREAM_NAMES = ("config_infer_*.txt", "*.deepstream.onnx", "*.deepstream.onnx.json",
-                    "*.deepstream.engine", "labels.txt", "pipeline.txt")  # fmt: skip
-SENSITIVITY_NAMES = ("int8_sensitivity*",)
-CACHE_NAMES = ("*.json",)
-
-
-def _path(path: Path) -> str:
-    """A path for a markup line: shown as typed (no rich markup, no raw control bytes)."""
-    from runtime.io.output_paths import shown
-
-    return escape(shown(path))
-
-
-def check_export_paths(request, scale_out: ScaleOut) -> None:
-    """Before anything loads: no output of the export may replace, hold or sit inside what it
-    reads (runtime/io/output_paths.py). Artifacts beside the checkpoint are fine."""
-    from export.request import DEMO_CHECKPOINT
-    from runtime.io.input_paths import file_inputs, folder_inputs, source_inputs
-    from runtime.io.output_paths import check_outputs, files_in, output_folder
-    from runtime.io.source_types import GENERATED
-
-    inputs = file_inputs(request.checkpoint or DEMO_CHECKPOINT, "--checkpoint")
-    inputs += file_inputs(request.classes, "--classes")
-    if request.calib_data not in (None, GENERATED):
-        inputs += source_inputs(request.calib_data, "--calib-data", lists=True)
-    inputs += folder_inputs(request.val_data, "--val-data")
-    inputs += folder_inputs(request.val_masks, "--val-masks")
-    names = [n.format(p=p) for p in request.precisions for n in ARTIFACT_NAMES]
-    outputs = [files_in(request.out, names, "--out")]
-    for folder, flag, written in (
-        (request.calib_cache, "--calib-cache", CACHE_NAMES),
-        (request.sensitivity_report, "--sensitivity-report", SENSITIVITY_NAMES),
-        (scale_out.deepstream, "--deepstream", DEEPSTREAM_NAMES),
-    ):
-        if folder is not None:
-            outputs.append(files_in(folder, written, flag))
-    if scale_out.triton_repo is not None:
-        outputs.append(output_folder(scale_out.triton_repo, "--triton-repo"))
-    check_outputs(inputs, outputs)
-
-
 def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
     from export.deepstream import write_deepstream_config
     from export.triton_repo import write_triton_repo
@@ -334,7 +291,7 @@ def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
                 force=scale_out.force,
                 openvino_device=scale_out.triton_openvino,
             )
-            console.print(f"Triton model repository: {_path(repo)}", soft_wrap=True)
+            console.print(f"Triton model repository: {shown_path(repo)}", soft_wrap=True)
         onnx_files = [a for a in artifacts if a.suffix == ".onnx"]
         if scale_out.deepstream is not None and onnx_files:
             # nvinfer builds FP32/FP16 from the ONNX itself (the last of those exported); an INT8
@@ -345,12 +302,13 @@ def _write_scale_out(artifacts: list[Path], scale_out: ScaleOut) -> None:
             config = write_deepstream_config(
                 source, scale_out.deepstream, force=scale_out.force, prebuilt_engine=prebuilt
             )
-            console.print(f"DeepStream nvinfer config: {_path(config)}", soft_wrap=True)
+            console.print(f"DeepStream nvinfer config: {shown_path(config)}", soft_wrap=True)
             if prebuilt:
                 ds_onnx = Path(scale_out.deepstream) / f"{source.stem}.deepstream.onnx"
                 console.print(
                     "  INT8 runs in DeepStream from an engine: on the device, run "
-                    f"scaseg-export build-engine {_path(ds_onnx)} (the config's model-engine-file)",
+                    f"scaseg-export build-engine {shown_path(ds_onnx)} (the config's "
+                    "model-engine-file)",
                     soft_wrap=True,
                 )
     for warning in caught:
@@ -419,7 +377,7 @@ def build_engine_command(
             raise FileNotFoundError(
                 f"{model} does not exist; pass an .onnx written by scaseg-export"
             )
-        _check_engine_paths(model, timing_cache, calib_data)
+        check_engine_paths(model, timing_cache, calib_data)
         options = EngineOptions(
             workspace_gib=workspace_gib,
             dla_core=dla_core,
@@ -434,24 +392,6 @@ def build_engine_command(
         return 0
 
     raise typer.Exit(_guarded(run, debug))
-
-
-def _check_engine_paths(model: Path, timing_cache: Path | None, calib_data: str | None) -> None:
-    """The engine, its sidecar and the timing cache never replace the ONNX, its sidecar or data,
-    or the calibration frames (runtime/io/output_paths.py)."""
-    from export.artifacts import engine_path_for
-    from runtime.io.input_paths import model_inputs, source_inputs
-    from runtime.io.output_paths import check_outputs, output_file
-    from runtime.io.source_types import GENERATED
-    from runtime.meta import sidecar_path
-
-    inputs = model_inputs(model, "MODEL")
-    if calib_data not in (None, GENERATED):
-        inputs += source_inputs(calib_data, "--calib-data", lists=True)
-    engine = engine_path_for(model)
-    cache = timing_cache or model.parent / "tensorrt.timing.cache"
-    outputs = [output_file(engine, "engine"), output_file(sidecar_path(engine), "engine sidecar")]
-    check_outputs(inputs, [*outputs, output_file(cache, "--timing-cache")])
 
 
 def _guarded(run, debug: bool) -> int:

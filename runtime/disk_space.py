@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from runtime.errors import RunError
+from runtime.errors import RunError, UserInputError
 
 DEFAULT_MIN_FREE_MB = 64.0
 MIB = 1024 * 1024
@@ -73,7 +73,9 @@ class SpaceGuard:
         clock: Callable[[], float] = time.monotonic,
     ):
         if min_free_bytes < 0:
-            raise ValueError(f"--min-free-mb must be >= 0, got {min_free_bytes / MIB:g}")
+            raise UserInputError(
+                f"--min-free-mb must be >= 0 (0 turns the check off), got {min_free_bytes / MIB:g}"
+            )
         self.min_free_bytes = int(min_free_bytes)
         self.interval_s = interval_s
         self._free, self._clock = free, clock
