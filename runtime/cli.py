@@ -335,7 +335,11 @@ def run(
     codec: str = typer.Option(
         "mp4v", help="FourCC for video outputs; falls back with a warning. Example: --codec avc1"
     ),
-    force: bool = typer.Option(False, "--force", help="Replace existing outputs. Example: --force"),
+    force: bool = typer.Option(
+        False, "--force",
+        help="Replace existing outputs; in a --labels-out folder only the PNGs of an earlier run "
+        "(never inputs, never other files). Example: --force",
+    ),
     segment_minutes: float | None = typer.Option(
         None, "--segment-minutes",
         help="Video outputs: cut into numbered files (out_00000.mp4, ...) of this many minutes, "
