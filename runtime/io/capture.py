@@ -67,7 +67,7 @@ class Reconnect:
         for name, value in (("--reconnect-delay", self.delay_s), ("max_delay_s", self.max_delay_s)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise UserInputError(
-                    f"{name} must be a number of seconds > 0, e.g. 1.0, got {value!r}"
+                    f"{name} must be a number of seconds > 0, got {value!r}; pass e.g. 1.0"
                 )
 
     def delay(self, attempt: int) -> float:

@@ -246,7 +246,7 @@ class OutputSpec:
             )
         if len(self.codec) != 4:
             raise UserInputError(
-                f"codec must be a 4-character FourCC such as mp4v, got {self.codec!r}"
+                f"codec must be a 4-character FourCC, got {self.codec!r}; pass one such as mp4v or avc1"
             )
 
     def paths(self) -> list[Path]:

@@ -122,7 +122,7 @@ def open_source(
     network stream may take to open or to deliver the next frame."""
     if not (math.isfinite(stream_timeout_s) and stream_timeout_s > 0):
         raise UserInputError(
-            f"--stream-timeout must be a number of seconds > 0, e.g. 10, got {stream_timeout_s!r}"
+            f"--stream-timeout must be a number of seconds > 0, got {stream_timeout_s!r}; pass e.g. 10"
         )
     spec = str(spec)
     scheme = urlparse(spec).scheme.lower() if "://" in spec else ""

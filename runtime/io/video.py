@@ -79,7 +79,7 @@ def open_writer(
     suffix = path.suffix.lower()
     if len(codec) != 4:
         raise UserInputError(
-            f"--codec must be a 4-character FourCC such as mp4v or avc1, got {codec!r}"
+            f"--codec must be a 4-character FourCC, got {codec!r}; pass one such as mp4v or avc1"
         )
     for candidate in (codec, *[c for c in FALLBACK_CODECS[suffix] if c != codec]):
         with _quiet_native_stderr():
