@@ -14,14 +14,14 @@ folder_entries budget, the list file's size within list_bytes.
 
 from __future__ import annotations
 
-import glob
 import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.budgets import budget, check
+from runtime.budgets import check
 from runtime.errors import UserInputError
+from runtime.io.files import glob_files
 
 GLOB_CHARS = "*?["
 
@@ -98,10 +98,9 @@ def source_inputs(spec: str | os.PathLike, flag: str, lists: bool = False) -> li
 def _globbed(pattern: str, flag: str) -> list[InputPath]:
     """Every file the pattern matches (recursive '**' too: the widest reading of the pattern),
     plus its base folder as scanned where the pattern reaches into folders."""
-    limit = budget("folder_entries").limit
-    matches = list(itertools.islice(glob.iglob(pattern, recursive=True), limit + 1))
-    check("folder_entries", len(matches), f"{flag} {pattern!r}: the files it matches")
-    found = [input_path(p, flag) for p in matches if os.path.isfile(p)]
+    # The readers' own walk: each real folder once (no symlink cycle), entries within budget.
+    listing = glob_files(pattern, f"{flag} {pattern!r}")
+    found = [input_path(p, flag) for p in listing.files]
     head, _ = os.path.split(pattern)
     if any(ch in head for ch in GLOB_CHARS):
         parts = Path(head).parts
