@@ -19,8 +19,9 @@ import numpy as np
 
 from runtime.budgets import budget, check
 from runtime.errors import UserInputError
-from runtime.io.files import opencv_path, shown
+from runtime.io.files import opencv_path
 from runtime.sampling import evenly_split
+from runtime.text import shown
 
 
 class VideoFrames(NamedTuple):

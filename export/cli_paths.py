@@ -14,9 +14,10 @@ from rich.markup import escape
 
 from export.artifacts import engine_path_for
 from runtime.io.input_paths import file_inputs, folder_inputs, model_inputs, source_inputs
-from runtime.io.output_paths import check_outputs, files_in, output_file, output_folder, shown
+from runtime.io.output_paths import check_outputs, files_in, output_file, output_folder
 from runtime.io.source_types import GENERATED
 from runtime.meta import sidecar_path
+from runtime.text import shown
 
 # What the export writes into a folder it is given (fnmatch patterns): --out per precision,
 # --deepstream, --sensitivity-report (export/int8_sensitivity.py), --calib-cache (one JSON a key).

@@ -30,8 +30,8 @@ from export.cli_options import VariantChoice
 from export.gate_data import ClassMismatchError, check_class_mismatch
 from runtime.cli_errors import warning_line
 from runtime.errors import UserInputError
-from runtime.io.output_paths import shown
 from runtime.io.source_types import GENERATED
+from runtime.text import shown
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)

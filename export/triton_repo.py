@@ -37,8 +37,8 @@ from export.triton_config import TritonConfigError, native_config, plan_batching
 from export.triton_pbtxt import TritonModelConfig
 from runtime.errors import UnsafePathError
 from runtime.io.output_folder import MARKER, check_refillable, write_marker
-from runtime.io.output_paths import shown
 from runtime.meta import sidecar_path
+from runtime.text import shown
 
 
 def write_triton_repo(

@@ -25,10 +25,10 @@ from runtime.backends import BackendOptions, parse_device
 from runtime.cli_errors import UsageError, guarded, in_cli_terms, warning_line, warnings_as_lines
 from runtime.disk_space import DEFAULT_MIN_FREE_MB
 from runtime.io.capture import RECONNECT_MAX_DELAY_S, Reconnect
-from runtime.io.output_paths import shown
 from runtime.io.sinks import OutputSpec
 from runtime.io.sources import STREAM_TIMEOUT_S
 from runtime.run_outputs import check_run_outputs
+from runtime.text import shown
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)

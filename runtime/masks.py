@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import UserInputError
-from runtime.io.files import shown
 from runtime.io.image_file import decode, load_encoded
+from runtime.text import shown
 
 CITY_MASK = "_gtFine_labelTrainIds.png"
 SHOWN = 3  # file names quoted in a warning before "(+N more)"

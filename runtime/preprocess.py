@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 
 from runtime.errors import UserInputError
-from runtime.io.files import shown
 from runtime.io.image_file import ImageFileError, read_image_file
+from runtime.text import shown
 
 # ImageNet statistics on the 0..255 scale, in RGB order (as mmsegmentation's SegNeXt configs).
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)

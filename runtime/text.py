@@ -8,6 +8,7 @@ raise after the work is done. `printable` shows such characters as visible escap
 
 from __future__ import annotations
 
+import os
 import unicodedata
 
 from rich.markup import escape
@@ -26,6 +27,8 @@ def _visible(ch: str) -> str:
     if unicodedata.category(ch) not in _HIDDEN:
         return ch
     code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a file name that was not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
@@ -40,3 +43,11 @@ def printable(value: object, *, limit: int = DEFAULT_LIMIT, markup: bool = True)
     if cut:
         shown += f"… ({len(text):,} characters)"
     return escape(shown) if markup else shown
+
+
+def shown(path: str | bytes | os.PathLike) -> str:
+    """A path as visible text, whole (paths are not cut): bytes that were not UTF-8 as \\xNN,
+    control and format characters escaped. No rich markup escaping: callers printing with
+    markup on wrap it in rich.markup.escape."""
+    text = os.fsdecode(path)
+    return text if text.isprintable() else "".join(_visible(ch) for ch in text)

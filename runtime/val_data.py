@@ -24,9 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from runtime.io.files import list_entries, list_files, shown
+from runtime.io.files import list_entries, list_files
 from runtime.masks import SHOWN, ValDataError, count_text, read_mask, reduce_zero_label
 from runtime.sampling import evenly_spaced
+from runtime.text import shown
 
 __all__ = ["ValDataError", "ValSample", "ValSet", "find_val_set", "read_image"]
 

@@ -24,9 +24,10 @@ import numpy as np
 
 from runtime.budgets import check
 from runtime.errors import BudgetError, RunError, UserInputError
-from runtime.io.files import opencv_path, shown
+from runtime.io.files import opencv_path
 from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 from runtime.preprocess import as_bgr8
+from runtime.text import shown
 
 RECONNECT_MAX_DELAY_S = 30.0  # backoff cap between reconnect attempts
 _POLL_S = 0.05  # how often a backoff wait looks at the stop event

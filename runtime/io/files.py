@@ -1,6 +1,6 @@
 """Reading a user's files and folders without being hung, looped or flooded by them.
 
-- `shown(path)`: a path as printable text. A file name that is not UTF-8 (b"fr\\xe9me.png" on
+- paths print through `runtime.text.shown`. A file name that is not UTF-8 (b"fr\\xe9me.png" on
   Linux) reaches Python as a str with surrogate escapes; printing it raises UnicodeEncodeError on
   a strict stream, so messages show such bytes as \\xe9 and control characters as \\n, \\x1b.
 - `opencv_path(path, what, error)`: the str OpenCV may be given, or `error` saying to rename the
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.budgets import budget, check
+from runtime.text import shown
 
 GLOB_CHARS = "*?["
 _KINDS = (
@@ -35,23 +36,6 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
 )
 SHOWN_SKIPPED = 3  # entries named in the "skipped" warning before "(+N more)"
-
-
-def shown(path: str | bytes | os.PathLike) -> str:
-    """`path` as text that prints anywhere: undecodable bytes as \\xNN, control characters escaped."""
-    text = os.fsdecode(path)
-    if text.isprintable():  # surrogates and control characters are not printable
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-    return "".join(out)
 
 
 def opencv_path(path: str | os.PathLike, what: str, error: type[Exception]) -> str:

@@ -22,8 +22,9 @@ import numpy as np
 
 from runtime.budgets import check
 from runtime.errors import UserInputError
-from runtime.io.files import read_bytes, shown
+from runtime.io.files import read_bytes
 from runtime.io.image_header import HeaderError, ImageHeader, read_header
+from runtime.text import shown
 
 
 class ImageFileError(UserInputError):

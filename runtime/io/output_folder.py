@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtime.atomic import atomic_write_text
 from runtime.errors import UnsafePathError
-from runtime.io.output_paths import shown
+from runtime.text import shown
 
 MARKER = ".scaseg-output"
 SHOWN = 3  # entries named in a refusal before "(+N more)"

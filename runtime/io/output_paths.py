@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from runtime.errors import UnsafePathError
 from runtime.io.input_paths import InputPath, identity
+from runtime.text import shown
 
 FILE, FOLDER, FILES_IN = "file", "folder", "files in"
 
@@ -53,19 +54,6 @@ def output_folder(path: str | os.PathLike, flag: str) -> OutputPath:
 def files_in(path: str | os.PathLike, names: Iterable[str], flag: str) -> OutputPath:
     real = os.path.realpath(path)
     return OutputPath(flag, os.fspath(path), real, identity(path), FILES_IN, tuple(names))
-
-
-def shown(path: str | os.PathLike) -> str:
-    """`path` as printable text: undecodable bytes as \\xNN, control characters escaped (a file
-    name can hold a newline or a terminal escape)."""
-    text = os.fspath(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class _Ancestors:

@@ -26,11 +26,11 @@ from runtime.deps import MissingDependencyError
 from runtime.disk_space import DEFAULT_MIN_FREE_MB, MIB, SpaceGuard, output_folders
 from runtime.errors import UserInputError
 from runtime.io.output_folder import check_refillable, own_files, write_marker
-from runtime.io.output_paths import shown
 from runtime.io.overlay import blend, class_areas
 from runtime.io.sink_types import Result, Sink
 from runtime.io.video import VIDEO_SUFFIXES, discard_atomic, encode_label_png
 from runtime.io.video_sinks import LabelVideoSink, OverlayVideoSink
+from runtime.text import shown
 
 
 class LabelPngSink:

@@ -41,10 +41,11 @@ from runtime.io.capture import (
     require_gstreamer,
     warn_reconnect_unused,
 )
-from runtime.io.files import GLOB_CHARS, Listing, glob_files, list_files, shown
+from runtime.io.files import GLOB_CHARS, Listing, glob_files, list_files
 from runtime.io.source_types import SOURCE_HELP, Frame, SourceError, SourceInfo
 from runtime.preprocess import read_image
 from runtime.sampling import natural_key
+from runtime.text import shown
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")

@@ -20,7 +20,7 @@ import numpy as np
 
 from runtime.atomic import atomic_path, check_writable_target
 from runtime.errors import RunError, UserInputError
-from runtime.io.output_paths import shown
+from runtime.text import shown
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
 # Codecs that pip's opencv-python (FFmpeg without x264/openh264) can always write, per container.

@@ -19,10 +19,10 @@ import numpy as np
 
 from runtime.atomic import check_writable_target
 from runtime.errors import UserInputError
-from runtime.io.output_paths import shown
 from runtime.io.overlay import blend, colorize
 from runtime.io.sink_types import Result
 from runtime.io.video import VideoOutput, check_video_path
+from runtime.text import shown
 
 
 class SizeChangeWarning(UserWarning):

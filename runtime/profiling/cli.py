@@ -36,9 +36,10 @@ from runtime.cli import (
 )
 from runtime.cli_errors import UsageError, guarded, warning_line, warnings_as_lines
 from runtime.io.input_paths import model_inputs, source_inputs
-from runtime.io.output_paths import check_outputs, files_in, shown
+from runtime.io.output_paths import check_outputs, files_in
 from runtime.io.source_types import GENERATED
 from runtime.profiling.report import FILES
+from runtime.text import shown
 
 GENERATED_SIZE_WH = (960, 540)  # a typical camera frame: the model input is resized from it
 GENERATED_FRAMES = 60  # looped as long as needed

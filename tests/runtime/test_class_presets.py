@@ -149,7 +149,9 @@ def test_checking_names_takes_linear_time(monkeypatch):
     names = [f"c{i}" for i in range(150_000)]
     start = time.perf_counter()
     assert len(check_classes(names)[0]) == 150_000
-    with pytest.raises(ClassSpecError, match=r"repeated: c0, c1, c10, c100, c1000 and 149,995 more"):
+    with pytest.raises(
+        ClassSpecError, match=r"repeated: c0, c1, c10, c100, c1000 and 149,995 more"
+    ):
         check_classes(names + names)
     assert time.perf_counter() - start < 2.0
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import BudgetError, UserInputError
-from runtime.io.files import glob_files, list_files, opencv_path, read_bytes, shown
+from runtime.io.files import glob_files, list_files, opencv_path, read_bytes
+from runtime.text import shown
 from tests.support.hostile_files import NON_UTF8, make_fifo, non_utf8_path
 
 

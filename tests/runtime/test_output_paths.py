@@ -9,7 +9,8 @@ import pytest
 
 from runtime.errors import BudgetError, UnsafePathError
 from runtime.io.input_paths import file_inputs, folder_inputs, source_inputs
-from runtime.io.output_paths import check_outputs, files_in, output_file, output_folder, shown
+from runtime.io.output_paths import check_outputs, files_in, output_file, output_folder
+from runtime.text import shown
 
 
 @pytest.fixture
