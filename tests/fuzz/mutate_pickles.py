@@ -82,9 +82,14 @@ def zip_field(data: bytes, rng: random.Random, donors=()) -> bytes | None:
     return data[:at] + pack(interesting_int(rng), size) + data[at + size :]
 
 
+MEMBER_LIMIT = 64 << 20  # an earlier bomb: mutate around it, never inflate it
+
+
 def _members(data: bytes) -> list[tuple[zipfile.ZipInfo, bytes]] | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if any(info.file_size > MEMBER_LIMIT for info in archive.infolist()):
+                return None
             return [(info, archive.read(info)) for info in archive.infolist()]
     except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError):
         return None

@@ -13,7 +13,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from tests.fuzz.oracle import Limits, _timed, allowed
+from tests.fuzz.oracle import Limits, allowed, timed
 from tests.fuzz.runner import warm_up
 from tests.fuzz.seeds import make_seeds
 from tests.fuzz.targets import target_named
@@ -34,7 +34,7 @@ def main(files: list[str]) -> int:
             ws = Workspace(target, seeds, Path(work) / target.name, Path(work) / "current.json")
             warm_up(ws)  # imports and first calls are not the input's time
             seed, data = read_input(path)
-            error, seconds, peak = _timed(target.run, ws.place(seed, data), Limits(hang_s=120))
+            error, seconds, peak = timed(target.run, ws.place(seed, data), Limits(hang_s=120))
         ok = (
             (error is None or allowed(error))
             and peak <= Limits.memory_bytes
