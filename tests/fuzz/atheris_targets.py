@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
     import warnings
 
     from tests.fuzz.oracle import Limits, check
-    from tests.fuzz.plans import operation
+    from tests.fuzz.plans import mutate
     from tests.fuzz.seeds import make_seeds
     from tests.fuzz.targets import target_named
     from tests.fuzz.workspace import Workspace
@@ -76,12 +76,11 @@ def main(argv: list[str]) -> None:
                 f"{finding.signature}: {finding.message} at {finding.reader_frame}"
             )
 
-    def mutate(data: bytes, max_size: int, rng_seed: int) -> bytes:
+    def mutator(data: bytes, max_size: int, rng_seed: int) -> bytes:
         rng = random.Random(rng_seed)
         if rng.random() < 0.5:
             return atheris.Mutate(data, max_size)
-        mutated = operation(seed, rng.randrange(256))(data, rng, donors)
-        return (mutated if mutated is not None else atheris.Mutate(data, max_size))[:max_size]
+        return mutate(seed, rng.randrange(256), data, rng, donors)[:max_size]
 
     flags = [
         f"-artifact_prefix={args.save / target.name}/{seed}-",
@@ -91,7 +90,7 @@ def main(argv: list[str]) -> None:
         *libfuzzer,
         str(corpus),
     ]
-    atheris.Setup([argv[0], *flags], test_one_input, custom_mutator=mutate)
+    atheris.Setup([argv[0], *flags], test_one_input, custom_mutator=mutator)
     atheris.Fuzz()
 
 

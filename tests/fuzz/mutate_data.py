@@ -147,7 +147,7 @@ def safetensors_header(data: bytes, rng: random.Random, donors=()) -> bytes | No
         return None
     try:
         header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if rng.random() < 0.3 and isinstance(header, dict):  # the fields safetensors checks first
         key = rng.choice([k for k in header if k != "__metadata__"] or ["__metadata__"])

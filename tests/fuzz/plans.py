@@ -58,16 +58,20 @@ def operation(seed: str, number: int, heavy: bool = False):
     return candidates[number % len(candidates)]
 
 
+def mutate(seed: str, number: int, data: bytes, rng: random.Random, donors, heavy=False) -> bytes:
+    """One step: mutation `number` of the seed's format, or a bit flip where it does not apply."""
+    try:
+        mutated = operation(seed, number, heavy)(data, rng, donors)
+    except RecursionError:  # an earlier step nested the data deeper than a parser goes
+        mutated = None
+    return mutated if mutated is not None else flip_bits(data, rng)
+
+
 def apply(plan: Plan, seed_bytes: dict[str, bytes]) -> bytes:
     data = seed_bytes[plan.seed]
     donors = [b for name, b in seed_bytes.items() if name != plan.seed and len(b) < (1 << 20)]
     for number, rng_seed in plan.steps:
-        rng = random.Random(rng_seed)
-        try:
-            mutated = operation(plan.seed, number, plan.heavy)(data, rng, donors)
-        except RecursionError:  # an earlier step nested the data deeper than a parser goes
-            mutated = None
-        data = mutated if mutated is not None else flip_bits(data, rng)
+        data = mutate(plan.seed, number, data, random.Random(rng_seed), donors, plan.heavy)
     return data
 
 
