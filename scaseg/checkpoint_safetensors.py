@@ -38,8 +38,8 @@ RESAVE = "re-save it with scaseg.checkpoint.save_checkpoint"
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, info) of a .safetensors file; info as `scaseg.checkpoint_read.read_checkpoint`."""
-    header = _read_header(path)
-    _check_entries(header, path)
+    header, data_bytes = _read_header(path)
+    _check_entries(header, data_bytes, path)
     tensors = _read_tensors(path)
     meta = header.get("__metadata__") or {}
     info = read_info(meta["scaseg"], path) if "scaseg" in meta else {"metadata_warnings": []}
@@ -47,7 +47,8 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, dict(info, format=fmt, container="safetensors")
 
 
-def _read_header(path: Path) -> dict:
+def _read_header(path: Path) -> tuple[dict, int]:
+    """The parsed JSON header and how many data bytes follow it."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -64,12 +65,10 @@ def _read_header(path: Path) -> dict:
     header = parse_json(raw, f"{path}: its safetensors header")
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: its safetensors header is {describe(header)}, not a dict")
-    header["__data_bytes__"] = size - 8 - length
-    return header
+    return header, size - 8 - length
 
 
-def _check_entries(header: dict, path: Path) -> None:
-    data_bytes = header.pop("__data_bytes__")
+def _check_entries(header: dict, data_bytes: int, path: Path) -> None:
     meta = header.get("__metadata__", {})
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise CheckpointError(f"{path}: its __metadata__ is not a dict of strings; {RESAVE}")

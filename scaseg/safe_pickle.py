@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from scaseg.checkpoint_zip import SMALL_MEMBER_BYTES, open_archive, read_member
+from scaseg.checkpoint_zip import SMALL_MEMBER_BYTES, TorchArchive
 from scaseg.metadata_walk import check_tree, describe
 from scaseg.pickle_budget import (
     SAFE_BUILTINS,
@@ -221,34 +221,39 @@ def _load_one(f, tally: LoadTally, read_storage=None) -> object:
 
 
 def _load_zip(f, tally: LoadTally) -> object:
-    with open_archive(f, tally.what) as archive:
-        names = archive.namelist()
-        pkl = next((n for n in names if n.endswith("data.pkl") and n.count("/") == 1), None)
-        if pkl is None:
-            raise pickle.UnpicklingError("a zip file without data.pkl, not a torch.save archive")
-        prefix = pkl.removesuffix("data.pkl")
-        order = "little"
-        if f"{prefix}byteorder" in names:
-            raw = read_member(archive, f"{prefix}byteorder", tally.what, SMALL_MEMBER_BYTES)
-            order = raw.decode("ascii", "replace")
-        if order != sys.byteorder:
-            raise pickle.UnpicklingError(
-                f"saved on a {describe(order)}-endian machine; re-save it on this one"
-            )
+    archive = TorchArchive(f, tally.what)
+    try:
+        return _load_archive(archive, tally)
+    finally:
+        archive.close()
 
-        def read_storage(key: str, dtype: torch.dtype, numel: int) -> torch.UntypedStorage:
-            nbytes = numel * _element_size(dtype)
-            check_storage(tally.what, key, nbytes, 0, sys.maxsize)  # open_archive: the total
-            raw = read_member(archive, f"{prefix}data/{key}", tally.what)
-            if len(raw) != nbytes:
-                raise pickle.UnpicklingError(
-                    f"storage {key} holds {len(raw):,} bytes, but its record says {numel:,} "
-                    f"elements of {dtype} ({nbytes:,} bytes)"
-                )
-            return _fixed_storage(raw)
 
-        data = read_member(archive, pkl, tally.what)
-        return _load_one(io.BytesIO(data), tally, read_storage)
+def _load_archive(archive: TorchArchive, tally: LoadTally) -> object:
+    names = archive.names
+    pkl = next((n for n in names if n.endswith("data.pkl") and n.count("/") == 1), None)
+    if pkl is None:
+        raise pickle.UnpicklingError("a zip file without data.pkl, not a torch.save archive")
+    prefix = pkl.removesuffix("data.pkl")
+    order = "little"
+    if f"{prefix}byteorder" in names:
+        order = archive.read(f"{prefix}byteorder", limit=SMALL_MEMBER_BYTES).decode(
+            "ascii", "replace"
+        )
+    if order != sys.byteorder:
+        raise pickle.UnpicklingError(
+            f"saved on a {describe(order)}-endian machine; re-save it on this one"
+        )
+
+    def read_storage(key: str, dtype: torch.dtype, numel: int) -> torch.UntypedStorage:
+        nbytes = numel * _element_size(dtype)
+        check_storage(tally.what, key, nbytes, 0, sys.maxsize)  # TorchArchive: the total
+        return _fixed_storage(archive.read(f"{prefix}data/{key}", expected=nbytes))
+
+    # data.pkl is scanned and unpickled as it inflates: a deflated one is never held whole.
+    with archive.stream(pkl) as stream:
+        tally.opcodes = scan_pickle(stream, tally.what, tally.opcodes)
+    with archive.stream(pkl) as stream:
+        return SafeUnpickler(io.BufferedReader(stream), tally, read_storage).load()
 
 
 def _load_stream(f, tally: LoadTally, size: int) -> tuple[object, str]:

@@ -79,3 +79,17 @@ def resave_safetensors(src: Path, dst: Path, **meta_changes) -> Path:
     info.update(meta_changes)
     save_file(tensors, str(dst), metadata={"scaseg": json.dumps(info)})
     return dst
+
+
+def declare_size(path: Path, member: str, size: int) -> Path:
+    """Edit the sizes `member`'s zip headers (local and central) declare, leaving its data."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(member).header_offset
+    central = data.index(b"PK\x01\x02")  # the first central directory entry
+    while not data[central + 46 :].startswith(member.encode()):
+        central = data.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<II", data, local + 18, size, size)  # compressed, uncompressed
+    struct.pack_into("<II", data, central + 20, size, size)
+    path.write_bytes(bytes(data))
+    return path

@@ -10,7 +10,12 @@ import torch
 
 from runtime.errors import BudgetError
 from scaseg.checkpoint import CheckpointError, load_model, read_state_dict
-from tests.scaseg.hostile_checkpoints import rewrite_zip, storage_member, tiny_mmengine
+from tests.scaseg.hostile_checkpoints import (
+    declare_size,
+    rewrite_zip,
+    storage_member,
+    tiny_mmengine,
+)
 
 pytest.importorskip("mmengine")
 
@@ -74,7 +79,7 @@ def test_a_storage_longer_than_its_record_is_refused(tmp_path):
     member = storage_member(src, CLS_BIAS_BYTES)
     edited = rewrite_zip(src, tmp_path / "long.pth",
                          lambda name, data: data + bytes(4) if name == member else None)  # fmt: skip
-    with pytest.raises(CheckpointError, match=r"holds 16 bytes, but its record says 3 elements"):
+    with pytest.raises(CheckpointError, match=r"holds 16 bytes, but its record says 12"):
         read_state_dict(edited)
 
 
@@ -93,3 +98,33 @@ def test_corrupt_deflate_data_is_one_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*bad\.pth") as err:
         read_state_dict(bad)
     assert "\n" not in str(err.value)
+
+
+def test_a_storage_that_inflates_past_its_record_is_refused_before_inflating(tmp_path, monkeypatch):
+    src = tiny_mmengine(tmp_path)
+    member = storage_member(src, CLS_BIAS_BYTES)
+    bomb = rewrite_zip(src, tmp_path / "bomb.pth",
+                       lambda name, data: bytes(20_000_000) if name == member else None,
+                       deflate=member)  # fmt: skip
+    inflated = []
+    real_read = zipfile.ZipExtFile.read
+    monkeypatch.setattr(zipfile.ZipExtFile, "read",
+                        lambda self, n=-1: inflated.append(self.name) or real_read(self, n))  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"holds 20,000,000 bytes, but its record says 12"):
+        read_state_dict(bomb)
+    assert member not in inflated
+
+
+@pytest.mark.parametrize("member", ["archive/data.pkl", "archive/byteorder"])
+def test_a_header_claiming_more_than_the_file_holds_allocates_nothing(tmp_path, member):
+    import tracemalloc
+
+    path = declare_size(tiny_mmengine(tmp_path), member, 1_700_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"claims 1,700,000,000 bytes in a file of"):
+            read_state_dict(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000_000
