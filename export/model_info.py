@@ -61,6 +61,15 @@ def resolve_classes(
     """
     warnings = []
     palette_given = None
+    problems = info.get("metadata_problems") or {}
+    if spec is None and problems:
+        # Names or colours the file carries but that cannot be used: guessing others would
+        # deploy a model whose labels mean something else than its author said.
+        raise ExportInputError(
+            f"{path.name}: {next(iter(problems.values()))}; pass --classes (a preset such as "
+            "cityscapes, or a .json/.txt class file with names and colours) to give them, or "
+            "re-save the checkpoint with correct dataset_meta"
+        )
     if spec is not None:
         try:
             names, palette_given, source = resolve_class_spec(spec)

@@ -67,22 +67,35 @@ def read_classes(names, colours, labels: tuple[str, str], what: str) -> dict:
             info[key] = found
         else:
             info["metadata_warnings"].append(f"{label} ignored: {problem}")
+            _problem(info, key, f"its {label} is {problem}")
     return info
+
+
+def _problem(info: dict, key: str, text: str) -> None:
+    """Record why `key` was dropped, so a command that would have used it can refuse instead
+    of guessing (see export/model_info.resolve_classes)."""
+    info.setdefault("metadata_problems", {})[key] = text
 
 
 def reconcile_classes(info: dict, num_classes: int) -> dict:
     """Drop class names / palette that do not fit the classifier, saying why."""
-    info = dict(info, metadata_warnings=list(info.get("metadata_warnings", [])))
+    info = dict(info, metadata_warnings=list(info.get("metadata_warnings", [])),
+                metadata_problems=dict(info.get("metadata_problems", {})))  # fmt: skip
     names = info.get("class_names")
     if names is not None and len(names) != num_classes:
         info["metadata_warnings"].append(
             f"class names ignored: {len(names)} names for a classifier of {num_classes} classes"
         )
+        _problem(info, "class_names",
+                 f"it names {len(names)} classes for a classifier of {num_classes}")  # fmt: skip
         del info["class_names"]
     palette = info.get("palette_rgb")
     if palette is not None and len(palette) < num_classes:
         info["metadata_warnings"].append(
             f"palette ignored: {len(palette)} colours for {num_classes} classes"
+        )
+        _problem(
+            info, "palette_rgb", f"its palette has {len(palette)} colours for {num_classes} classes"
         )
         del info["palette_rgb"]
     return info

@@ -430,7 +430,7 @@ CASES = {
     "export-markup-in-class-names": Hostile("export", _markup_classes(["[/]", "[red]car", "a[b"]),
                                             0),
     "export-ansi-escape-in-class-names": Hostile("export", _markup_classes(
-        ["\x1b[2J\x1b[31mroad", "car\r", "per\x07son"]), 0),
+        ["\x1b[2J\x1b[31mroad", "car\r", "per\x07son"]), 2, ("--classes",), ("out",)),
     # flags that are numbers in name only
     "run-nan-reconnect-delay": Hostile("run", _run_flags("--reconnect-delay", "nan"), 2,
                                        ("--reconnect-delay",), ("o.mp4",)),
