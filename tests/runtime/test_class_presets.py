@@ -133,13 +133,18 @@ def test_palette_lookup_covers_every_class():
     assert table[2].tolist() == [230, 230, 6]  # sky (6, 230, 230) as BGR
 
 
+# Not a speed test: the quadratic versions took minutes, linear ones take a fraction of a
+# second; the bound is loose enough for a busy CI machine and still catches a quadratic.
+QUADRATIC_S = 20.0
+
+
 def test_150000_class_names_are_refused_at_once(tmp_path):
     path = tmp_path / "classes.txt"
     path.write_text("".join(f"c{i}\n" for i in range(150_000)))
     start = time.perf_counter()
     with pytest.raises(BudgetError, match="SCASEG_MAX_CLASSES=150000"):
         read_class_file(path)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < QUADRATIC_S
 
 
 def test_checking_names_takes_linear_time(monkeypatch):
@@ -153,7 +158,7 @@ def test_checking_names_takes_linear_time(monkeypatch):
         ClassSpecError, match=r"repeated: c0, c1, c10, c100, c1000 and 149,995 more"
     ):
         check_classes(names + names)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < QUADRATIC_S
 
 
 def test_a_long_line_of_spaces_is_refused_at_once(tmp_path):
@@ -163,7 +168,7 @@ def test_a_long_line_of_spaces_is_refused_at_once(tmp_path):
     start = time.perf_counter()
     with pytest.raises(BudgetError, match="SCASEG_MAX_CLASS_NAME_CHARS"):
         read_class_file(path)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < QUADRATIC_S
 
 
 @pytest.mark.parametrize(
