@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from runtime.budgets import budget, check
+from runtime.budgets import check
 from scaseg.checkpoint_config import check_preprocess
 from scaseg.checkpoint_meta import SAFETENSORS, SAFETENSORS_BARE, read_classes
 from scaseg.errors import CheckpointError
@@ -31,8 +30,6 @@ ELEMENT_BYTES = {
     "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
 }  # fmt: skip
 MAX_DIMS = 64
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 RESAVE = "re-save it with scaseg.checkpoint.save_checkpoint"
 
 
@@ -83,7 +80,7 @@ def _check_entry(key: str, entry, data_bytes: int, path: Path) -> int:
     entry = entry if isinstance(entry, dict) else {}
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     problem = None
-    if dtype not in ELEMENT_BYTES:
+    if not isinstance(dtype, str) or dtype not in ELEMENT_BYTES:
         problem = f"dtype {describe(dtype)} (expected one of {', '.join(ELEMENT_BYTES)})"
     elif not _ints(shape, MAX_DIMS):
         problem = f"shape {_listed(shape)} (expected at most {MAX_DIMS} whole numbers >= 0)"
@@ -171,16 +168,14 @@ def read_info(text: str, path: Path) -> dict:
 
 
 def parse_json(raw: bytes, what: str):
-    """JSON from a user's file: nesting checked before the parser recurses into it."""
-    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
-    if brackets:
-        codes = np.frombuffer(brackets, np.uint8)
-        steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-        depth = int(np.cumsum(steps).max())
-        if depth > budget("metadata_depth").limit:
-            check("metadata_depth", depth, what)
+    """JSON from a user's file, walked for depth and size (`check_tree`) once parsed."""
     try:
         value = json.loads(raw)
+    except RecursionError as err:  # the C decoder's own guard, at about 1000 levels
+        raise CheckpointError(
+            f"{what} nests over {sys.getrecursionlimit():,} levels deep, deeper than any "
+            f"checkpoint; {RESAVE}"
+        ) from err
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, over 4300 digits
         raise CheckpointError(f"{what} is not valid JSON ({_first_line(err)}); {RESAVE}") from err
     check_tree(value, what)
