@@ -50,14 +50,15 @@ def _read_header(path: Path) -> tuple[dict, int]:
     with open(path, "rb") as f:
         head = f.read(8)
         length = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if length > 0:
-            check("json_bytes", length, f"{path}: its safetensors header")
+        # A claim past the file's end is a broken file (truncated, or not safetensors at all),
+        # not a large one: say so before speaking of budgets.
         if not 0 < length <= size - 8:
             raise CheckpointError(
                 f"cannot read safetensors file {path}: its header claims {length:,} bytes, the "
                 f"file holds {max(size - 8, 0):,} after it; is it truncated or not a safetensors "
                 "file? Re-download or re-save it"
             )
+        check("json_bytes", length, f"{path}: its safetensors header")
         raw = f.read(length)
     header = parse_json(raw, f"{path}: its safetensors header")
     if not isinstance(header, dict):
