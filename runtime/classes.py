@@ -405,7 +405,11 @@ def _parse_json(data: object, path: Path) -> tuple[list, list | None]:
 def _parse_txt(text: str, path: Path) -> tuple[list, list | None]:
     names, colours = [], []
     longest = budget("class_name_chars").limit + _TXT_COLOUR_CHARS
-    for number, raw in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    if len(lines) > budget("classes").limit:  # counted before any line is parsed
+        count = sum(1 for raw in lines if raw.strip() and not raw.strip().startswith("#"))
+        check("classes", count, f"class file {path}")
+    for number, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

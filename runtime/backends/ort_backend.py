@@ -149,6 +149,10 @@ def _load_session(ort, path: Path, so, providers: list):
         return ort.InferenceSession(str(path), so, providers=providers)
     except not_a_model as err:
         raise _unloadable(path, err) from err
+    except UnicodeDecodeError as err:
+        # The binding decodes strings the model holds (names, metadata) as UTF-8 and raises this
+        # for bytes that are not: the file's content, not this machine.
+        raise _unloadable(path, err) from err
     except (state.Fail, state.RuntimeException, state.EPFail, state.EngineError) as err:
         # Either the file or an accelerator's setup: a CPU-only session tells them apart.
         if [name for name, _ in providers] == [CPU_EP]:

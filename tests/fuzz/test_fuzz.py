@@ -24,11 +24,7 @@ MIN_INPUTS = 1000
 # Regression inputs whose reader is not fixed yet: "<target>/<file name>". Each is an expected
 # failure until its fix lands; then the test passes unexpectedly and fails (strict), and the
 # entry must go. Never skip one silently.
-KNOWN_OPEN: set[str] = {
-    "calibration/calib_list_txt-940524abc0.txt.gz",
-    "classes/classes_txt-abe9cc7c12.txt.gz",
-    "onnx_open/tiny_onnx-e139b2ca4f.onnx",
-}
+KNOWN_OPEN: set[str] = set()
 
 
 def _describe(findings: list[dict]) -> str:
