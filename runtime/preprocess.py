@@ -35,13 +35,13 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
-            raise ValueError(f"input size must be positive, got {self.height}x{self.width}")
+            raise UserInputError(f"input size must be positive, got {self.height}x{self.width}")
         if self.color not in COLOR_ORDERS:
-            raise ValueError(f"color must be one of {COLOR_ORDERS}, got {self.color!r}")
+            raise UserInputError(f"color must be one of {COLOR_ORDERS}, got {self.color!r}")
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+            raise UserInputError(f"resize must be one of {RESIZE_MODES}, got {self.resize!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(
+            raise UserInputError(
                 f"mean and std need 3 values with std > 0, got {self.mean}, {self.std}"
             )
 
@@ -64,19 +64,19 @@ def as_bgr8(frame: np.ndarray) -> np.ndarray:
     """Any decoded image -> (H,W,3) uint8 BGR: grayscale, BGRA and 16-bit images are converted."""
     if not isinstance(frame, np.ndarray) or frame.ndim not in (2, 3) or frame.size == 0:
         shape = getattr(frame, "shape", None)
-        raise ValueError(f"expected an (H,W) or (H,W,C) image array, got shape {shape}")
+        raise UserInputError(f"expected an (H,W) or (H,W,C) image array, got shape {shape}")
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
     elif frame.dtype in (np.float32, np.float64):
         frame = np.clip(frame * 255.0 if frame.max() <= 1.0 else frame, 0, 255).astype(np.uint8)
     elif frame.dtype != np.uint8:
-        raise ValueError(f"unsupported image dtype {frame.dtype}; expected uint8 or uint16")
+        raise UserInputError(f"unsupported image dtype {frame.dtype}; expected uint8 or uint16")
     if frame.ndim == 2 or frame.shape[2] == 1:
         return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     if frame.shape[2] != 3:
-        raise ValueError(f"expected 1, 3 or 4 channels, got {frame.shape[2]}")
+        raise UserInputError(f"expected 1, 3 or 4 channels, got {frame.shape[2]}")
     return frame
 
 
