@@ -18,7 +18,7 @@ import numpy as np
 
 from runtime.budgets import budget, check
 from runtime.errors import UserInputError
-from runtime.jsonfile import read_json
+from runtime.jsonfile import read_json, read_text
 from runtime.text import printable
 
 
@@ -307,7 +307,9 @@ def read_class_file(path: str | Path) -> ClassSpec:
         if suffix == ".json":
             names, palette = _parse_json(read_json(path, ClassSpecError, _JSON_FIX), path)
         else:
-            names, palette = _parse_txt(_read_text(path), path)
+            names, palette = _parse_txt(
+                read_text(path, ClassSpecError, "save it as UTF-8", "class file"), path
+            )
     except OSError as err:
         raise ClassSpecError(f"cannot read class file {path}: {err.strerror or err}") from err
     names, palette = check_classes(names, palette, str(path))
@@ -316,20 +318,6 @@ def read_class_file(path: str | Path) -> ClassSpec:
 
 _JSON_SHAPE = '{"classes": [...], "palette": [[r, g, b], ...]}'
 _JSON_FIX = f"give a list of names or {_JSON_SHAPE}"
-
-
-def _read_text(path: Path) -> str:
-    limit = budget("json_bytes").limit
-    check("json_bytes", path.stat().st_size, f"class file {path}")
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)  # the file may grow (or be a pipe) after stat
-    check("json_bytes", len(data), f"class file {path}")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ClassSpecError(
-            f"class file {path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
-        ) from err
 
 
 def _shown(value: object) -> str:

@@ -21,15 +21,9 @@ def read_json(path: str | os.PathLike, error: type[UserInputError], fix: str) ->
     """The parsed content of `path`; `error` (a UserInputError subclass) for text that is not
     JSON, with `fix` (how to repair it) appended; BudgetError when over a budget."""
     path = Path(path)
-    limit = budget("json_bytes").limit
-    check("json_bytes", path.stat().st_size, f"JSON file {path}")
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)  # the file may grow (or be a pipe) after stat
-    check("json_bytes", len(data), f"JSON file {path}")
+    text = read_text(path, error, fix, "JSON file")
     try:
-        value = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise error(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); {fix}") from err
+        value = json.loads(text)
     except RecursionError as err:  # nested past Python's recursion limit (about 1000 levels)
         depth = budget("metadata_depth").limit
         raise error(f"{path} nests its JSON far deeper than {depth} levels; {fix}") from err
@@ -37,6 +31,22 @@ def read_json(path: str | os.PathLike, error: type[UserInputError], fix: str) ->
         raise error(f"{path} is not valid JSON ({err}); {fix}") from err
     check_structure(value, str(path))
     return value
+
+
+def read_text(path: Path, error: type[UserInputError], fix: str, what: str) -> str:
+    """A small text file (sidecar, class file) as UTF-8 text, its size checked against
+    `json_bytes` before and while reading; `error` with `fix` when it is not UTF-8."""
+    limit = budget("json_bytes").limit
+    check("json_bytes", path.stat().st_size, f"{what} {path}")
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)  # the file may grow (or be a pipe) after stat
+    check("json_bytes", len(data), f"{what} {path}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(
+            f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start}); {fix}"
+        ) from err
 
 
 def check_structure(value: object, what: str) -> None:
