@@ -31,7 +31,7 @@ from runtime.backends.ort_backend import (
 )
 from runtime.errors import RunError
 from runtime.meta import MetaError, read_meta, sidecar_path, write_meta
-from tests.support.tiny_onnx import build_tiny_model
+from tests.support.tiny_onnx import build_tiny_model, custom_domain, edited_tiny_model, short_weight
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -163,29 +163,8 @@ def test_every_artifact_variant_opens_from_its_sidecar(
     assert out.dtype == np.dtype(meta.output.dtype)
 
 
-def _with_graph(tmp_path, edit, name: str = "bad.onnx"):
-    """The tiny model (and its sidecar) with `edit(model)` applied to the graph."""
-    import onnx
-
-    path = build_tiny_model(tmp_path / name)
-    model = onnx.load(str(path))
-    edit(model)
-    path.write_bytes(model.SerializeToString())
-    return path
-
-
-def _custom_domain(model) -> None:
-    model.graph.node[0].domain = "com.example.evil"
-    model.opset_import.add(domain="com.example.evil", version=1)
-
-
 def _claims_huge_weight(model) -> None:
     model.graph.initializer[0].dims[:] = [1 << 40, 3, 4, 4]  # 16 TB claimed, 768 bytes present
-
-
-def _short_weight(model) -> None:
-    weight = model.graph.initializer[0]
-    weight.raw_data = weight.raw_data[:8]
 
 
 def _type_clash(model) -> None:
@@ -194,11 +173,11 @@ def _type_clash(model) -> None:
 
 @pytest.mark.parametrize(
     "edit",
-    [_custom_domain, _claims_huge_weight, _short_weight, _type_clash],
+    [custom_domain, _claims_huge_weight, short_weight, _type_clash],
     ids=lambda e: e.__name__,
 )
 def test_a_model_onnx_runtime_cannot_load_is_one_meta_error(tmp_path, edit):
-    path = _with_graph(tmp_path, edit)
+    path = edited_tiny_model(tmp_path / "bad.onnx", edit)
     with pytest.raises(MetaError, match=r"cannot load .*bad\.onnx: not a valid ONNX model") as err:
         open_backend(path, options=BackendOptions(provider="cpu"))
     assert "\n" not in str(err.value)
@@ -241,7 +220,7 @@ def test_a_requested_provider_that_did_not_load_is_a_run_error(plain_model):
 def test_scaseg_run_on_a_custom_operator_model_is_one_line(tmp_path):
     import cv2
 
-    path = _with_graph(tmp_path, _custom_domain)
+    path = edited_tiny_model(tmp_path / "bad.onnx", custom_domain)
     cv2.imwrite(str(tmp_path / "frame.png"), np.zeros((32, 32, 3), np.uint8))
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "80"}
     result = subprocess.run(

@@ -30,7 +30,13 @@ from runtime.errors import UserInputError  # noqa: E402
 from runtime.meta import MetaError, read_meta, sha256_file, write_meta  # noqa: E402
 from runtime.profiling.envinfo import capture_environment  # noqa: E402
 from runtime.profiling.layer_profile import profile_layers  # noqa: E402
-from tests.support.tiny_onnx import build_tiny_model, point_at_external_data  # noqa: E402
+from tests.support.tiny_onnx import (  # noqa: E402
+    build_tiny_model,
+    custom_domain,
+    edited_tiny_model,
+    point_at_external_data,
+    short_weight,
+)
 
 CPU_CAPS = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 OV = BackendOptions(device="CPU")
@@ -192,34 +198,17 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
         open_backend(path, "openvino", OV)
 
 
-def _edited(tmp_path, edit):
-    path = build_tiny_model(tmp_path / "bad.onnx")
-    model = onnx.load(str(path))
-    edit(model)
-    path.write_bytes(model.SerializeToString())
-    return path
-
-
-def _custom_domain(model) -> None:
-    model.graph.node[0].domain = "com.example.evil"
-    model.opset_import.add(domain="com.example.evil", version=1)
-
-
-def _short_weight(model) -> None:
-    model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:8]
-
-
 def _dangling_input(model) -> None:
     model.graph.node[0].input[1] = "nowhere"
 
 
 @pytest.mark.parametrize(
-    "edit", [_custom_domain, _short_weight, _dangling_input], ids=lambda e: e.__name__
+    "edit", [custom_domain, short_weight, _dangling_input], ids=lambda e: e.__name__
 )
 def test_a_model_openvino_cannot_read_is_one_meta_error(tmp_path, edit):
     """OpenVINO's frontend raises its own failure types and plain RuntimeErrors: all bad input."""
     with pytest.raises(MetaError, match=r"cannot load .*bad\.onnx: not a valid ONNX model") as err:
-        open_backend(_edited(tmp_path, edit), "openvino", OV)
+        open_backend(edited_tiny_model(tmp_path / "bad.onnx", edit), "openvino", OV)
     assert "\n" not in str(err.value)
 
 

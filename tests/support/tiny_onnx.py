@@ -155,3 +155,25 @@ def point_at_external_data(tensor: onnx.TensorProto, location: str) -> None:
     for key, value in (("location", location), ("offset", "0"), ("length", "16")):
         entry = tensor.external_data.add()
         entry.key, entry.value = key, value
+
+
+# --- broken variants of the tiny model (what a backend must refuse as one line) --------------
+
+
+def edited_tiny_model(path: Path, edit) -> Path:
+    """The tiny model (and its sidecar) at `path`, with `edit(model)` applied to the graph; the
+    sidecar keeps the original's hash, so only the graph is wrong."""
+    path = build_tiny_model(path)
+    model = onnx.load(str(path))
+    edit(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def custom_domain(model: onnx.ModelProto) -> None:
+    model.graph.node[0].domain = "com.example.evil"
+    model.opset_import.add(domain="com.example.evil", version=1)
+
+
+def short_weight(model: onnx.ModelProto) -> None:
+    model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:8]
