@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import unicodedata
 
-from rich.markup import escape
-
 # Categories shown as escapes: control characters (C0, DEL, C1), format characters (bidi
 # overrides that reorder what is shown, zero-width characters), line/paragraph separators,
 # lone surrogates.
@@ -42,7 +40,13 @@ def printable(value: object, *, limit: int = DEFAULT_LIMIT, markup: bool = True)
     shown = "".join(_visible(ch) for ch in text[:limit])
     if cut:
         shown += f"… ({len(text):,} characters)"
-    return escape(shown) if markup else shown
+    if not markup:
+        return shown
+    # Imported here: the serving side (sidecars, backends) prints no rich text, and the Triton
+    # Python backend's environment carries only what serving imports.
+    from rich.markup import escape
+
+    return escape(shown)
 
 
 def shown(path: str | bytes | os.PathLike) -> str:

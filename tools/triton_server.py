@@ -47,6 +47,7 @@ STUB_REQUIREMENTS = (
     "numpy>=1.24,<2",
     "opencv-python-headless>=4.8,<4.12",
     "onnxruntime>=1.17",
+    "onnx>=1.16",  # runtime.onnx_guard parses every model before a runtime opens it
     "openvino>=2024.4",
 )
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "triton"
