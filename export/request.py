@@ -8,6 +8,7 @@ from pathlib import Path
 from calibration.ranges import CalibrationSettings
 from export.onnx_export import ShapeRange
 from export.verify import Budgets, VariantCheck
+from runtime.budgets import check
 from runtime.errors import RunError, UserInputError
 from runtime.meta import PRECISIONS
 from scaseg.model import check_input_size
@@ -96,6 +97,10 @@ class ExportRequest:
             raise ExportInputError(f"--verify-frames must be >= 1, got {self.verify_frames}")
         if self.calib_samples < 1:
             raise ExportInputError(f"--calib-samples must be >= 1, got {self.calib_samples}")
+        # Each is a frame decoded (or rendered) and run: a count past the frame budget is hours.
+        check("video_frames", self.calib_samples, "--calib-samples")
+        if self.verify_frames is not None:
+            check("video_frames", self.verify_frames, "--verify-frames")
         if self.val_masks is not None and self.val_data is None:
             raise ExportInputError(
                 "--val-masks needs --val-data IMAGES: pass the folder of the images they label"

@@ -59,7 +59,7 @@ class Budget:
         if value > limit:
             raise BudgetError(
                 f"{what} needs {value:,} {self.unit}, over the limit of {limit:,} {self.unit}; "
-                f"if the file is genuine, raise it with {self.env}={max(value, limit + 1)}"
+                f"if that is genuinely needed, raise it with {self.env}={max(value, limit + 1)}"
             )
         return value
 
