@@ -9,6 +9,7 @@ import pytest
 from runtime import trt_compat
 from runtime.backends import BackendOptions, open_backend
 from runtime.backends.trt_backend import TrtBackend
+from runtime.errors import RunError
 from runtime.profiling.envinfo import engine_device_memory_mb
 from runtime.profiling.layer_profile import aggregate, parse_ort_trace, profile_layers, trt_op_type
 from tests.support.fake_cuda import FakeCuda
@@ -47,7 +48,7 @@ def test_ort_trace_drops_the_first_run_and_sums_per_node():
 
 
 def test_no_timings_is_an_error():
-    with pytest.raises(ValueError, match="no per-layer timings"):
+    with pytest.raises(RunError, match="no per-layer timings"):
         aggregate({}, {}, 3, "onnxruntime")
 
 
