@@ -131,7 +131,7 @@ def quantize_cpu_int8(fp32: Path, path: Path, calib_frames: int, fmt: str = "qdq
         quantize_static,
     )
 
-    from export.int8 import activation_matmuls
+    from export.int8.quantize import activation_matmuls
 
     meta = read_meta(fp32)
     batches = calibration_batches(meta.preprocess, calib_frames)

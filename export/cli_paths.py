@@ -20,7 +20,7 @@ from runtime.meta import sidecar_path
 from runtime.text import shown
 
 # What the export writes into a folder it is given (fnmatch patterns): --out per precision,
-# --deepstream, --sensitivity-report (export/int8_sensitivity.py), --calib-cache (one JSON a key).
+# --deepstream, --sensitivity-report (export/int8/sensitivity.py), --calib-cache (one JSON a key).
 ARTIFACT_NAMES = ("*.{p}.onnx", "*.{p}.onnx.json", "*.{p}.engine", "*.{p}.engine.json")
 DEEPSTREAM_NAMES = ("config_infer_*.txt", "*.deepstream.onnx", "*.deepstream.onnx.json",
                     "*.deepstream.engine", "labels.txt", "pipeline.txt")  # fmt: skip

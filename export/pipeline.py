@@ -5,7 +5,7 @@ the calibration data, stage every variant in a temp folder, run the gate, then m
 variants into place with their sidecars. A variant that misses its budget is not written and
 the call raises GateFailedError after the passing ones are in place.
 
-INT8 with `int8_fallback="auto"` is repaired around the gate (export/int8_repair.py): outlier
+INT8 with `int8_fallback="auto"` is repaired around the gate (export/int8/repair.py): outlier
 Conv pairs equalized before calibration, the most sensitive nodes left in float after a failed
 gate, each try re-checked against the PyTorch reference the gate kept.
 """
@@ -41,8 +41,8 @@ from export.gate_data import (
     holdout_gate,
     val_gate,
 )
-from export.int8 import quantize_int8
-from export.int8_repair import (
+from export.int8.quantize import quantize_int8
+from export.int8.repair import (
     WORST_NODES_SHOWN,
     Int8Work,
     default_cap,
@@ -53,7 +53,7 @@ from export.int8_repair import (
     step_record,
     worst_text,
 )
-from export.int8_sensitivity import (
+from export.int8.sensitivity import (
     SENSITIVITY_FRAMES,
     float_nodes,
     quantized_nodes,

@@ -20,9 +20,9 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from export import cli
-from export.equalize import DEFAULT_MIN_RATIO, equalize, find_pairs, max_relative_diff
-from export.int8_repair import default_cap, fallback_search
-from export.int8_sensitivity import float_nodes, quantized_nodes, write_report
+from export.int8.equalize import DEFAULT_MIN_RATIO, equalize, find_pairs, max_relative_diff
+from export.int8.repair import default_cap, fallback_search
+from export.int8.sensitivity import float_nodes, quantized_nodes, write_report
 
 C_IN, C_MID, C_OUT, HW = 4, 8, 6, 8
 
@@ -205,7 +205,7 @@ def test_fallback_search_finds_the_smallest_passing_k():
 
 def _quantized_tiny(tmp_path: Path, outliers=(3,)) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     from calibration.ranges import CalibrationSettings, compute_ranges
-    from export.int8 import quantize_int8
+    from export.int8.quantize import quantize_int8
 
     fp32 = _conv_graph("regular", extra_reader=True, outliers=outliers)
     path = tmp_path / "fp32.onnx"
@@ -241,7 +241,7 @@ def test_float_nodes_removes_the_qdq_in_front_of_the_named_nodes(tmp_path):
 def test_sensitivity_report_without_matplotlib_writes_the_csv_and_says_how(tmp_path, monkeypatch):
     import builtins
 
-    from export.int8_sensitivity import NodeSensitivity
+    from export.int8.sensitivity import NodeSensitivity
 
     real_import = builtins.__import__
 
@@ -347,8 +347,8 @@ def _sidecar(out: Path, name: str) -> dict:
 def test_mlp_outliers_fail_with_repairs_off_and_pass_after_equalization(
     outlier_checkpoints, tmp_path
 ):
-    from export.equalize import equalize
-    from export.int8_repair import equalize_graph
+    from export.int8.equalize import equalize
+    from export.int8.repair import equalize_graph
 
     ckpt = outlier_checkpoints["mlp"]
     off = _export(ckpt, tmp_path / "off", tmp_path / "c", "--int8-fallback", "off")
@@ -420,7 +420,7 @@ def test_depthwise_and_norm_producers_are_equalized_exactly(
 ):
     """A depthwise strip conv into the next one, and a BatchNorm into a 1x1 conv: per-channel
     linear producers too, rescaled without changing the FP32 outputs."""
-    from export.equalize import equalize
+    from export.int8.equalize import equalize
 
     res = runner.invoke(cli.app, ["--checkpoint", str(outlier_checkpoints[name]), "--out",
                                   str(tmp_path), "--input-size", SIZE, "--no-verify",

@@ -9,7 +9,7 @@ import torch
 
 from calibration.ranges import CalibrationSettings, compute_ranges
 from export.fp16 import convert_fp16
-from export.int8 import quantize_int8
+from export.int8.quantize import quantize_int8
 from export.onnx_export import ExportOptions, ShapeRange, export_onnx
 from export.ort_session import cpu_session
 from export.simplify import simplify_model

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 ov = pytest.importorskip("openvino")
-from export.int8 import quantize_int8  # noqa: E402  (tests may build INT8 with the exporter)
+from export.int8.quantize import quantize_int8  # noqa: E402  (tests may build INT8 with the exporter)
 from runtime.backends import (  # noqa: E402
     Backend,
     BackendOptions,

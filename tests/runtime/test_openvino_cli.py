@@ -179,7 +179,7 @@ def _gated(meta):
 def test_label_maps_on_a_real_street_video_agree_with_onnx_runtime(tmp_path):
     """scaseg-run on real frames (bikes.mp4): OpenVINO FP32 (f32) gives ONNX Runtime's label maps;
     the INT8 (Q/DQ, exporter's quantizer) artifact on OpenVINO stays close to them."""
-    from export.int8 import quantize_int8
+    from export.int8.quantize import quantize_int8
     from runtime.meta import sha256_file
     from tests.support.real_video import real_video_or_skip
 

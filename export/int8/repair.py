@@ -2,11 +2,11 @@
 
 `--int8-fallback auto` (the default) repairs in order of cost:
 
-1. cross-layer equalization of Conv pairs whose producer has outlier channels (export/equalize.py),
+1. cross-layer equalization of Conv pairs whose producer has outlier channels (export/int8/equalize.py),
    applied to the FP32 graph before calibration and kept only if the FP32 outputs stay the same
    (ONNX Runtime FP32 on two calibration frames, max |diff| / max |output| <= 1e-4);
 2. the gate; if INT8 still misses its budget,
-3. the most sensitive quantized nodes (export/int8_sensitivity.py, ranked on calibration frames)
+3. the most sensitive quantized nodes (export/int8/sensitivity.py, ranked on calibration frames)
    are left in float, fewest first: k = 1, 2, 4, ... up to the cap, then bisected down to the
    smallest k that passes. Each try re-checks the INT8 variant only against the kept PyTorch
    reference. Past the cap the variant fails as without repairs.
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.equalize import EqualizedPair, equalize, max_relative_diff
+from export.int8.equalize import EqualizedPair, equalize, max_relative_diff
 from runtime.sampling import evenly_spaced
 
 EQUALIZE_CHECK_FRAMES = 2
