@@ -108,7 +108,8 @@ def export_once(ckpt: Path, mode: str, work: Path, gate: tuple[Path, Path], args
     (result,) = [a for a in report.artifacts if a.precision == "int8"]
     c = result.check
     path = out / "m.int8.onnx"
-    rec = report.int8_repairs or {}
+    cal = report.calibration
+    rec = cal.repairs.to_dict() if cal is not None and cal.repairs is not None else {}
     return {
         "passed": c.passed,
         "agreement": c.agreement,

@@ -39,9 +39,15 @@ class PrecisionChoice(str, Enum):
 
 
 class MethodChoice(str, Enum):
+    mse = "mse"
     minmax = "minmax"
     entropy = "entropy"
     percentile = "percentile"
+
+
+class RoundingChoice(str, Enum):
+    gptq = "gptq"
+    nearest = "nearest"
 
 
 class FallbackChoice(str, Enum):
@@ -119,8 +125,12 @@ def export(
     calib_samples: int = typer.Option(
         32, help="Calibration frames (evenly spaced over a folder/video)."
     ),
-    calib_method: MethodChoice = typer.Option(MethodChoice.minmax, help="Activation range method."),
-    calib_bins: int = typer.Option(2048, help="Histogram bins (entropy, percentile)."),
+    calib_method: MethodChoice = typer.Option(
+        MethodChoice.mse,
+        help="Activation range method: mse picks each tensor's range with the least INT8 error "
+        "(streaming histogram); minmax, entropy (KL) and percentile are ONNX Runtime's.",
+    ),
+    calib_bins: int = typer.Option(2048, help="Histogram bins (mse, entropy, percentile)."),
     calib_percentile: float = typer.Option(99.99, help="Percentile method's cut-off."),
     calib_cache: Path = typer.Option(
         None, help="Calibration cache folder; default ~/.cache/scaseg/calibration."
@@ -152,6 +162,11 @@ def export(
         "before calibration "
         "and, if the gate still fails, leaves the most sensitive nodes in float; off quantizes "
         "as is and lets the gate decide.",
+    ),
+    int8_rounding: RoundingChoice = typer.Option(
+        RoundingChoice.gptq,
+        help="INT8 weight rounding: gptq rounds each layer's weights for the least output error "
+        "on calibration frames; nearest rounds each weight to its nearest INT8 value.",
     ),
     int8_max_float_nodes: int = typer.Option(
         None,
@@ -247,6 +262,7 @@ def export(
             ),
             int8_fallback=int8_fallback.value,
             int8_max_float_nodes=int8_max_float_nodes,
+            int8_rounding=int8_rounding.value,
             sensitivity_report=sensitivity_report,
             force=force,
         )

@@ -98,9 +98,14 @@ def print_report(console: Console, report, request) -> None:
         )
     if report.calibration:
         cal = report.calibration
+        rounding = (
+            f"weights rounded for the least output error (gptq, {len(cal.rounded)} layers)"
+            if cal.rounding == "gptq"
+            else "weights rounded to nearest"
+        )
         console.print(
-            f"INT8: {cal['method']} calibration on {printable(cal['data'], limit=1000)} "
-            f"({'cache hit' if cal['cache_hit'] else 'computed and cached'}); "
+            f"INT8: {cal.method} calibration on {printable(cal.data, limit=1000)} "
+            f"({'cache hit' if cal.cache_hit else 'computed and cached'}); {rounding}; "
             f"{len(report.float_matmuls)} attention MatMuls left in float",
             soft_wrap=True,
         )
@@ -168,30 +173,30 @@ def print_engine_result(console: Console, result) -> None:
 def _print_int8_repairs(console: Console, report) -> None:
     """What --int8-fallback auto changed (equalized pairs, nodes left in float, gate per step),
     and the most sensitive INT8 nodes where they were ranked."""
-    rec = report.int8_repairs
+    rec = report.calibration.repairs if report.calibration is not None else None
 
     def say(text: str) -> None:
         console.print(text, soft_wrap=True, highlight=False)
 
     if rec is not None:
-        eq = rec.get("equalized") or []
-        floated = rec.get("left_in_float") or []
-        steps = rec.get("steps", [])
+        eq = rec.equalized
+        floated = rec.left_in_float
+        steps = [s.to_dict() for s in rec.steps]
         if not eq and not floated and steps and all(s["passed"] for s in steps):
             say("INT8 repairs: none needed (no outlier Conv pairs; the gate passed as quantized)")
         elif not eq and not steps:
             say("INT8 repairs: no outlier Conv pairs to equalize (no gate ran, so no fallback)")
         if eq:
-            pairs = _names([f"{p['producer']} -> {p['consumer']}" for p in eq])
+            pairs = _names([f"{p.producer} -> {p.consumer}" for p in eq])
             say(f"INT8 repairs: equalized {len(eq)} Conv pair(s) with outlier channels: {pairs}")
         if floated:
             say(f"INT8 repairs: {len(floated)} node(s) left in float: {_names(floated)}")
-        for step in rec.get("steps", []):
+        for step in steps:
             lat = ", ".join(f"{k} {v:.1f} ms" for k, v in step["latency_ms"].items())
             miou = "" if step["miou"] is None else f", mIoU {_pct(step['miou'])}"
             verdict = "pass" if step["passed"] else "fail"
             say(f"  INT8 {step['step']}: agree {_pct(step['agreement'])}%{miou}, {lat}: {verdict}")
-        for backend, cost in (rec.get("latency_cost_ms") or {}).items():
+        for backend, cost in (rec.latency_cost() or {}).items():
             say(
                 f"  INT8 latency cost on {backend}: {cost['before']:.1f} -> {cost['after']:.1f} ms"
                 f" ({cost['ratio']}x)"
@@ -201,5 +206,7 @@ def _print_int8_repairs(console: Console, report) -> None:
             [f"{s.node} ({s.op}, {s.relative_error:.3g})" for s in report.sensitivity[:5]]
         )
         say(f"INT8 most sensitive nodes (relative logit error, only that node quantized): {worst}")
+        if rec is not None and rec.ranking:
+            say(f"  ranked by {rec.ranking}")
     for path in report.sensitivity_files:
         say(f"INT8 sensitivity report: {printable(path, limit=1000)}")

@@ -12,7 +12,6 @@ gate, each try re-checked against the PyTorch reference the gate kept.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,14 +21,11 @@ from pathlib import Path
 
 import onnx
 
-from calibration.cache import CacheKey, CalibrationCache
-from calibration.ranges import compute_ranges
 from calibration.sources import (
     GENERATED,
     CalibrationData,
     CalibrationDataError,
     load_calibration_data,
-    model_inputs,
 )
 from export import artifacts, model_info
 from export.fp16 import convert_fp16
@@ -41,25 +37,9 @@ from export.gate_data import (
     holdout_gate,
     val_gate,
 )
-from export.int8.quantize import quantize_int8
-from export.int8.repair import (
-    WORST_NODES_SHOWN,
-    Int8Work,
-    default_cap,
-    equalize_graph,
-    fallback_search,
-    latency_cost,
-    new_record,
-    step_record,
-    worst_text,
-)
-from export.int8.sensitivity import (
-    SENSITIVITY_FRAMES,
-    float_nodes,
-    quantized_nodes,
-    rank_nodes,
-    write_report,
-)
+from export.int8.records import RepairRecord
+from export.int8.repair import Int8Work, repair_int8
+from export.int8.stage import stage_int8
 from export.onnx_export import ExportOptions, GraphIO, export_onnx
 from export.request import (
     ArtifactResult,
@@ -75,7 +55,6 @@ from runtime.atomic import check_writable_folder
 from runtime.deps import available
 from runtime.meta import ModelMeta, sha256_file, write_meta
 from runtime.preprocess import Preprocess
-from runtime.sampling import evenly_spaced
 from runtime.val_data import find_val_set
 
 Progress = Callable[[str], None]
@@ -115,11 +94,8 @@ def export_artifacts(
             check = next((a.check for a in report.artifacts if a.precision == precision), None)
             ok = check is None or check.passed
             if ok:
-                if precision == "int8" and report.int8_repairs is not None:
-                    meta = replace(
-                        meta,
-                        calibration={**(meta.calibration or {}), "repairs": report.int8_repairs},
-                    )
+                if precision == "int8" and report.calibration is not None:
+                    meta = replace(meta, calibration=report.calibration.to_dict())
                 meta = _finish_meta(meta, path, check, report)
                 artifacts.place(path, targets[precision], meta, request.force)
             result = ArtifactResult(precision, targets[precision], path.stat().st_size, check, ok)
@@ -237,13 +213,23 @@ def _stage_all(request, model, info, pp, calib, tmp: Path, report, say) -> tuple
     work = None
     if "int8" in request.precisions:
         with _timed(report, "int8"):
-            path, calibration, work = _stage_int8(
-                fp32, io_spec, pp, calib, request, tmp, report, say
-            )
+            stage = stage_int8(fp32, io_spec.input.name, pp, calib, request, tmp, say)
+            report.warnings += stage.warnings
+            report.calibration = stage.record
+            report.float_matmuls = tuple(stage.record.float_matmuls)
+            if request.int8_fallback == "auto":
+                stage.record.repairs = RepairRecord(
+                    equalized=stage.work.equalized, equalize_diff=stage.work.equalize_diff
+                )
+            work = stage.work
             hashes = {"calibration_data": calib.sha256}
-            if work is not None and work.calibrated != fp32:
+            if work.calibrated != fp32:
                 hashes["calibrated_onnx"] = sha256_file(work.calibrated)
-            staged["int8"] = (path, _derived(base, "int8", fp32, hashes, calibration=calibration))
+            calibration = stage.record.to_dict()
+            staged["int8"] = (
+                stage.path,
+                _derived(base, "int8", fp32, hashes, calibration=calibration),
+            )
     if "fp32" not in request.precisions:
         staged.pop("fp32")
     return staged, work
@@ -266,186 +252,56 @@ def _check_shapes(io_spec: GraphIO, options: ExportOptions) -> list[tuple]:
     return [tuple(io_spec.input.shape)]
 
 
-def _stage_int8(fp32: Path, io_spec, pp, calib: CalibrationData, request, tmp: Path, report, say):
-    """Calibrate and quantize; with --int8-fallback auto, equalize outlier Conv pairs first.
-
-    Returns (Q/DQ graph, calibration record, Int8Work for the repairs or None when off)."""
-    import onnxruntime
-
-    settings = request.calibration
-    auto = request.int8_fallback == "auto"
-    calibrated, equalized, work = fp32, [], None
-    frames = None
-    if auto or request.sensitivity_report is not None:
-        # only the frames used are preprocessed: float inputs of every calibration frame at
-        # once would be 4x the decoded frames' memory
-        keep = set(evenly_spaced(calib.samples, SENSITIVITY_FRAMES))
-        inputs = model_inputs(calib, pp, fused=request.fuse_preprocess)
-        frames = [x for i, x in enumerate(inputs) if i in keep]
-    if auto:
-        say("INT8: looking for Conv pairs with outlier channels to equalize")
-        calibrated, equalized, diff, warning = equalize_graph(
-            fp32, io_spec.input.name, frames, tmp / "model.fp32.equalized.onnx"
-        )
-        if warning:
-            report.warnings.append(warning)
-        work = Int8Work(
-            calibrated, tmp / "model.int8.qdq.onnx", io_spec.input.name, frames, equalized, diff
-        )
-    extra_settings = {}
-    if equalized:  # the graph calibrated is not the exported one: say so in the key
-        extra_settings["equalized"] = [f"{p.producer} -> {p.consumer}" for p in equalized]
-    key = CacheKey(
-        model_sha256=sha256_file(calibrated),
-        preprocess=pp.to_dict(),
-        data_sha256=calib.sha256,
-        method=settings.method,
-        samples=calib.samples,
-        settings={
-            **settings.to_dict(),
-            "library": f"onnxruntime {onnxruntime.__version__}",
-            **extra_settings,
-        },
-    )
-    cache = CalibrationCache(request.calib_cache)
-    ranges = cache.load(key)
-    hit = ranges is not None
-    say(f"calibrating INT8 ({settings.method}, {calib.samples} samples)")
-    if ranges is None:
-        inputs = model_inputs(calib, pp, fused=request.fuse_preprocess)
-        ranges = compute_ranges(calibrated, io_spec.input.name, inputs, settings)
-        cache.store(key, ranges)
-    path = tmp / "model.int8.onnx"
-    excluded = quantize_int8(calibrated, path, ranges, settings.method)
-    check_trt_ops(onnx.load(str(path)), "the INT8 graph")
-    report.float_matmuls = tuple(excluded)
-    if work is None and request.sensitivity_report is not None:
-        work = Int8Work(fp32, tmp / "model.int8.qdq.onnx", io_spec.input.name, frames)
-    if work is not None:
-        shutil.copyfile(path, work.qdq)
-    calibration = {
-        "method": settings.method,
-        "samples": calib.samples,
-        "library": f"onnxruntime {onnxruntime.__version__} (quantize_static, QDQ)",
-        "data": calib.description,
-        "settings": settings.to_dict(),
-        "cache_key": key.digest(),
-        "cache_hit": hit,
-        "float_matmuls": list(excluded),
-    }
-    if equalized:
-        calibration["equalized"] = [p.to_dict() for p in equalized]
-    report.calibration = calibration
-    if auto:
-        report.int8_repairs = new_record(work, None, None)
-    return path, calibration, work
-
-
 def _repair_int8(
     work: Int8Work, staged: dict, request, info, report, gate, reference, say, tick
 ) -> None:
-    """After the gate: rank nodes where asked or needed; leave the worst in float until INT8
-    passes (auto mode, up to the cap); write the sensitivity report where asked."""
+    """After the gate: export/int8/repair.repair_int8 with this export's gate and files."""
     path, meta = staged["int8"]
     result = next((a for a in report.artifacts if a.precision == "int8"), None)
     check = result.check if result is not None else None
-    auto = request.int8_fallback == "auto"
-    record = report.int8_repairs
-    if auto and check is not None:
-        first = "equalized" if work.equalized else "initial"
-        record["steps"].append(step_record(f"{first} (gate)", check))
-    need_fallback = auto and check is not None and not check.passed
-    if not need_fallback and request.sensitivity_report is None:
-        return
-    qdq, fp32 = onnx.load(str(work.qdq)), onnx.load(str(work.calibrated))
-    nodes = quantized_nodes(qdq)
-    if need_fallback:
-        say(f"INT8 missed its budget: ranking {len(nodes)} quantized nodes by sensitivity")
-    else:
-        say(f"ranking {len(nodes)} quantized INT8 nodes by sensitivity (--sensitivity-report)")
-    ranking = rank_nodes(qdq, fp32, work.input_name, work.frames, tick)
-    report.sensitivity = ranking
-    floated: list[str] = []
-    if need_fallback:
-        cap = request.int8_max_float_nodes
-        cap = default_cap(len(nodes)) if cap is None else min(cap, len(nodes))
-        record["quantized_nodes"], record["max_float_nodes"] = len(nodes), cap
-        order = [s.node for s in ranking]
-        checks: dict[int, object] = {}
+    record = report.calibration.repairs if report.calibration is not None else None
 
-        def passes(k: int) -> bool:
-            say(f"INT8 fallback: gate with the {k} most sensitive node(s) in float")
-            _write_fallback(qdq, fp32, order[:k], path, meta)
-            done = [0]
+    def write(model: onnx.ModelProto) -> None:
+        check_trt_ops(model, "the INT8 graph with nodes left in float")
+        onnx.save(model, str(path))
+        write_meta(path, artifacts.with_artifact_hash(meta, sha256_file(path)))
 
-            def advance() -> None:
-                done[0] += 1
-                if tick is not None:
-                    tick(f"INT8 fallback, {k} node(s) in float: {done[0]}/{gate.count} frames")
+    def again(k: int):
+        done = [0]
 
-            checks[k] = recheck(
-                "int8",
-                path,
-                reference,
-                gate,
-                request.budgets,
-                model_info.class_names(info),
-                _openvino(request),
-                advance,
-            )
-            record["steps"].append(step_record(f"fallback k={k}", checks[k]))
-            return checks[k].passed
+        def advance() -> None:
+            done[0] += 1
+            if tick is not None:
+                tick(f"INT8 fallback, {k} node(s) in float: {done[0]}/{gate.count} frames")
 
-        best, tried = fallback_search(cap, passes)
-        if best is not None:
-            floated = order[:best]
-            if tried[-1] != best:  # the last try was a smaller, failing k: put the best back
-                _write_fallback(qdq, fp32, floated, path, meta)
-            final = checks[best]
-        else:
-            final = checks[tried[-1]] if tried else check
-            final.failures = [*final.failures, _cap_failure(cap, tried, ranking, record)]
-        record["left_in_float"] = floated
-        cost = latency_cost(record["steps"])
-        if cost:
-            record["latency_cost_ms"] = cost
-        _upsert(report, ArtifactResult("int8", path, path.stat().st_size, final, False))
-    record_top = [s.to_dict() for s in ranking[:WORST_NODES_SHOWN]]
-    if record is not None:
-        record["most_sensitive"] = record_top
-    if request.sensitivity_report is not None:
-        files, warning = write_report(
-            request.sensitivity_report,
-            ranking,
-            equalized=[n for p in work.equalized for n in (p.producer, p.consumer)],
-            left_in_float=floated,
+        return recheck(
+            "int8",
+            path,
+            reference,
+            gate,
+            request.budgets,
+            model_info.class_names(info),
+            _openvino(request),
+            advance,
         )
-        report.sensitivity_files = files
-        if warning:
-            report.warnings.append(warning)
 
-
-def _write_fallback(qdq, fp32, names, path: Path, meta) -> None:
-    model = float_nodes(qdq, fp32, names)
-    check_trt_ops(model, "the INT8 graph with nodes left in float")
-    onnx.save(model, str(path))
-    write_meta(path, artifacts.with_artifact_hash(meta, sha256_file(path)))
-
-
-def _cap_failure(cap: int, tried: list[int], ranking, record: dict) -> str:
-    eq = len(record["equalized"])
-    done = f"equalized {eq} Conv pair(s), " if eq else ""
-    if not tried:
-        return (
-            f"INT8 repairs: {done}--int8-max-float-nodes {cap} leaves no node in float; most "
-            f"sensitive nodes: {worst_text(ranking)}"
-        )
-    return (
-        f"INT8 repairs did not reach the budget: {done}still failing with the {tried[-1]} most "
-        f"sensitive of {len(ranking)} quantized nodes in float (the cap, --int8-max-float-nodes "
-        f"{cap}); most sensitive: {worst_text(ranking)}. Raise --int8-max-float-nodes, "
-        "calibrate on frames like the deployment's, or ship FP16"
+    outcome = repair_int8(
+        work,
+        path,
+        write,
+        record,
+        check,
+        again,
+        request.int8_max_float_nodes,
+        request.sensitivity_report,
+        say,
+        tick,
     )
+    report.sensitivity = outcome.ranking
+    report.sensitivity_files = outcome.files
+    report.warnings += outcome.warnings
+    if outcome.check is not None:
+        _upsert(report, ArtifactResult("int8", path, path.stat().st_size, outcome.check, False))
 
 
 def _openvino(request) -> bool:

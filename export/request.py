@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration.ranges import CalibrationSettings
+from export.int8.records import CalibrationRecord
 from export.onnx_export import ShapeRange
 from export.verify import Budgets, VariantCheck
 from runtime.budgets import check
@@ -19,6 +20,7 @@ DEMO_CHECKPOINT = (
 
 
 INT8_FALLBACK = ("auto", "off")
+INT8_ROUNDING = ("gptq", "nearest")
 
 
 class ExportInputError(UserInputError):
@@ -71,6 +73,9 @@ class ExportRequest:
     # the quantized nodes); "off" quantizes as is and lets the gate decide.
     int8_fallback: str = "auto"
     int8_max_float_nodes: int | None = None
+    # INT8 weight rounding: "gptq" minimises each layer's output error on calibration frames;
+    # "nearest" rounds every weight to its nearest grid point (ONNX Runtime's quantizer)
+    int8_rounding: str = "gptq"
     sensitivity_report: Path | None = None  # folder for the INT8 sensitivity CSV and PNG
     force: bool = False
 
@@ -108,6 +113,10 @@ class ExportRequest:
         if self.int8_fallback not in INT8_FALLBACK:
             raise ExportInputError(
                 f"--int8-fallback {self.int8_fallback!r} is not one of {', '.join(INT8_FALLBACK)}"
+            )
+        if self.int8_rounding not in INT8_ROUNDING:
+            raise ExportInputError(
+                f"--int8-rounding {self.int8_rounding!r} is not one of {', '.join(INT8_ROUNDING)}"
             )
         if self.int8_max_float_nodes is not None and self.int8_max_float_nodes < 0:
             raise ExportInputError(
@@ -148,10 +157,9 @@ class ExportReport:
     simplifier: str = ""
     fp32_nodes: tuple[str, ...] = ()
     float_matmuls: tuple[str, ...] = ()
-    calibration: dict | None = None
-    # INT8 repairs (equalized pairs, nodes left in float, gate result per step, latency cost),
-    # None where --int8-fallback off or no INT8 was asked for; the same dict goes in the sidecar.
-    int8_repairs: dict | None = None
+    # How the INT8 variant was made; its `repairs` (equalized pairs, nodes left in float, gate
+    # result per step) is None where --int8-fallback off. to_dict() is the sidecar's form.
+    calibration: CalibrationRecord | None = None
     sensitivity: list = field(default_factory=list)  # NodeSensitivity, most harmful first
     sensitivity_files: list[Path] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)

@@ -11,6 +11,10 @@
    smallest k that passes. Each try re-checks the INT8 variant only against the kept PyTorch
    reference. Past the cap the variant fails as without repairs.
 
+The ranking is found by scoring groups of nodes and splitting the worst
+(export/int8/group_ranking.py): the k worst nodes cost a few dozen graph runs, not one per
+node. `--sensitivity-report` ranks every node one by one (export/int8/sensitivity.py).
+
 `--int8-fallback off` does none of this. Nothing here prints: progress goes to callbacks and
 findings into the record (sidecar and report).
 """
@@ -26,6 +30,10 @@ import numpy as np
 import onnx
 
 from export.int8.equalize import EqualizedPair, equalize, max_relative_diff
+from export.int8.group_ranking import GROUP_SIZE, GroupRanking
+from export.int8.records import RepairRecord, RepairStep
+from export.int8.sensitivity import float_nodes, quantized_nodes, rank_nodes, write_report
+from export.ort_session import cpu_session
 from runtime.sampling import evenly_spaced
 
 EQUALIZE_CHECK_FRAMES = 2
@@ -47,13 +55,7 @@ class Int8Work:
 
 
 def _fp32_outputs(model: onnx.ModelProto, input_name: str, frames: Sequence[np.ndarray]):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = cpu_session(model.SerializeToString())
     return [out for x in frames for out in session.run(None, {input_name: x})]
 
 
@@ -128,58 +130,108 @@ def fallback_search(cap: int, passes: Callable[[int], bool]) -> tuple[int | None
     return hi, tried
 
 
-def step_record(name: str, check) -> dict:
-    """One gate result of the INT8 variant: agreement, mIoU, latency per CPU backend."""
-    latency = {"onnxruntime": round(check.latency_ms, 2)}
-    out = {
-        "step": name,
-        "agreement": round(check.agreement, 6),
-        "miou": None if check.miou is None else round(check.miou, 6),
-        "latency_ms": latency,
-        "passed": check.passed,
-    }
-    if check.openvino is not None:
-        latency["openvino"] = round(check.openvino.latency_ms, 2)
-        out["openvino_agreement"] = round(check.openvino.agreement, 6)
-    return out
-
-
-def new_record(work: Int8Work | None, cap: int | None, quantized: int | None) -> dict:
-    eq = work.equalized if work is not None else []
-    record = {
-        "mode": "auto",
-        "equalized": [p.to_dict() for p in eq],
-        "left_in_float": [],
-        "steps": [],
-    }
-    if work is not None and work.equalize_diff is not None and eq:
-        record["equalization_fp32_max_relative_diff"] = float(f"{work.equalize_diff:.3g}")
-    if quantized is not None:
-        record["quantized_nodes"] = quantized
-    if cap is not None:
-        record["max_float_nodes"] = cap
-    return record
-
-
-def latency_cost(steps: list[dict]) -> dict | None:
-    """Latency of the first gated INT8 graph and of the final one, per backend, and the ratio."""
-    if len(steps) < 2:
-        return None
-    first = steps[0]["latency_ms"]
-    final = next((s for s in reversed(steps) if s["passed"]), steps[-1])["latency_ms"]
-    return {
-        backend: {
-            "before": first[backend],
-            "after": final[backend],
-            "ratio": round(final[backend] / first[backend], 3) if first[backend] else None,
-        }
-        for backend in first
-        if backend in final
-    }
-
-
 def worst_text(ranking: Sequence, count: int = WORST_NODES_SHOWN) -> str:
     return ", ".join(
         f"{s.node} ({s.op}, rel. error {s.relative_error:.3g}, agreement {100 * s.agreement:.2f}%)"
         for s in ranking[:count]
+    )
+
+
+@dataclass
+class RepairOutcome:
+    check: object | None = None  # the final VariantCheck where the fallback ran, else None
+    ranking: list = field(default_factory=list)  # NodeSensitivity, most harmful first
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def repair_int8(
+    work: Int8Work,
+    path: Path,
+    write: Callable[[onnx.ModelProto], None],
+    record: RepairRecord | None,
+    check,
+    recheck: Callable[[int], object],
+    cap: int | None,
+    report_folder: Path | None,
+    say: Callable[[str], None],
+    tick: Callable[[str], None] | None = None,
+) -> RepairOutcome:
+    """After the gate: leave the worst nodes in float until INT8 passes (`record` given: auto
+    mode, up to the cap), rank every node where a report folder is given.
+
+    `write(model)` puts a graph at `path` with its sidecar; `recheck(k)` gates it and returns
+    the VariantCheck."""
+    outcome = RepairOutcome()
+    if record is not None and check is not None:
+        first = "equalized" if work.equalized else "initial"
+        record.steps.append(RepairStep.from_check(f"{first} (gate)", check))
+    need_fallback = record is not None and check is not None and not check.passed
+    if not need_fallback and report_folder is None:
+        return outcome
+    qdq, fp32 = onnx.load(str(work.qdq)), onnx.load(str(work.calibrated))
+    nodes = quantized_nodes(qdq)
+    floated: list[str] = []
+    ranking = None
+    if need_fallback:
+        say(f"INT8 missed its budget: finding the most sensitive of {len(nodes)} quantized nodes")
+        ranking = GroupRanking(qdq, fp32, work.input_name, work.frames, tick=tick)
+        cap = default_cap(len(nodes)) if cap is None else min(cap, len(nodes))
+        record.quantized_nodes, record.max_float_nodes = len(nodes), cap
+        checks: dict[int, object] = {}
+
+        def passes(k: int) -> bool:
+            names = ranking.top(k)
+            say(f"INT8 fallback: gate with the {len(names)} most sensitive node(s) in float")
+            write(float_nodes(qdq, fp32, names))
+            checks[k] = recheck(k)
+            record.steps.append(RepairStep.from_check(f"fallback k={k}", checks[k]))
+            return checks[k].passed
+
+        best, tried = fallback_search(cap, passes)
+        if best is not None:
+            floated = ranking.top(best)
+            if tried[-1] != best:  # the last try was a smaller, failing k: put the best back
+                write(float_nodes(qdq, fp32, floated))
+            outcome.check = checks[best]
+        else:
+            outcome.check = checks[tried[-1]] if tried else check
+            ranking.top(WORST_NODES_SHOWN)
+            failure = cap_failure(cap, tried, ranking.found, len(nodes), len(record.equalized))
+            outcome.check.failures = [*outcome.check.failures, failure]
+        ranking.top(WORST_NODES_SHOWN)
+        record.left_in_float = floated
+        record.ranking = (
+            f"groups of {GROUP_SIZE} scored and the worst split: {ranking.evaluations} graph "
+            f"runs on {len(work.frames)} calibration frames for {len(ranking.found)} node(s)"
+        )
+        outcome.ranking = list(ranking.found)
+    if report_folder is not None:
+        say(f"ranking {len(nodes)} quantized INT8 nodes one by one (--sensitivity-report)")
+        outcome.ranking = rank_nodes(qdq, fp32, work.input_name, work.frames, tick)
+        outcome.files, warning = write_report(
+            report_folder,
+            outcome.ranking,
+            equalized=[n for p in work.equalized for n in (p.producer, p.consumer)],
+            left_in_float=floated,
+        )
+        if warning:
+            outcome.warnings.append(warning)
+    if record is not None:
+        record.most_sensitive = list(outcome.ranking[:WORST_NODES_SHOWN])
+    return outcome
+
+
+def cap_failure(cap: int, tried: list[int], ranking, quantized: int, equalized: int) -> str:
+    done = f"equalized {equalized} Conv pair(s), " if equalized else ""
+    if not tried:
+        return (
+            f"INT8 repairs: {done}--int8-max-float-nodes {cap} leaves no node in float; most "
+            f"sensitive nodes: {worst_text(ranking)}"
+        )
+    return (
+        f"INT8 repairs did not reach the budget: {done}still failing with the {tried[-1]} most "
+        f"sensitive of {quantized} quantized nodes in float (the cap, --int8-max-float-nodes "
+        f"{cap}); most sensitive: {worst_text(ranking)}. Raise --int8-max-float-nodes, "
+        "calibrate on frames like the deployment's, or ship FP16"
     )
