@@ -141,10 +141,6 @@ def md_table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
-def fmt_ms(stats: LatencyStats | None) -> str:
-    return "-" if stats is None else f"{stats.p50_ms:.1f}"
-
-
 def ratio(a: float | None, b: float | None) -> float | None:
     """a / b, None where either is missing."""
     return None if a is None or b is None or b == 0 else a / b

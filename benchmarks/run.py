@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -111,25 +110,6 @@ def targets_section(tables: list[Table]) -> list[str]:
 
 def _verdict(target: Target) -> str:
     return {True: "yes", False: "**no**", None: "n/a"}[target.met]
-
-
-def git_revision() -> str:
-    """Short commit of the checkout, with "+ uncommitted changes" where the tree is dirty."""
-    repo = Path(__file__).resolve().parents[1]
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    head = git("rev-parse", "--short", "HEAD")
-    if head is None:
-        return "unknown (not a git checkout)"
-    return head + (" + uncommitted changes" if git("status", "--porcelain") else "")
 
 
 def render(tables: list[Table], command: str, seconds: float, settings: Settings) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -179,7 +178,3 @@ def export_onnx(model: nn.Module, pp: Preprocess, options: ExportOptions) -> tup
 
 def _dynamic_dims(shape: tuple) -> dict[int, str]:
     return {i: d for i, d in enumerate(shape) if isinstance(d, str)}
-
-
-def write_onnx_bytes(data: bytes, path: Path) -> None:
-    path.write_bytes(data)
