@@ -36,6 +36,7 @@ ROWS = {
     "entropy": dict(method="entropy", rounding="nearest", fallback="off"),
     "mse": dict(method="mse", rounding="nearest", fallback="off"),
     "mse+gptq": dict(method="mse", rounding="gptq", fallback="off"),
+    "percentile+gptq": dict(method="percentile", rounding="gptq", fallback="off"),
     "minmax+auto (old default)": dict(method="minmax", rounding="nearest", fallback="auto"),
     "mse+gptq+auto (default)": dict(method="mse", rounding="gptq", fallback="auto"),
 }

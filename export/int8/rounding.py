@@ -14,8 +14,9 @@ OpenVINO read the same kind of graph. Handled: group-1 Conv (any kernel, stride,
 padding), depthwise Conv (one small H per channel) and MatMul/Gemm with a constant weight. Other
 grouped convs keep the nearest rounding.
 
-Memory: H is d x d per layer (d = input channels x kernel area, at most a few thousand here);
-inputs are sampled at up to `positions` output positions per frame and dropped after each frame.
+Memory: H is d x d per layer (d = input channels x kernel area, at most a few thousand here),
+2 GiB for all layers together at most (layers past that keep the nearest rounding); inputs are
+sampled at up to POSITIONS output positions per frame and dropped after each frame.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from calibration.ranges import QUANTIZED_OPS
 DAMP = 0.01  # of the mean diagonal of H, added to it (GPTQ's default)
 POSITIONS = 1024  # sampled output positions per layer and frame
 MAX_COLUMNS = 4096  # a layer with a larger H keeps the nearest rounding
+MAX_MOMENT_BYTES = 2 << 30  # all layers' H together; layers past it keep the nearest rounding
 
 
 @dataclass
@@ -76,6 +78,10 @@ def _layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
     qinits = {i.name: i for i in qdq.graph.initializer}
     fnodes = {n.name: n for n in fp32.graph.node}
     finits = {i.name: i for i in fp32.graph.initializer}
+    readers: dict[str, int] = {}
+    for n in qdq.graph.node:
+        for name in n.input:
+            readers[name] = readers.get(name, 0) + 1
     layers = []
     for node in qdq.graph.node:
         if node.op_type not in QUANTIZED_OPS or node.name not in fnodes:
@@ -89,8 +95,8 @@ def _layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
         if len(dq.input) < 2 or dq.input[1] not in qinits:
             continue
         qw = qinits[dq.input[0]]
-        if qw.data_type != onnx.TensorProto.INT8:
-            continue
+        if qw.data_type != onnx.TensorProto.INT8 or readers.get(qw.name, 0) != 1:
+            continue  # another type, or int8 weights shared with another node
         zero = qinits.get(dq.input[2]) if len(dq.input) > 2 else None
         if zero is not None and numpy_helper.to_array(zero).any():
             continue  # asymmetric weights: not ours to round
@@ -110,6 +116,8 @@ def _layers(qdq: onnx.ModelProto, fp32: onnx.ModelProto) -> list[_Layer]:
 
 def _kind(node: onnx.NodeProto, weight: np.ndarray) -> str | None:
     if node.op_type == "Conv" and weight.ndim == 4:
+        if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            return None  # padding decided at run time: keep the nearest rounding
         group = int(_attr(node, "group", 1))
         if group == 1:
             return "conv" if weight[0].size <= MAX_COLUMNS else None
@@ -128,8 +136,6 @@ def _patches(x: np.ndarray, node: onnx.NodeProto, kh: int, kw: int, rng) -> np.n
     strides = _attr(node, "strides", [1, 1])
     dil = _attr(node, "dilations", [1, 1])
     pads = _attr(node, "pads", [0, 0, 0, 0])
-    if _attr(node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise ValueError("auto_pad")
     img = np.pad(x[0], ((0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
     c, h, w = img.shape
     oh = (h - dil[0] * (kh - 1) - 1) // strides[0] + 1
@@ -208,6 +214,25 @@ def _gptq_depthwise(w: np.ndarray, h: np.ndarray, scale: np.ndarray) -> np.ndarr
     return q
 
 
+def _moment_bytes(layer: _Layer) -> int:
+    if layer.kind == "depthwise":
+        k = layer.weight.shape[2] * layer.weight.shape[3]
+        return 8 * layer.weight.shape[0] * k * k
+    d = layer.weight.shape[0] if layer.kind == "matmul" else layer.weight[0].size
+    return 8 * d * d
+
+
+def _within_budget(layers: list[_Layer]) -> list[_Layer]:
+    """The layers (graph order) whose input moments fit MAX_MOMENT_BYTES together."""
+    kept, used = [], 0
+    for layer in layers:
+        size = _moment_bytes(layer)
+        if used + size <= MAX_MOMENT_BYTES:
+            kept.append(layer)
+            used += size
+    return kept
+
+
 def _output_error(w: np.ndarray, q: np.ndarray, h: np.ndarray, scale: np.ndarray) -> float:
     """tr(D H D^T) / tr(W H W^T), D = dequantized - float: relative output error energy."""
     d = q * scale[:, None] - w
@@ -231,7 +256,7 @@ def round_weights(
     error on the calibration inputs goes down."""
     from export.ort_session import cpu_session
 
-    layers = _layers(qdq, fp32)
+    layers = _within_budget(_layers(qdq, fp32))
     if not layers:
         return qdq, []
     model = onnx.ModelProto()

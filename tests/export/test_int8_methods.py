@@ -176,3 +176,15 @@ def test_records_write_the_sidecar_form():
         }
     ]
     assert repairs["left_in_float"] == [] and "latency_cost_ms" not in repairs
+
+
+def test_gptq_rounds_only_the_layers_whose_moments_fit_the_memory_budget(tmp_path, monkeypatch):
+    from export.int8 import rounding
+
+    fp32 = _graph()
+    qdq = _quantize(tmp_path, fp32)
+    # a: 4x3x3 = 36 columns (10 kB of H); b: 8 channels x 9x9 (5 kB); c: 8x8; d: 12x12
+    monkeypatch.setattr(rounding, "MAX_MOMENT_BYTES", 8 * 36 * 36 - 1)
+    _, results = round_weights(qdq, fp32, "input", _inputs(2))
+    assert "a" not in {r.node for r in results}
+    assert {r.node for r in results} == {"b", "c", "d"}

@@ -507,6 +507,12 @@ def test_unmodified_demo_gets_no_repairs_and_the_same_graph_as_off(tmp_path):
     assert auto["calibration"]["cache_key"] == off["calibration"]["cache_key"]
     assert auto["calibration"]["cache_hit"] is True  # auto reused off's calibration
     assert "INT8 repairs: none needed" in results["auto"].output
+    # the defaults: least-error ranges, GPTQ rounding, every weight per channel
+    assert auto["calibration"]["method"] == "mse"
+    rounding = auto["calibration"]["weight_rounding"]
+    assert rounding["method"] == "gptq" and rounding["layers"] > 200
+    assert rounding["mean_output_error"] < rounding["mean_output_error_nearest"]
+    assert auto["calibration"]["constant_weights_made_initializers"] > 0
 
 
 def test_recheck_against_the_kept_reference_matches_the_full_gate(tiny_checkpoint, tmp_path):
