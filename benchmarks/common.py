@@ -148,3 +148,20 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
+
+
+def video_frames(path) -> list:
+    """Every decodable frame of a video, in order (BGR, OpenCV)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        cap.release()
+    return frames

@@ -44,17 +44,12 @@ SIZE = 512
 
 
 def _bikes(work: Path, model, pp) -> dict:
+    from benchmarks.common import video_frames
     from export.evaluate import torch_segmenter
     from runtime.preprocess import labels_to_frame
     from tests.support.real_video import real_video
 
-    cap = cv2.VideoCapture(str(real_video()))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = video_frames(real_video())
     segment = torch_segmenter(model, pp)
     calib = work / "bikes_calib"
     calib.mkdir()

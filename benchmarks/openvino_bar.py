@@ -53,14 +53,9 @@ def split_video(video: Path, work: Path) -> tuple[Path, Path]:
     """Frames of the first half -> work/calib/, of the second half -> work/eval/ (PNG, lossless)."""
     import cv2
 
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    from benchmarks.common import video_frames
+
+    frames = video_frames(video)
     if len(frames) < 4:
         raise RuntimeError(f"{video} has {len(frames)} decodable frames; need at least 4")
     half = len(frames) // 2
