@@ -67,13 +67,14 @@ def test_place_writes_artifact_and_sidecar_and_needs_force_to_replace(tmp_path):
 
 @pytest.mark.slow
 def test_a_crash_mid_export_leaves_no_files(tiny_checkpoint, tmp_path, monkeypatch):
+    import export.int8.stage as stage
     import export.pipeline as pipeline
     from export.request import ExportRequest
 
     def crash(*args, **kwargs):
         raise RuntimeError("quantizer crashed")
 
-    monkeypatch.setattr(pipeline, "quantize_int8", crash)
+    monkeypatch.setattr(stage, "quantize_int8", crash)
     out = tmp_path / "out"
     request = ExportRequest(
         checkpoint=tiny_checkpoint, out=out, precisions=("fp32", "int8"), height=64, width=64,

@@ -141,7 +141,7 @@ def test_all_precisions_written_with_sidecars_and_engine_note(tiny_checkpoint, t
         assert meta["input"]["name"] == "input" and meta["output"]["name"] == "logits"
         assert meta["extra"]["gate"]["passed"] is True
     int8 = json.loads((out / "m.int8.onnx.json").read_text())
-    assert int8["calibration"]["method"] == "minmax" and int8["calibration"]["samples"] == 2
+    assert int8["calibration"]["method"] == "mse" and int8["calibration"]["samples"] == 2
     assert int8["hashes"]["calibration_data"] and int8["hashes"]["source_onnx"]
     assert json.loads((out / "m.fp16.onnx.json").read_text())["fp32_nodes"]
     assert "engines must be built on the target" in result.output
@@ -165,14 +165,14 @@ def test_gate_fails_on_deliberately_broken_int8_calibration(
 
     (Constant-black calibration frames were tried first: on this model MinMax ranges from black
     frames still cost only ~0.4 mIoU points, so they do not make a reliable failure.)"""
-    import export.pipeline as pipeline
+    import export.int8.stage as stage
 
-    real = pipeline.compute_ranges
+    real = stage.compute_ranges
 
     def broken(*args, **kwargs):
         return {k: (lo / 50, hi / 50) for k, (lo, hi) in real(*args, **kwargs).items()}
 
-    monkeypatch.setattr(pipeline, "compute_ranges", broken)
+    monkeypatch.setattr(stage, "compute_ranges", broken)
     out = tmp_path / "out"
     val = make_mmseg(tmp_path / "val", count=8)  # generated scenes with their masks, demo ids
     args = _args(trained_tiny_checkpoint, out, tmp_path / "c", "--precision", "all")
