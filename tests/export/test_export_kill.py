@@ -63,6 +63,10 @@ POLL_S = 0.0005
 RUN_TIMEOUT_S = 120
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _save_checkpoint(path: Path, seed: int) -> None:
     torch.manual_seed(seed)
     info = {
@@ -124,6 +128,9 @@ class Export:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A shell's background job (`make test &`) ignores SIGINT and its children inherit
+            # that, so the export would never see the Ctrl-C this test sends: restore it.
+            preexec_fn=_default_sigint,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
