@@ -209,15 +209,10 @@ def _one_quantized(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
 
 
 def _session(model: onnx.ModelProto | bytes):
-    import onnxruntime as ort
+    """Basic optimizations only (export/ort_session.py): each node's Q/DQ run as written."""
+    from export.ort_session import cpu_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    # Basic optimizations only: no Q/DQ fusion into ORT's own int8 kernels, so each node's Q/DQ
-    # run as written (quantize, dequantize, float op): what TensorRT's explicit Q/DQ mean.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return cpu_session(model if isinstance(model, bytes) else model.SerializeToString(), basic=True)
 
 
 def _compare(ref: np.ndarray, out: np.ndarray) -> tuple[float, float, int]:
