@@ -107,6 +107,7 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
     calibrator = None
     dla_layers = None
     try:
+        check_build_memory(onnx_file, meta, cuda)  # before TensorRT's builder allocates
         mode = _mode(trt, meta, options)
         if options.dla_core is not None:
             _check_dla_quantization(trt, meta, mode, onnx_file)
@@ -156,6 +157,31 @@ def build_engine(onnx_file: Path, options: EngineOptions, trt=None, cuda=None) -
         out.unlink(missing_ok=True)  # never an engine without its sidecar
         raise
     return EngineResult(out, precision, mode, cache_path, reused, tuple(pinned))
+
+
+def check_build_memory(onnx_file: Path, meta: ModelMeta, cuda) -> None:
+    """Warn (DeviceMemoryWarning) or refuse (DeviceMemoryError) before the builder runs, when the
+    ONNX's estimated peak activations plus its weights crowd or exceed the GPU's free memory.
+
+    Activations are estimated from the graph at the largest shape the engine must take (the
+    profile's max for a dynamic export). The workspace limit is not added: it caps the scratch
+    TensorRT may use when timing tactics, and tactics that do not fit are skipped, not failed."""
+    from runtime.memory_estimate import DeviceMemoryWarning, check_device_memory, estimate_for_file
+
+    spec = meta.input
+    shapes = {spec.name: tuple(int(d) for d in spec.profile[2])} if spec.profile else None
+    estimate = estimate_for_file(onnx_file, shapes)
+    with cuda.active():
+        free, total = cuda.free_memory()
+    warning = check_device_memory(
+        estimate.peak_bytes,
+        free,
+        total,
+        f"building {onnx_file.name}",
+        extra_bytes=estimate.weights_bytes,
+    )
+    if warning:
+        warnings.warn(warning, DeviceMemoryWarning, stacklevel=3)
 
 
 def _mode(trt, meta: ModelMeta, options: EngineOptions) -> str:

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -38,6 +39,7 @@ class CudaApi(Protocol):
 
     def active(self) -> contextlib.AbstractContextManager: ...
     def device_info(self) -> DeviceInfo: ...
+    def free_memory(self) -> tuple[int, int]: ...  # (free, total) bytes, inside active()
     def alloc_device(self, nbytes: int) -> object: ...  # int(obj) is the device pointer
     def free_device(self, buf: object) -> None: ...
     def alloc_pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray: ...
@@ -51,6 +53,29 @@ class CudaApi(Protocol):
     def launch_graph(self, graph: object) -> None: ...
     def destroy_graph(self, graph: object) -> None: ...
     def close(self) -> None: ...
+
+
+# A Jetson's GPU allocates from the system RAM it shares with the CPU. There CUDA's "free" leaves
+# out what the kernel would reclaim on demand (page cache), so on a system that has run a while
+# it reads far below what can still be allocated; the kernel's MemAvailable counts that too.
+TEGRA_RELEASE = Path("/etc/nv_tegra_release")  # present on JetPack (L4T) systems and containers
+MEMINFO = Path("/proc/meminfo")
+
+
+def shared_memory_free(free: int) -> int:
+    """`free` bytes as CUDA reports them; on a Jetson, the kernel's MemAvailable where larger.
+
+    Only ever raises the figure (and only on Jetson), so a check built on it refuses less, never
+    more; anything unreadable leaves CUDA's own figure."""
+    if not TEGRA_RELEASE.exists():
+        return free
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return max(free, int(line.split()[1]) * 1024)  # the kernel reports kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return free
 
 
 def open_cuda(device: int = 0, need_graphs: bool = False) -> CudaApi:
@@ -101,6 +126,11 @@ class PycudaApi:
         major, minor = self._device.compute_capability()
         version = ".".join(str(v) for v in self._cuda.get_version()[:2])
         return DeviceInfo(self._device.name(), f"{major}.{minor}", version)
+
+    def free_memory(self) -> tuple[int, int]:
+        """(free, total) bytes of the device, by cuMemGetInfo; call it inside active()."""
+        free, total = self._cuda.mem_get_info()
+        return shared_memory_free(int(free)), int(total)
 
     def alloc_device(self, nbytes: int) -> object:
         return self._cuda.mem_alloc(max(int(nbytes), 1))
@@ -248,6 +278,12 @@ class CudartApi:
             f"{prop.major}.{prop.minor}",
             f"{version // 1000}.{version % 1000 // 10}",
         )
+
+    def free_memory(self) -> tuple[int, int]:
+        """(free, total) bytes of the device, by cudaMemGetInfo; call it inside active(), which
+        makes the device current (cudaMemGetInfo reports on the current one)."""
+        free, total = self._check(self._rt.cudaMemGetInfo())
+        return shared_memory_free(int(free)), int(total)
 
     def alloc_device(self, nbytes: int) -> object:
         return int(self._check(self._rt.cudaMalloc(max(int(nbytes), 1))))

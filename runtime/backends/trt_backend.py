@@ -5,7 +5,9 @@ opaque ("magic tag", "serialization version"). So the sidecar's provenance is co
 running TensorRT and GPU first, and a mismatch is refused with the command that rebuilds it.
 
 Buffers (pinned host + device) are allocated on the first `infer` and again only when the input
-shape changes; `infer` returns after the stream is synchronised.
+shape changes; `infer` returns after the stream is synchronised. Before the execution context takes
+the engine's activation memory, TensorRT's figure for it is checked against the GPU's free memory
+(runtime/memory_estimate.py): a warning with little to spare, DeviceMemoryError when it cannot fit.
 
 Status: the logic here is tested against fakes (tests/support/fake_tensorrt.py); the calls into real
 TensorRT, pycuda and cuda-python have only the `gpu`-marked test, which needs a GPU machine.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from runtime import trt_compat
 from runtime.backends import BackendOptions
 from runtime.cuda_mem import CudaApi, open_cuda
 from runtime.errors import RunError, UserInputError
+from runtime.memory_estimate import DeviceMemoryWarning, check_device_memory
 from runtime.meta import MetaError, ModelMeta
 
 
@@ -133,6 +137,7 @@ class TrtBackend:
                 f"TensorRT could not load {self.path.name} ({detail}); rebuild on this device: "
                 f"{rebuild_command(self.meta.engine, self.path)}"
             )
+        self._check_device_memory()
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise RunError(
@@ -140,6 +145,17 @@ class TrtBackend:
             )
         self._tensors = {t.name: t for t in trt_compat.io_tensors(trt, self._engine)}
         self._check_io()
+
+    def _check_device_memory(self) -> None:
+        """Before the execution context allocates the engine's activation memory: refuse
+        (DeviceMemoryError) when TensorRT's own figure for it exceeds the GPU's free memory, warn
+        when it leaves little to spare. The engine's weights are already on the device by now, so
+        the free figure has them taken out; the I/O buffers (allocated later) are not counted."""
+        need = trt_compat.device_memory_bytes(self._trt, self._engine)
+        free, total = self._cuda.free_memory()
+        warning = check_device_memory(need, free, total, f"TensorRT engine {self.path.name}")
+        if warning:
+            warnings.warn(warning, DeviceMemoryWarning, stacklevel=2)
 
     def _check_io(self) -> None:
         inputs = [n for n, t in self._tensors.items() if t.is_input]

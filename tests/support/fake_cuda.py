@@ -37,9 +37,16 @@ class FakeCuda:
 
     name = "fake-cuda"
 
-    def __init__(self, gpu_name: str = "Fake GPU", compute_capability: str = "8.7") -> None:
+    def __init__(
+        self,
+        gpu_name: str = "Fake GPU",
+        compute_capability: str = "8.7",
+        free_bytes: int = 6 << 30,
+        total_bytes: int = 8 << 30,
+    ) -> None:
         self.device = FakeDevice()
         self.info = DeviceInfo(gpu_name, compute_capability, "12.2")
+        self.free_bytes, self.total_bytes = free_bytes, total_bytes  # what free_memory reports
         self.pinned_live = 0
         self.closed = False
         self.active_depth = 0
@@ -66,6 +73,11 @@ class FakeCuda:
 
     def device_info(self) -> DeviceInfo:
         return self.info
+
+    def free_memory(self) -> tuple[int, int]:
+        """The knobs free_bytes / total_bytes; like cuMemGetInfo, only inside active()."""
+        self._need_context("free_memory")
+        return self.free_bytes, self.total_bytes
 
     def alloc_device(self, nbytes: int) -> int:
         self._need_context("alloc_device")
@@ -190,6 +202,8 @@ class FakePycuda:
       can switch to only on the thread that created the context.
     """
 
+    fake_free_bytes, fake_total_bytes = 6 << 30, 8 << 30  # what mem_get_info reports
+
     def __init__(self) -> None:
         driver = self.fake_driver = FakeCudaDriver()
         self.fake_libcuda = FakeLibCuda(driver)
@@ -297,6 +311,12 @@ class FakePycuda:
 
     def init(self) -> None:
         pass
+
+    def mem_get_info(self) -> tuple[int, int]:
+        """(free, total) bytes, as cuMemGetInfo: it needs a current context."""
+        if self.fake_driver.current() is None:
+            raise FakeCudaContextError("cuMemGetInfo failed: invalid device context")
+        return self.fake_free_bytes, self.fake_total_bytes
 
     def get_version(self) -> tuple[int, int, int]:
         return (12, 2, 0)

@@ -121,11 +121,32 @@ class FakeExecutionContext:
 
 
 class FakeCudaEngine:
-    def __init__(self, tensors: list[dict], device: FakeDevice) -> None:
+    """ICudaEngine. Its activation memory is `fake_device_memory` bytes, read as TensorRT of
+    `fake_version` exposes it: `device_memory_size` before 11, `device_memory_size_v2` from 10.1
+    (served by __getattr__, so each version has exactly the attributes the real one has)."""
+
+    def __init__(
+        self,
+        tensors: list[dict],
+        device: FakeDevice,
+        version: tuple[int, ...] = (10, 3),
+        device_memory: int = 64 << 20,
+    ) -> None:
         self._tensors = tensors
         self._device = device
         self._input_name = next(t["name"] for t in tensors if t["mode"] == "input")
         self.fake_context: FakeExecutionContext | None = None  # the last context made
+        self.fake_version = tuple(version)
+        self.fake_device_memory = device_memory
+
+    def __getattr__(self, name: str):
+        # Only reached for names the instance and class lack.
+        version = self.__dict__.get("fake_version", (10, 3))
+        if name == "device_memory_size" and version[:1] < (11,):
+            return self.__dict__["fake_device_memory"]
+        if name == "device_memory_size_v2" and version[:2] >= (10, 1):
+            return self.__dict__["fake_device_memory"]
+        raise AttributeError(f"FakeCudaEngine (TensorRT {version}) has no attribute {name!r}")
 
     def _spec(self, name: str) -> dict:
         return next(t for t in self._tensors if t["name"] == name)
@@ -155,9 +176,10 @@ class FakeCudaEngine:
 
 
 class FakeRuntime:
-    def __init__(self, logger, device: FakeDevice) -> None:
+    def __init__(self, logger, device: FakeDevice, state: FakeTrtState | None = None) -> None:
         self._logger = logger
         self._device = device
+        self._state = state
         self.DLA_core = -1
 
     def deserialize_cuda_engine(self, data: bytes) -> FakeCudaEngine | None:
@@ -166,7 +188,11 @@ class FakeRuntime:
                 FakeILogger.ERROR, "Serialization assertion magicTagRead == kMAGIC_TAG failed"
             )
             return None
-        return FakeCudaEngine(json.loads(data[len(FAKE_ENGINE_MAGIC) :]), self._device)
+        tensors = json.loads(data[len(FAKE_ENGINE_MAGIC) :])
+        if self._state is None:
+            return FakeCudaEngine(tensors, self._device)
+        state = self._state
+        return FakeCudaEngine(tensors, self._device, state.version, state.engine_device_memory)
 
 
 # --- builder side: Builder -> INetworkDefinition / IBuilderConfig / OnnxParser -----------------
@@ -405,6 +431,8 @@ class FakeTrtState:
 
     major: int
     device: FakeDevice
+    version: tuple = (10, 3)  # the whole version, as numbers
+    engine_device_memory: int = 64 << 20  # what loaded engines report as their activation need
     layer_names: list = field(default_factory=list)
     dla_cores: int = 0
     dla_incapable: set = field(default_factory=set)  # layer names DLA cannot run
@@ -458,6 +486,7 @@ class FakeTrt:
         parse_errors=(),
         rejected_cache: bytes | None = None,
         corrupt_cache: bytes | None = None,
+        engine_device_memory: int = 64 << 20,
     ) -> None:
         major = int(version.split(".")[0])
         self.__version__ = version
@@ -468,6 +497,8 @@ class FakeTrt:
         self.fake = FakeTrtState(
             major=major,
             device=(cuda or FakeCuda()).device,
+            version=tuple(int(p) for p in version.split(".") if p.isdigit()),
+            engine_device_memory=engine_device_memory,
             layer_names=list(layer_names),
             dla_cores=dla_cores,
             dla_incapable=set(dla_incapable),
@@ -478,7 +509,7 @@ class FakeTrt:
         )
 
     def Runtime(self, logger) -> FakeRuntime:  # noqa: N802 - the real name
-        runtime = FakeRuntime(logger, self.fake.device)
+        runtime = FakeRuntime(logger, self.fake.device, self.fake)
         self.fake.runtimes.append(runtime)
         return runtime
 
