@@ -55,6 +55,22 @@ class FallbackChoice(str, Enum):
     off = "off"
 
 
+class StripChoice(str, Enum):
+    auto = "auto"
+    exact = "exact"
+    grid = "grid"
+
+
+class InferenceChoice(str, Enum):
+    whole = "whole"
+    slide = "slide"
+
+
+class ResizeChoice(str, Enum):
+    stretch = "stretch"
+    keep_ratio = "keep-ratio"
+
+
 class EngineChoice(str, Enum):
     auto = "auto"  # build where TensorRT and a GPU are present, else say how to on the target
     yes = "yes"
@@ -73,6 +89,10 @@ def parse_size(text: str, flag: str = "--input-size") -> tuple[int, int]:
     if len(sizes) != 2 or min(sizes) <= 0:
         raise typer.BadParameter(f"{flag} {text!r}: expected HxW such as 512x512 or 512x1024")
     return sizes[0], sizes[1]
+
+
+def _size_or_none(text: str | None, flag: str) -> tuple[int, int] | None:
+    return None if text is None else parse_size(text, flag)
 
 
 # The export runs when no subcommand is given (`scaseg-export --precision int8`), so the group's
@@ -178,6 +198,37 @@ def export(
         help="Write the INT8 per-node sensitivity ranking here (CSV + PNG chart), even when the "
         "gate passes. Example: --sensitivity-report reports/",
     ),
+    strip_attention: StripChoice = typer.Option(
+        StripChoice.auto,
+        help="Strip attention in the graph: exact; grid evaluates each head's attention at "
+        "--strip-grid query values and interpolates (cost linear in pixels, same weights, gated "
+        "against the exact model); auto: grid from 512x1024 input pixels up.",
+    ),
+    strip_grid: int = typer.Option(
+        None, help="Grid form: query values per head (default 256). Example: --strip-grid 512"
+    ),
+    inference: InferenceChoice = typer.Option(
+        None,
+        help="How frames are run: whole, or slide (crop-sized windows, overlapping logits "
+        "averaged, as mmseg scores Cityscapes); default: the checkpoint config's test_cfg, "
+        "else whole.",
+    ),
+    slide_crop: str = typer.Option(
+        None, help="Slide: window HxW, the graph's input size. Example: --slide-crop 1024x1024"
+    ),
+    slide_stride: str = typer.Option(
+        None, help="Slide: window step HxW. Example: --slide-stride 768x768"
+    ),
+    resize: ResizeChoice = typer.Option(
+        None,
+        help="Frame resize: stretch to --input-size, or keep-ratio within --resize-scale "
+        "(mmseg's Resize keep_ratio=True); default: the checkpoint config's test pipeline, "
+        "else stretch.",
+    ),
+    resize_scale: str = typer.Option(
+        None,
+        help="Keep-ratio limits, longer x shorter side. Example: --resize-scale 2048x1024",
+    ),
     engines: EngineChoice = typer.Option(EngineChoice.auto, help="Build TensorRT engines too."),
     workspace_gib: float = typer.Option(2.0, help="TensorRT builder workspace limit, GiB."),
     dla_core: int = typer.Option(None, help="Jetson: build for this DLA core (GPU fallback on)."),
@@ -264,6 +315,13 @@ def export(
             int8_max_float_nodes=int8_max_float_nodes,
             int8_rounding=int8_rounding.value,
             sensitivity_report=sensitivity_report,
+            strip_attention=strip_attention.value,
+            strip_grid=strip_grid,
+            inference=None if inference is None else inference.value,
+            slide_crop=_size_or_none(slide_crop, "--slide-crop"),
+            slide_stride=_size_or_none(slide_stride, "--slide-stride"),
+            resize=None if resize is None else resize.value.replace("-", "_"),
+            resize_scale=_size_or_none(resize_scale, "--resize-scale"),
             force=force,
         )
         from export.trt_build import EngineOptions

@@ -109,7 +109,11 @@ class FusedModel(nn.Module):
 def graph_io(num_classes: int, options: ExportOptions) -> GraphIO:
     """Names, dtypes, layouts and shapes of the exported graph (what goes into the sidecar)."""
     dyn = options.dynamic
-    n, h, w = ("batch", "height", "width") if dyn else (1, options.height, options.width)
+    n, h, w = 1, options.height, options.width
+    if dyn is not None:  # symbolic where the range varies; a fixed H/W stays a number (slide crops)
+        n = "batch"
+        h = "height" if dyn.height[0] != dyn.height[2] else dyn.height[0]
+        w = "width" if dyn.width[0] != dyn.width[2] else dyn.width[0]
     if options.fuse_preprocess:
         inp = TensorSpec("image", "uint8", "NHWC", (n, h, w, 3))
         in_profile = _profile(dyn, lambda b, y, x: (b, y, x, 3))
@@ -121,7 +125,8 @@ def graph_io(num_classes: int, options: ExportOptions) -> GraphIO:
         out = TensorSpec("labels", LABEL_DTYPE, "NHW", (n, h, w))
         return GraphIO(inp, out, "labels", 1)
     s = OUTPUT_STRIDE
-    oh, ow = (f"height/{s}", f"width/{s}") if dyn else (h // s, w // s)
+    oh = f"height/{s}" if isinstance(h, str) else h // s
+    ow = f"width/{s}" if isinstance(w, str) else w // s
     out = TensorSpec("logits", "float32", "NCHW", (n, num_classes, oh, ow))
     return GraphIO(inp, out, "logits", s)
 

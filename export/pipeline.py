@@ -37,6 +37,7 @@ from export.gate_data import (
     holdout_gate,
     val_gate,
 )
+from export.inference_plan import plan_inference
 from export.int8.records import RepairRecord
 from export.int8.repair import Int8Work, repair_int8
 from export.int8.stage import stage_int8
@@ -49,6 +50,7 @@ from export.request import (
     GateFailedError,
 )
 from export.simplify import simplify_model
+from export.strip_form import StripForm, choose_strip_form, model_for_export
 from export.trt_ops import check_trt_ops
 from export.verify import recheck, run_gate
 from runtime.atomic import check_writable_folder
@@ -70,6 +72,13 @@ def export_artifacts(
     say = progress or (lambda _stage: None)
     model, info = model_info.load(request)
     _note_model(report, info)
+    request, plan, plan_warnings = plan_inference(request, info)
+    report.inference_plan = plan
+    report.model_notes.append(f"inference: {plan.describe()}")
+    report.warnings += plan_warnings
+    form = choose_strip_form(request, model)
+    report.strip_form = form
+    report.model_notes.append(_form_note(form))
     name = artifacts.check_name(request.name or model_info.default_name(request, info))
     targets = {p: artifacts.onnx_path(request.out, name, p) for p in request.precisions}
     artifacts.preflight(list(targets.values()), request.force)
@@ -81,7 +90,8 @@ def export_artifacts(
         report.warnings += list(calib.warnings)  # skipped entries, an untrue frame count
     gate = _gate_data(request, info, pp, calib, report) if request.verify else None
     with tempfile.TemporaryDirectory(prefix="scaseg-export-") as tmp:
-        staged, work = _stage_all(request, model, info, pp, calib, Path(tmp), report, say)
+        traced = model_for_export(model, form)
+        staged, work = _stage_all(request, traced, info, pp, calib, Path(tmp), report, say)
         reference = None
         if gate is not None:
             with _timed(report, "verify"):
@@ -109,6 +119,9 @@ def export_artifacts(
 def _preprocess(request: ExportRequest, info: dict, report: ExportReport) -> Preprocess:
     """The input contract (flags, else the checkpoint, else mmseg's defaults), noted in the report."""
     pp, source, warnings = model_info.preprocess_for(request, info)
+    plan = report.inference_plan
+    if plan is not None and plan.resize != pp.resize:
+        pp = replace(pp, resize=plan.resize, scale=plan.scale)
     info["preprocess_source"] = source
     report.model_notes.append(
         f"preprocessing: {pp.color.upper()}, mean {_triplet(pp.mean)}, std {_triplet(pp.std)} "
@@ -116,6 +129,12 @@ def _preprocess(request: ExportRequest, info: dict, report: ExportReport) -> Pre
     )
     report.warnings += warnings
     return pp
+
+
+def _form_note(form: StripForm) -> str:
+    if form.form == "grid":
+        return f"strip attention: grid form, {form.grid} points per head ({form.reason})"
+    return f"strip attention: exact ({form.reason})"
 
 
 def _note_model(report: ExportReport, info: dict) -> None:
@@ -200,6 +219,8 @@ def _stage_all(request, model, info, pp, calib, tmp: Path, report, say) -> tuple
         fp32, io_spec = _stage_fp32(model, pp, options, tmp, report)
     base = model_info.base_meta(info, io_spec, pp, request)
     base.extra["simplifier"] = report.simplifier
+    base.extra["strip_attention"] = report.strip_form.to_dict()
+    base = replace(base, inference=report.inference_plan.inference)
     staged = {"fp32": (fp32, base)}
     if "fp16" in request.precisions:
         with _timed(report, "fp16"):
@@ -338,6 +359,7 @@ def _verify(model, staged: dict, info, request, report, pp, gate: GateData, tick
         model_info.class_names(info),
         openvino,
         progress=advance,
+        inference=report.inference_plan.inference,
     )
     report.reference_miou = result.ref_miou
     report.reference_iou = result.ref_iou

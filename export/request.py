@@ -8,6 +8,7 @@ from pathlib import Path
 from calibration.ranges import CalibrationSettings
 from export.int8.records import CalibrationRecord
 from export.onnx_export import ShapeRange
+from export.plans import InferencePlan, StripForm
 from export.verify import Budgets, VariantCheck
 from runtime.budgets import check
 from runtime.errors import RunError, UserInputError
@@ -21,6 +22,10 @@ DEMO_CHECKPOINT = (
 
 INT8_FALLBACK = ("auto", "off")
 INT8_ROUNDING = ("gptq", "nearest")
+STRIP_FORMS = ("auto", "exact", "grid")  # export/strip_form.py
+STRIP_GRID_RANGE = (2, 4096)
+INFERENCE_MODES = ("whole", "slide")  # runtime/slide.py; export/inference_plan.py
+RESIZE_CHOICES = ("stretch", "keep_ratio")
 
 
 class ExportInputError(UserInputError):
@@ -77,6 +82,17 @@ class ExportRequest:
     # "nearest" rounds every weight to its nearest grid point (ONNX Runtime's quantizer)
     int8_rounding: str = "gptq"
     sensitivity_report: Path | None = None  # folder for the INT8 sensitivity CSV and PNG
+    # Strip attention's form in the graph: exact, grid (linear in pixels), or auto (grid where it
+    # pays); strip_grid: grid points per head, None: scaseg.strip_grid.GRID_DEFAULT
+    strip_attention: str = "auto"
+    strip_grid: int | None = None
+    # How frames are run, as mmseg scores the model (export/inference_plan.py); None: from the
+    # checkpoint's config (test_cfg, the test pipeline's Resize), else whole frames stretched
+    inference: str | None = None  # whole | slide
+    slide_crop: tuple[int, int] | None = None  # (h, w); slide: the graph's input size
+    slide_stride: tuple[int, int] | None = None  # (h, w)
+    resize: str | None = None  # stretch | keep_ratio
+    resize_scale: tuple[int, int] | None = None  # keep_ratio: (long, short) side limits
     force: bool = False
 
     def __post_init__(self) -> None:
@@ -130,6 +146,26 @@ class ExportRequest:
             raise ExportInputError(
                 f"{flag} is about the INT8 variant; pass --precision int8 (or all) with it"
             )
+        if self.strip_attention not in STRIP_FORMS:
+            raise ExportInputError(
+                f"--strip-attention {self.strip_attention!r} is not one of {', '.join(STRIP_FORMS)}"
+            )
+        lo, hi = STRIP_GRID_RANGE
+        if self.strip_grid is not None and not lo <= self.strip_grid <= hi:
+            raise ExportInputError(
+                f"--strip-grid {self.strip_grid}: pass a count of grid points in {lo}..{hi} "
+                "(256 agrees with the exact form on >= 99.9% of pixels)"
+            )
+        if self.strip_grid is not None and self.strip_attention == "exact":
+            raise ExportInputError(
+                "--strip-grid sets the grid form's size; it contradicts --strip-attention exact"
+            )
+        if self.inference is not None and self.inference not in INFERENCE_MODES:
+            raise ExportInputError(
+                f"--inference {self.inference!r} is not one of {', '.join(INFERENCE_MODES)}"
+            )
+        if self.resize is not None and self.resize not in RESIZE_CHOICES:
+            raise ExportInputError(f"--resize {self.resize!r} is not one of stretch, keep-ratio")
         if not 0 <= self.ignore_index <= 65535:
             raise ExportInputError(f"--ignore-index must be in 0..65535, got {self.ignore_index}")
 
@@ -165,6 +201,8 @@ class ExportReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     engine_note: str | None = None  # how to build engines where TensorRT/GPU are missing
     engines: list[Path] = field(default_factory=list)
+    strip_form: StripForm | None = None  # the strip attention form written (export/strip_form.py)
+    inference_plan: InferencePlan | None = None  # whole/slide and the resize (inference_plan.py)
 
     @property
     def failed(self) -> list[ArtifactResult]:

@@ -23,6 +23,7 @@ from export.gate_data import GateData, check_class_mismatch
 from runtime.errors import UserInputError
 from runtime.metrics import ConfusionMatrix
 from runtime.preprocess import Preprocess, labels_to_frame, logits_to_labels, preprocess
+from runtime.slide import Inference
 
 WARMUP_RUNS = 2
 
@@ -176,13 +177,17 @@ def run_gate(
     class_names: Sequence[str],
     openvino: bool,
     progress=None,
+    inference: Inference | None = None,
 ) -> GateResult:
     """Run every staged variant (each with its sidecar beside it) over the gate frames.
 
-    The result's `reference` re-checks a variant later (`recheck`) without running PyTorch."""
-    import torch
-
+    The reference is PyTorch FP32 run as mmseg scores the model: whole frames, or with slide
+    inference / keep-ratio resizing (`inference`, `pp.resize`) export/slide_reference.py's own
+    implementation, independent of the runtime's. Its logits are compared with each graph's on
+    the same input batch (all windows of a frame for slide). The result's `reference` re-checks
+    a variant later (`recheck`) without running PyTorch."""
     k = len(class_names)
+    inference = inference or Inference()
     runners, ov_errors = _open_runners(staged, openvino)
     tallies = {key: _Tally(k, data.ignore_index) for key in runners}
     ref = ConfusionMatrix(k, data.ignore_index)
@@ -191,12 +196,7 @@ def run_gate(
     frames = 0
     try:
         for sample in data:
-            with torch.inference_mode():
-                ref_logits = model(torch.from_numpy(preprocess(sample.frame_bgr, pp)))[0].numpy()
-            _check_reference_finite(ref_logits, sample.name)
-            ref_labels = labels_to_frame(
-                logits_to_labels(ref_logits, pp), sample.frame_bgr.shape[:2]
-            ).astype(np.int64)
+            ref_logits, ref_labels = _reference(model, sample, pp, inference, runners)
             kept.append(ref_labels.astype(_label_dtype(k)))
             if sample.truth is not None:
                 ref.update(ref_labels, sample.truth)
@@ -258,6 +258,29 @@ def recheck(
     check = _check(precision, path, runners, tallies, reference, budgets, class_names, ov_errors)
     check.max_abs_diff = None  # labels only: the reference logits were not kept
     return check
+
+
+def _reference(model, sample, pp: Preprocess, inference: Inference, runners: dict):
+    """PyTorch FP32's (logits of the graph's input batch, frame-size labels) for one frame."""
+    import torch
+
+    frame = sample.frame_bgr
+    if not inference.slide and pp.resize == "stretch":
+        with torch.inference_mode():
+            ref_logits = model(torch.from_numpy(preprocess(frame, pp))).numpy()
+        _check_reference_finite(ref_logits, sample.name)
+        labels = labels_to_frame(logits_to_labels(ref_logits[0], pp), frame.shape[:2])
+        return ref_logits, labels.astype(np.int64)
+    from export.slide_reference import slide_labels_torch
+
+    labels = slide_labels_torch(model, frame, pp, inference).astype(np.int64)
+    ref_logits = None  # the graph's own input batch (windows, padding), as the runtime cuts it
+    seg = next((s for s in runners.values() if not s.meta.fused_preprocess), None)
+    if seg is not None:
+        with torch.inference_mode():
+            ref_logits = model(torch.from_numpy(seg.prepare(frame))).numpy()
+        _check_reference_finite(ref_logits, sample.name)
+    return ref_logits, labels
 
 
 def _check_reference_finite(ref_logits: np.ndarray, frame: str) -> None:
@@ -324,13 +347,13 @@ def _run_one(
     out = seg.infer(batch)
     tally.times_ms.append((time.perf_counter() - start) * 1e3)
     if seg.meta.output_kind == "logits":
-        tally.nonfinite += int(out[0].size - np.count_nonzero(np.isfinite(out[0])))
+        tally.nonfinite += int(out.size - np.count_nonzero(np.isfinite(out)))
     if (
         ref_logits is not None
         and seg.meta.output_kind == "logits"
-        and out[0].shape == ref_logits.shape
+        and out.shape == ref_logits.shape
     ):
-        diff = np.abs(out[0].astype(np.float64) - ref_logits).max()
+        diff = np.abs(out.astype(np.float64) - ref_logits).max()
         tally.max_diff = max(tally.max_diff, float(diff))
     labels = seg.postprocess(out, sample.frame_bgr.shape[:2])
     tally.add(labels, ref_labels, sample.truth)

@@ -23,6 +23,7 @@ from runtime.preprocess import (
     RESIZE_MODES,
     Preprocess,
 )
+from runtime.slide import INFERENCE_MODES, Inference
 from runtime.text import printable
 
 SCHEMA_VERSION = 1
@@ -89,6 +90,8 @@ class ModelMeta:
     fp32_nodes: tuple[str, ...] = ()  # nodes kept in float32 in an FP16 graph
     extra: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    # whole (one input per frame) or slide (crop-sized windows, one batched call per frame)
+    inference: Inference = field(default_factory=Inference)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -108,6 +111,7 @@ class ModelMeta:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["preprocess"] = self.preprocess.to_dict()
+        data["inference"] = self.inference.to_dict()
         return data
 
     @classmethod
@@ -148,20 +152,47 @@ def _from_fields(f: Fields, source: str) -> ModelMeta:
         engine=f.mapping("engine", None),
         fp32_nodes=f.names("fp32_nodes", "node names", ()),
         extra=f.mapping("extra", {}) or {},
+        inference=_inference(f),
     )
 
 
 def _preprocess(f: Fields, source: str) -> Preprocess:
     height, width = f.whole("height", 1, 1 << 31), f.whole("width", 1, 1 << 31)
     check("input_side", max(height, width), f"{source}: preprocess size {height}x{width}")
+    resize = f.choice("resize", RESIZE_MODES, "stretch")
+    scale = None
+    if resize == "keep_ratio":
+        scale = f.pair("scale", 1, budget("input_side").limit)
+    elif f.get("scale", None) is not None:
+        raise f.fail("scale", f.get("scale"), "null or absent with resize 'stretch'")
     return Preprocess(
         height=height,
         width=width,
         color=f.choice("color", COLOR_ORDERS, "rgb"),
         mean=f.numbers("mean", 3, list(IMAGENET_MEAN_RGB)),
         std=f.numbers("std", 3, list(IMAGENET_STD_RGB), positive=True),
-        resize=f.choice("resize", RESIZE_MODES, "stretch"),
+        resize=resize,
+        scale=scale,
     )
+
+
+def _inference(f: Fields) -> Inference:
+    """The optional `inference` section; absent (sidecars before slide inference) is whole."""
+    if f.get("inference", None) is None:
+        return Inference()
+    sub = f.sub("inference")
+    mode = sub.choice("mode", INFERENCE_MODES, "whole")
+    if mode == "whole":
+        for key in ("crop", "stride"):
+            if sub.get(key, None) is not None:
+                raise sub.fail(key, sub.get(key), "nothing with mode 'whole' (it is for 'slide')")
+        return Inference()
+    high = budget("input_side").limit
+    crop, stride = sub.pair("crop", 1, high), sub.pair("stride", 1, high)
+    try:
+        return Inference("slide", crop, stride)
+    except UserInputError as err:
+        raise FieldError(f"inference: {err}; {FIX}") from err
 
 
 _RANKS = {"NCHW": 4, "NHWC": 4, "NHW": 3}
@@ -189,6 +220,54 @@ def _check_consistency(meta: ModelMeta, source: str) -> None:
         raise MetaError(
             f"{source}: class_names lists {meta.num_classes} classes but the sidecar output shape "
             f"{list(meta.output.shape)} has {channels} channels; {FIX}"
+        )
+    check_inference(meta, source)
+
+
+def check_inference(meta: ModelMeta, source: str = "sidecar") -> None:
+    """The inference mode against the graph: slide needs logits (windows are averaged), the
+    crop as the input size and a dynamic batch dim (a frame's windows are one call); keep-ratio
+    frames in whole mode need a dynamic height and width (their size follows the frame's)."""
+    inf, pp, spec = meta.inference, meta.preprocess, meta.input
+    hw = [spec.shape[i] for i in _HW_AXES[spec.layout]]
+    if not inf.slide:
+        if pp.resize == "keep_ratio" and any(isinstance(d, int) for d in hw):
+            raise MetaError(
+                f"{source}: preprocess resize 'keep_ratio' in whole inference needs a graph with "
+                f"dynamic height and width (frames keep their aspect ratio), but the input shape is "
+                f"{list(spec.shape)}; re-export with --dynamic, or use inference mode 'slide'"
+            )
+        return
+    if meta.output_kind != "logits":
+        raise MetaError(
+            f"{source}: slide inference averages the windows' logits, but this model outputs "
+            f"{meta.output_kind} (fused argmax); re-export it without --fuse-argmax"
+        )
+    if inf.crop != (pp.height, pp.width):
+        raise MetaError(
+            f"{source}: inference crop {inf.crop[0]}x{inf.crop[1]} is not the model input size "
+            f"{pp.height}x{pp.width} (preprocess height/width); the graph runs crop-sized "
+            f"windows, so they must match; {FIX}"
+        )
+    if not isinstance(spec.shape[0], str):
+        raise MetaError(
+            f"{source}: slide inference runs all windows of a frame as one batch, but the input "
+            f"shape {list(spec.shape)} fixes the batch to {spec.shape[0]}; re-export with a "
+            "dynamic batch dim"
+        )
+    _check_crop_in_profile(meta, source)
+
+
+def _check_crop_in_profile(meta: ModelMeta, source: str) -> None:
+    spec, crop = meta.input, meta.inference.crop
+    if not spec.profile:
+        return
+    axes = _HW_AXES[spec.layout]
+    low, high = spec.profile[0], spec.profile[2]
+    if any(not low[a] <= c <= high[a] for a, c in zip(axes, crop)):
+        raise MetaError(
+            f"{source}: inference crop {crop[0]}x{crop[1]} is outside the input profile "
+            f"{list(low)}..{list(high)}; re-export with a profile that covers the crop"
         )
 
 

@@ -73,6 +73,14 @@ class Fields:
             raise self.fail(key, value, f"a whole number from {low} to {high:,}")
         return value
 
+    def pair(self, key: str, low: int, high: int, default: object = _MISSING) -> tuple[int, int]:
+        """Two whole numbers low..high ([h, w], [long, short])."""
+        value = self.get(key, default)
+        ok = isinstance(value, list) and len(value) == 2
+        if not ok or not all(_is_int(v) and low <= v <= high for v in value):
+            raise self.fail(key, value, f"a list of 2 whole numbers from {low} to {high:,}")
+        return int(value[0]), int(value[1])
+
     def numbers(self, key: str, count: int, default: object, positive: bool = False) -> tuple:
         value = self.get(key, default)
         ok = isinstance(value, (list, tuple)) and len(value) == count

@@ -19,7 +19,9 @@ from runtime.text import shown
 IMAGENET_MEAN_RGB = (123.675, 116.28, 103.53)
 IMAGENET_STD_RGB = (58.395, 57.12, 57.375)
 COLOR_ORDERS = ("rgb", "bgr")
-RESIZE_MODES = ("stretch",)
+# stretch: the whole frame to (height, width). keep_ratio: mmseg's keep-ratio Resize with the
+# limits `scale`, so frames keep their aspect ratio (and their size varies with the frame's).
+RESIZE_MODES = ("stretch", "keep_ratio")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ class Preprocess:
     mean: tuple[float, float, float] = IMAGENET_MEAN_RGB  # in `color` order, 0..255 scale
     std: tuple[float, float, float] = IMAGENET_STD_RGB
     resize: str = "stretch"  # whole frame resized to (height, width), bilinear
+    # keep_ratio only: the limits as mmseg's config writes them, e.g. (2048, 1024): the longer side
+    # at most max(scale), the shorter at most min(scale). height/width then stay the graph's input
+    # size (the crop size for slide inference).
+    scale: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
@@ -44,9 +50,32 @@ class Preprocess:
             raise UserInputError(
                 f"mean and std need 3 values with std > 0, got {self.mean}, {self.std}"
             )
+        self._check_scale()
+
+    def _check_scale(self) -> None:
+        scale = self.scale
+        if self.resize == "stretch":
+            if scale is not None:
+                raise UserInputError(
+                    f"scale {scale} is only used with resize='keep_ratio' (stretch resizes to "
+                    f"{self.height}x{self.width}); drop scale or use resize='keep_ratio'"
+                )
+            return
+        ok = isinstance(scale, (tuple, list)) and len(scale) == 2
+        if not ok or not all(_is_int(v) and v > 0 for v in scale):
+            raise UserInputError(
+                f"resize='keep_ratio' needs scale=(long, short): two positive whole numbers "
+                f"as in mmseg's Resize(scale=(2048, 1024), keep_ratio=True), got {scale!r}"
+            )
+        object.__setattr__(self, "scale", (int(scale[0]), int(scale[1])))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.scale is None:
+            del data["scale"]  # stretch sidecars stay as they were
+        else:
+            data["scale"] = list(self.scale)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocess:
@@ -57,7 +86,17 @@ class Preprocess:
             mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN_RGB)),
             std=tuple(float(v) for v in data.get("std", IMAGENET_STD_RGB)),
             resize=str(data.get("resize", "stretch")),
+            scale=_pair(data.get("scale")),
         )
+
+
+def _pair(value: object) -> object:
+    """A JSON list [a, b] as a tuple; anything else as it is (for __post_init__ to refuse)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def as_bgr8(frame: np.ndarray) -> np.ndarray:
@@ -94,10 +133,47 @@ def read_image(path, error: type[UserInputError] = ImageFileError) -> np.ndarray
 
 
 def resize_bgr(frame_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
-    """(H,W,3) uint8 -> (pp.height, pp.width, 3) uint8, bilinear (no copy when already sized)."""
+    """(H,W,3) uint8 -> (pp.height, pp.width, 3) uint8, bilinear (no copy when already sized).
+
+    Always the graph's input size, whatever `pp.resize` says: for keep_ratio models that is the
+    fixed-size image export checks and calibration feed; inference goes through `resize_frame`."""
     if frame_bgr.shape[:2] == (pp.height, pp.width):
         return frame_bgr
     return cv2.resize(frame_bgr, (pp.width, pp.height), interpolation=cv2.INTER_LINEAR)
+
+
+def keep_ratio_size(h: int, w: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """(new_h, new_w) of an h x w image under mmseg's keep-ratio Resize with `scale` (mmcv's
+    rescale_size): one factor, the largest that keeps the longer side <= max(scale) and the
+    shorter <= min(scale), applied to both sides with rounding half up. A side that would round
+    to 0 (a 1x10000 strip) is kept at 1 pixel, where mmcv would fail."""
+    if h <= 0 or w <= 0:
+        raise UserInputError(f"image size must be positive, got {h}x{w}")
+    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
+
+
+def resized_size(frame_hw: tuple[int, int], pp: Preprocess) -> tuple[int, int]:
+    """(H, W) a frame of `frame_hw` has once resized for the model (`resize_frame`)."""
+    if pp.resize == "keep_ratio":
+        return keep_ratio_size(int(frame_hw[0]), int(frame_hw[1]), pp.scale)
+    return pp.height, pp.width
+
+
+def resize_keep_ratio(frame_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """(H,W,3) uint8 -> keep-ratio resized uint8 (`keep_ratio_size`), bilinear like mmcv's
+    cv2 backend (no copy when the size does not change)."""
+    h, w = keep_ratio_size(frame_bgr.shape[0], frame_bgr.shape[1], pp.scale)
+    if frame_bgr.shape[:2] == (h, w):
+        return frame_bgr
+    return cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_frame(frame_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
+    """(H,W,3) uint8 -> resized as `pp.resize` says: stretched to the input size, or keep-ratio."""
+    if pp.resize == "keep_ratio":
+        return resize_keep_ratio(frame_bgr, pp)
+    return resize_bgr(frame_bgr, pp)
 
 
 def normalise(batch_bgr: np.ndarray, pp: Preprocess) -> np.ndarray:
@@ -140,24 +216,37 @@ def logits_to_labels(logits: np.ndarray, pp: Preprocess) -> np.ndarray:
     maximum (ties keep the lower class, like argmax): no (H,W,K) float volume is built, any
     number of classes works, and 8 classes at 512x512 take ~1 ms instead of ~6.
     """
-    k = logits.shape[0]
-    size = (pp.width, pp.height)
-    labels = np.zeros((pp.height, pp.width), np.uint8 if k <= 256 else np.int32)
+    return resized_argmax(logits, (pp.height, pp.width))
 
-    def upsampled(c: int, dst: np.ndarray | None = None) -> np.ndarray:
-        plane = np.ascontiguousarray(logits[c], dtype=np.float32)
-        if plane.shape == (pp.height, pp.width):
-            if dst is None:
-                return plane.copy()
-            dst[...] = plane
-            return dst
-        return cv2.resize(plane, size, dst=dst, interpolation=cv2.INTER_LINEAR)
 
-    best = upsampled(0)
+def resized_argmax(logits: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(K,h,w) logits -> (H,W) labels: each class plane resized bilinearly to `hw` (cv2
+    INTER_LINEAR, half-pixel centres) and a running argmax (see `logits_to_labels`)."""
+    height, width = int(hw[0]), int(hw[1])
+    size = (width, height)
+
+    def plane(c: int, dst: np.ndarray | None) -> np.ndarray:
+        src = np.ascontiguousarray(logits[c], dtype=np.float32)
+        if src.shape != (height, width):
+            return cv2.resize(src, size, dst=dst, interpolation=cv2.INTER_LINEAR)
+        if dst is None:
+            return src.copy()
+        dst[...] = src
+        return dst
+
+    return argmax_planes(plane, logits.shape[0], (height, width))
+
+
+def argmax_planes(plane, k: int, hw: tuple[int, int]) -> np.ndarray:
+    """Running argmax over `k` float32 planes of size `hw`: `plane(c, dst)` returns class c's
+    plane, written into `dst` when it is given (a reused scratch buffer) or as a new array for
+    dst=None. Ties keep the lower class; labels are uint8, or int32 past 256 classes."""
+    labels = np.zeros(hw, np.uint8 if k <= 256 else np.int32)
+    best = plane(0, None)
     scratch = np.empty_like(best)
     fill = np.empty_like(labels)
     for c in range(1, k):
-        up = upsampled(c, scratch)
+        up = plane(c, scratch)
         higher = cv2.compare(up, best, cv2.CMP_GT)
         fill.fill(c)
         cv2.copyTo(fill, higher, labels)

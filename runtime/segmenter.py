@@ -9,6 +9,11 @@
 Plain and fused artifacts (uint8 NHWC input, label-map output) are told apart from the sidecar
 alone; preprocessing and the logits -> labels step are runtime.preprocess's, the same functions
 export-time evaluation uses, so both see identical label maps.
+
+Sidecars with inference mode 'slide' (runtime/slide.py) run mmseg's sliding-window inference:
+`prepare` returns all crop-sized windows of the resized frame as one (N,...) batch, `infer`
+runs them in one call and `postprocess` averages their logits and returns frame-size labels.
+Keep-ratio frames in whole mode are padded to a multiple of 32 and cut back after inference.
 """
 
 from __future__ import annotations
@@ -25,12 +30,31 @@ from runtime.errors import UserInputError
 from runtime.io.overlay import colorize, palette_for
 from runtime.io.source_types import Frame
 from runtime.io.sources import open_source
-from runtime.meta import MetaError
+from runtime.meta import MetaError, check_inference
 from runtime.preprocess import (
+    as_bgr8,
     labels_to_frame,
     logits_to_labels,
+    normalise,
     preprocess,
     preprocess_uint8,
+    resize_frame,
+    resized_size,
+)
+from runtime.slide import (
+    Window,
+    check_logits,
+    check_windows,
+    cut_crops,
+    cut_crops_nhwc,
+    labels_from_logits,
+    labels_from_padded_logits,
+    merge_logits,
+    pad_nchw,
+    pad_nhwc,
+    padded_size,
+    window_count,
+    windows,
 )
 
 
@@ -64,38 +88,116 @@ class Segmenter:
             model = open_backend(model, backend, options or BackendOptions(provider=provider))
         self.backend = model
         self.meta = model.meta
+        check_inference(self.meta, "model")  # also for a Backend whose meta was built in code
         self.palette_bgr = palette_for(self.meta.palette_rgb, self.meta.num_classes)
+        self._plan: tuple[tuple[int, int], _Plan] | None = None
 
     @property
     def description(self) -> str:
         return self.backend.description
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """Frame -> the model input the sidecar asks for: (1,3,H,W) float32 or (1,H,W,3) uint8."""
-        if self.meta.fused_preprocess:
-            return preprocess_uint8(frame, self.meta.preprocess)
-        return preprocess(frame, self.meta.preprocess)
+        """Frame -> the model input the sidecar asks for: (1,3,H,W) float32 or (1,H,W,3) uint8;
+        for slide inference all windows, (N,3,ch,cw) or (N,ch,cw,3)."""
+        meta, pp = self.meta, self.meta.preprocess
+        if not meta.inference.slide and pp.resize == "stretch":
+            if meta.fused_preprocess:
+                return preprocess_uint8(frame, pp)
+            return preprocess(frame, pp)
+        frame = as_bgr8(frame)
+        plan = self.plan(frame.shape[:2])
+        image = resize_frame(frame, pp)[None]  # (1,H,W,3) uint8 BGR
+        if meta.inference.slide:
+            crop = meta.inference.crop
+            if meta.fused_preprocess:
+                return cut_crops_nhwc(image, plan.windows, crop)
+            return cut_crops(normalise(image, pp), plan.windows, crop)
+        if meta.fused_preprocess:
+            return np.ascontiguousarray(pad_nhwc(image, plan.padded_hw))
+        return pad_nchw(normalise(image, pp), plan.padded_hw)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Model input -> model output, complete (the backend synchronises)."""
         return self.backend.infer(batch)
 
     def postprocess(self, output: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
-        """Model output for one frame -> (H,W) labels at the frame's size (nearest neighbour)."""
+        """Model output for one frame -> (H,W) labels at the frame's size (bilinear logits, or
+        nearest neighbour for label maps)."""
         meta, pp = self.meta, self.meta.preprocess
+        if meta.inference.slide or pp.resize == "keep_ratio":
+            return self._postprocess_resized(output, frame_hw)
         out = output[0]
         if meta.output_kind == "labels":
-            labels = (
-                out if out.dtype == np.uint8 or meta.num_classes > 256 else out.astype(np.uint8)
-            )
+            labels = self._label_ids(out)
         else:
-            if out.ndim != 3 or out.shape[0] != meta.num_classes:
-                raise MetaError(
-                    f"model output {output.shape} does not hold {meta.num_classes} class logits as "
-                    "its sidecar says; the sidecar belongs to another model: re-export both together"
-                )
+            self._check_logits(output, 1)
             labels = logits_to_labels(out, pp)  # (K,h,w) -> (H,W) at model input size
         return labels_to_frame(labels, frame_hw)
+
+    def _postprocess_resized(self, output: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+        """Slide, or keep-ratio whole: the output's geometry is recomputed from the frame's."""
+        meta, plan = self.meta, self.plan(frame_hw)
+        if meta.inference.slide:
+            self._check_logits(output, len(plan.windows))
+            logits = merge_logits(output, plan.windows, plan.image_hw, meta.inference.crop)
+            return labels_from_logits(logits, frame_hw)
+        if meta.output_kind == "labels":  # fused argmax at the padded size: cut, then nearest
+            (h, w), out = plan.image_hw, output[0]
+            return labels_to_frame(np.ascontiguousarray(self._label_ids(out[:h, :w])), frame_hw)
+        self._check_logits(output, 1)
+        return labels_from_padded_logits(output[0], plan.padded_hw, plan.image_hw, frame_hw)
+
+    def _label_ids(self, labels: np.ndarray) -> np.ndarray:
+        """A graph's label map as uint8 (int32 kept past 256 classes)."""
+        if labels.dtype == np.uint8 or self.meta.num_classes > 256:
+            return labels
+        return labels.astype(np.uint8)
+
+    def _check_logits(self, output: np.ndarray, count: int) -> None:
+        """`count` windows (or one frame) of K class logits, as the sidecar says."""
+        k = self.meta.num_classes
+        held = output.ndim == 4 and output.shape[1] == k
+        if held and (count == 1 or output.shape[0] == count):
+            return
+        what = f"{k} class logits" if count == 1 else f"{count} windows of {k} class logits"
+        raise MetaError(
+            f"model output {output.shape} does not hold {what} as its sidecar says; the "
+            "sidecar belongs to another model: re-export both together"
+        )
+
+    def plan(self, frame_hw: tuple[int, int]) -> _Plan:
+        """Where a frame of `frame_hw` goes: its resized size, the windows (slide) or the padded
+        input size (whole); budgets checked. The last frame size's plan is kept (video)."""
+        frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
+        cached = self._plan  # one read: prepare and postprocess may run in different threads
+        if cached is not None and cached[0] == frame_hw:
+            return cached[1]
+        meta = self.meta
+        image_hw = resized_size(frame_hw, meta.preprocess)
+        wins: list[Window] = []
+        padded_hw = image_hw
+        if meta.inference.slide:
+            crop, stride = meta.inference.crop, meta.inference.stride
+            count = window_count(*image_hw, crop, stride)
+            check_windows(count, image_hw, frame_hw, meta.inference)
+            self._check_profile_batch(count, image_hw)
+            check_logits(meta.num_classes, image_hw, frame_hw)
+            wins = windows(*image_hw, crop, stride)
+        else:
+            padded_hw = padded_size(*image_hw)
+        plan = _Plan(image_hw, padded_hw, wins)
+        self._plan = (frame_hw, plan)
+        return plan
+
+    def _check_profile_batch(self, count: int, image_hw: tuple[int, int]) -> None:
+        profile = self.meta.input.profile
+        if profile and count > int(profile[2][0]):
+            raise UserInputError(
+                f"a {image_hw[0]}x{image_hw[1]} resized frame needs {count} windows "
+                f"({self.meta.inference.describe()}), but the model's input profile takes at most "
+                f"{profile[2][0]} per call; re-export with a max batch >= {count}, or use a "
+                "larger stride or a smaller resize scale"
+            )
 
     def segment_timed(self, frame: np.ndarray) -> tuple[np.ndarray, StageTimes]:
         t0 = time.perf_counter()
@@ -138,6 +240,13 @@ class Segmenter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    image_hw: tuple[int, int]  # the frame once resized
+    padded_hw: tuple[int, int]  # whole mode: the input size (image padded to a multiple of 32)
+    windows: list[Window]  # slide mode: (y1, y2, x1, x2) in the resized image
 
 
 def _limited(frames: Iterator[Frame], max_frames: int | None) -> Iterator[Frame]:

@@ -18,7 +18,7 @@ import torch
 
 from runtime.budgets import check
 from runtime.errors import BudgetError
-from scaseg.checkpoint_config import read_preprocess_config
+from scaseg.checkpoint_config import read_inference_config, read_preprocess_config
 from scaseg.checkpoint_meta import describe_format, read_dataset_meta
 from scaseg.checkpoint_safetensors import read_safetensors
 from scaseg.checkpoint_tensors import check_state_tensors
@@ -62,6 +62,10 @@ def _read_pickle(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         "metadata_warnings", []
     )
     info.update(config)
+    scoring = read_inference_config(obj, f"checkpoint {path}")
+    info["metadata_warnings"] += scoring.pop("metadata_warnings", [])
+    if scoring.get("inference") or scoring.get("resize"):
+        info["inference_config"] = scoring  # how mmseg scored it: export/inference_plan.py
     return state, info
 
 

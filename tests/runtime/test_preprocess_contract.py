@@ -1,8 +1,12 @@
 """The one preprocessing definition: layouts, colour order, odd inputs, and label postprocessing."""
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 
+from runtime.errors import UserInputError
 from runtime.preprocess import (
     Preprocess,
     as_bgr8,
@@ -11,6 +15,10 @@ from runtime.preprocess import (
     normalise,
     preprocess,
     preprocess_uint8,
+    resize_frame,
+    resize_keep_ratio,
+    resized_argmax,
+    resized_size,
 )
 
 
@@ -138,3 +146,47 @@ def test_logits_to_labels_ties_keep_the_lower_class_like_argmax():
     assert np.all(logits_to_labels(logits, pp) == 2)
     same_size = np.random.default_rng(3).standard_normal((5, 8, 8)).astype(np.float32)
     assert np.array_equal(logits_to_labels(same_size, pp), same_size.argmax(0))
+
+
+# --- keep-ratio resizing (mmseg's test-time Resize(scale, keep_ratio=True)) ----------------
+
+
+def test_preprocess_keep_ratio_needs_a_scale_and_stretch_refuses_one():
+    pp = Preprocess(1024, 1024, resize="keep_ratio", scale=[2048, 1024])
+    assert pp.scale == (2048, 1024)
+    assert Preprocess.from_dict(json.loads(json.dumps(pp.to_dict()))) == pp
+    with pytest.raises(UserInputError, match="needs scale=\\(long, short\\)"):
+        Preprocess(64, 64, resize="keep_ratio")
+    with pytest.raises(UserInputError, match="got \\(2048, 0\\)"):
+        Preprocess(64, 64, resize="keep_ratio", scale=(2048, 0))
+    with pytest.raises(UserInputError, match="only used with resize='keep_ratio'"):
+        Preprocess(64, 64, scale=(2048, 1024))
+    assert "scale" not in Preprocess(64, 64).to_dict()  # stretch sidecars are unchanged
+    assert Preprocess.from_dict({"height": 8, "width": 8}) == Preprocess(8, 8)
+
+
+def test_resize_keep_ratio_is_cv2_bilinear_at_the_mmcv_size():
+    frame = np.random.default_rng(4).integers(0, 256, (272, 640, 3), np.uint8)
+    pp = Preprocess(256, 256, resize="keep_ratio", scale=(1024, 512))
+    out = resize_keep_ratio(frame, pp)
+    assert out.shape == (435, 1024, 3)
+    assert np.array_equal(out, cv2.resize(frame, (1024, 435), interpolation=cv2.INTER_LINEAR))
+    assert resize_keep_ratio(out, pp) is out  # already at its size: no copy
+
+
+def test_resize_frame_follows_the_mode_and_resized_size_predicts_it():
+    frame = np.zeros((45, 77, 3), np.uint8)
+    stretch, keep = Preprocess(32, 64), Preprocess(32, 64, resize="keep_ratio", scale=(100, 60))
+    assert (
+        resize_frame(frame, stretch).shape == (32, 64, 3) == (*resized_size((45, 77), stretch), 3)
+    )
+    assert resize_frame(frame, keep).shape == (58, 100, 3) == (*resized_size((45, 77), keep), 3)
+    assert preprocess(frame, keep).shape == (1, 3, 32, 64)  # the graph's input size, as before
+
+
+def test_resized_argmax_is_logits_to_labels_at_any_size():
+    logits = np.random.default_rng(9).normal(size=(6, 8, 12)).astype(np.float32)
+    assert np.array_equal(
+        resized_argmax(logits, (32, 48)), logits_to_labels(logits, Preprocess(32, 48))
+    )
+    assert resized_argmax(logits, (8, 12)).shape == (8, 12)  # no resize needed
