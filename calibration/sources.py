@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from runtime.io.files import (
 from runtime.io.source_types import GENERATED
 from runtime.preprocess import Preprocess, preprocess, preprocess_uint8, read_image
 from runtime.sampling import evenly_split, natural_key
+from runtime.slide import Inference, frame_batch
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 LIST_SUFFIXES = (".txt",)
@@ -89,11 +90,28 @@ def load_calibration_data(
     )
 
 
-def model_inputs(data: CalibrationData, pp: Preprocess, fused: bool) -> Iterator[np.ndarray]:
-    """(1,3,H,W) float32 inputs, or (1,H,W,3) uint8 for graphs with fused preprocessing."""
-    convert = preprocess_uint8 if fused else preprocess
-    for frame in data.frames:
-        yield convert(frame, pp)
+def model_inputs(
+    data: CalibrationData,
+    pp: Preprocess,
+    fused: bool,
+    inference: Inference | None = None,
+    frames: Sequence[int] | None = None,
+) -> Iterator[np.ndarray]:
+    """(1,3,H,W) float32 inputs, or (1,H,W,3) uint8 for graphs with fused preprocessing, of
+    every frame (or of the frames numbered in `frames`). With slide inference each window of a
+    frame is one input, cut as the runtime cuts it; keep-ratio frames keep their own padded
+    size (runtime.slide.frame_batch, the runtime's own code)."""
+    inference = inference or Inference()
+    picked = data.frames if frames is None else [data.frames[i] for i in frames]
+    if not inference.slide and pp.resize == "stretch":
+        convert = preprocess_uint8 if fused else preprocess
+        for frame in picked:
+            yield convert(frame, pp)
+        return
+    for frame in picked:
+        batch = frame_batch(frame, pp, inference, fused)
+        for i in range(batch.shape[0]):
+            yield batch[i : i + 1]
 
 
 def _digest(frames: list[np.ndarray]) -> str:

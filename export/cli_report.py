@@ -110,6 +110,7 @@ def print_report(console: Console, report, request) -> None:
             soft_wrap=True,
         )
     _print_int8_repairs(console, report)
+    _print_memory(console, report)
     for a in report.artifacts:
         ov = a.check.summary().get("openvino") if a.check is not None else None
         if ov and not ov.get("passed"):
@@ -210,3 +211,21 @@ def _print_int8_repairs(console: Console, report) -> None:
             say(f"  ranked by {rec.ranking}")
     for path in report.sensitivity_files:
         say(f"INT8 sensitivity report: {printable(path, limit=1000)}")
+
+
+def _print_memory(console: Console, report) -> None:
+    """Peak activations per written variant, as the sidecars record them."""
+    parts = []
+    for precision, mem in report.memory.items():
+        shape = "x".join(str(d) for d in mem["input_shape"])
+        text = f"{precision} {mem['peak_activation_mb']:,.0f} MB at {shape}"
+        if "max_peak_activation_mb" in mem:
+            top = "x".join(str(d) for d in mem["max_input_shape"])
+            text += f" ({mem['max_peak_activation_mb']:,.0f} MB at {top})"
+        parts.append(text)
+    if parts:
+        console.print(
+            "peak activation memory (estimated from the graph): " + "; ".join(parts),
+            soft_wrap=True,
+            highlight=False,
+        )

@@ -55,6 +55,7 @@ from export.trt_ops import check_trt_ops
 from export.verify import recheck, run_gate
 from runtime.atomic import check_writable_folder
 from runtime.deps import available
+from runtime.memory_estimate import estimate_peak_activation
 from runtime.meta import ModelMeta, sha256_file, write_meta
 from runtime.preprocess import Preprocess
 from runtime.val_data import find_val_set
@@ -234,7 +235,8 @@ def _stage_all(request, model, info, pp, calib, tmp: Path, report, say) -> tuple
     work = None
     if "int8" in request.precisions:
         with _timed(report, "int8"):
-            stage = stage_int8(fp32, io_spec.input.name, pp, calib, request, tmp, say)
+            inference = report.inference_plan.inference
+            stage = stage_int8(fp32, io_spec.input.name, pp, calib, request, tmp, say, inference)
             report.warnings += stage.warnings
             report.calibration = stage.record
             report.float_matmuls = tuple(stage.record.float_matmuls)
@@ -371,9 +373,41 @@ def _verify(model, staged: dict, info, request, report, pp, gate: GateData, tick
     return result.reference
 
 
+def _memory(path: Path, meta: ModelMeta) -> dict:
+    """The sidecar's `memory` section: peak activations from a liveness pass over the graph's
+    tensor shapes at the shape it was exported for (a dynamic profile's opt and max)."""
+    spec = meta.input
+    shapes = [tuple(spec.shape)] if spec.profile is None else [spec.profile[1], spec.profile[2]]
+    model = onnx.load(str(path))
+    found = [estimate_peak_activation(model, {spec.name: tuple(s)}) for s in shapes]
+    first = found[0]
+    memory = {
+        "peak_activation_mb": first.peak_mb,
+        "input_shape": list(shapes[0]),
+        "weights_mb": first.weights_mb,
+        "method": "liveness over the ONNX graph's tensor shapes (runtime/memory_estimate.py)",
+    }
+    if first.largest_tensor is not None:
+        t = first.largest_tensor
+        memory["largest_tensor"] = {
+            "name": t.name,
+            "shape": list(t.shape),
+            "mb": round(t.bytes / 2**20, 1),
+        }
+    if len(found) > 1 and shapes[1] != shapes[0]:
+        memory["max_peak_activation_mb"] = found[1].peak_mb
+        memory["max_input_shape"] = list(shapes[1])
+    unknown = max(e.unknown_tensors for e in found)
+    if unknown:
+        memory["unknown_tensors"] = unknown  # not counted: the peak is a lower bound
+    return memory
+
+
 def _finish_meta(meta: ModelMeta, path: Path, check, report: ExportReport) -> ModelMeta:
     from dataclasses import replace
 
+    meta = replace(meta, memory=_memory(path, meta))
+    report.memory[meta.precision] = meta.memory
     extra = dict(meta.extra)
     if check is not None:
         gate = {**check.summary(), "frames": report.gate_frames, "data": report.gate_data}

@@ -202,6 +202,7 @@ class ExportReport:
     engine_note: str | None = None  # how to build engines where TensorRT/GPU are missing
     engines: list[Path] = field(default_factory=list)
     strip_form: StripForm | None = None  # the strip attention form written (export/strip_form.py)
+    memory: dict[str, dict] = field(default_factory=dict)  # precision -> sidecar `memory`
     inference_plan: InferencePlan | None = None  # whole/slide and the resize (inference_plan.py)
 
     @property

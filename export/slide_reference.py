@@ -3,9 +3,12 @@ numpy/OpenCV implementation (runtime/slide.py, runtime.Segmenter) is checked aga
 
 Kept deliberately apart from runtime/slide.py (its own window loop, torch's resize and padding)
 and as mmseg runs it, not as the runtime does:
-- slide: window by window, no batching; a window smaller than the crop (the resized image is
-  smaller than the crop on a side) runs at its own size, unpadded (the model must accept that
-  size: SCASeg needs multiples of 32). Each window's logits are resized to the window's size
+- slide: window by window, no batching. A window smaller than the crop (the resized image is
+  smaller than the crop on a side) runs at its own size, unpadded, as mmseg runs it, where that
+  size is a multiple of 32; SCASeg refuses any other size (its keys and values sit on the
+  stride-32 grid), so there the window is padded with zeros at the bottom/right to the crop, as
+  the runtime's crop-sized graph is, and its logits are cut back. Each window's logits are
+  resized to the window's size
   (bilinear, align_corners=False), summed into a zero-padded (1,K,H,W) map, and divided by a
   count of the windows covering each pixel.
 - whole: the normalised image padded at the bottom/right to a multiple of 32 with zeros (as
@@ -45,15 +48,24 @@ def slide_logits_torch(
             bottom, right = min(r * sh + ch, h), min(c * sw + cw, w)
             top, left = max(bottom - ch, 0), max(right - cw, 0)
             window = image[:, :, top:bottom, left:right]
-            logits = model(window)
-            logits = F.interpolate(
-                logits, size=window.shape[2:], mode="bilinear", align_corners=False
-            )
+            logits = _window_logits(model, window, crop)
             total += F.pad(logits, (left, w - right, top, h - bottom))
             count[:, :, top:bottom, left:right] += 1
     if bool((count == 0).any()):
         raise ValueError(f"stride {stride} leaves pixels outside every {crop} window")
     return total / count
+
+
+def _window_logits(model: nn.Module, window: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
+    """(1,3,h,w) window -> (1,K,h,w) logits at the window's size; padded to the crop first where
+    the model cannot take h x w (not multiples of 32)."""
+    h, w = window.shape[2:]
+    if h % SIZE_DIVISOR == 0 and w % SIZE_DIVISOR == 0:
+        return F.interpolate(model(window), size=(h, w), mode="bilinear", align_corners=False)
+    ch, cw = crop
+    padded = F.pad(window, (0, cw - w, 0, ch - h))  # zeros after normalisation, bottom/right
+    logits = F.interpolate(model(padded), size=(ch, cw), mode="bilinear", align_corners=False)
+    return logits[:, :, :h, :w]
 
 
 @torch.no_grad()

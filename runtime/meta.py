@@ -92,6 +92,9 @@ class ModelMeta:
     schema_version: int = SCHEMA_VERSION
     # whole (one input per frame) or slide (crop-sized windows, one batched call per frame)
     inference: Inference = field(default_factory=Inference)
+    # Estimated from the graph at export (runtime/memory_estimate.py): peak_activation_mb at the
+    # input shape the export was made for (and max_peak_activation_mb at a dynamic profile's max)
+    memory: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -153,6 +156,7 @@ def _from_fields(f: Fields, source: str) -> ModelMeta:
         fp32_nodes=f.names("fp32_nodes", "node names", ()),
         extra=f.mapping("extra", {}) or {},
         inference=_inference(f),
+        memory=f.mapping("memory", {}) or {},
     )
 
 

@@ -35,23 +35,18 @@ from runtime.preprocess import (
     as_bgr8,
     labels_to_frame,
     logits_to_labels,
-    normalise,
     preprocess,
     preprocess_uint8,
-    resize_frame,
     resized_size,
 )
 from runtime.slide import (
     Window,
     check_logits,
     check_windows,
-    cut_crops,
-    cut_crops_nhwc,
+    frame_batch,
     labels_from_logits,
     labels_from_padded_logits,
     merge_logits,
-    pad_nchw,
-    pad_nhwc,
     padded_size,
     window_count,
     windows,
@@ -106,15 +101,9 @@ class Segmenter:
             return preprocess(frame, pp)
         frame = as_bgr8(frame)
         plan = self.plan(frame.shape[:2])
-        image = resize_frame(frame, pp)[None]  # (1,H,W,3) uint8 BGR
-        if meta.inference.slide:
-            crop = meta.inference.crop
-            if meta.fused_preprocess:
-                return cut_crops_nhwc(image, plan.windows, crop)
-            return cut_crops(normalise(image, pp), plan.windows, crop)
-        if meta.fused_preprocess:
-            return np.ascontiguousarray(pad_nhwc(image, plan.padded_hw))
-        return pad_nchw(normalise(image, pp), plan.padded_hw)
+        return frame_batch(
+            frame, pp, meta.inference, meta.fused_preprocess, plan.windows, plan.padded_hw
+        )
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Model input -> model output, complete (the backend synchronises)."""

@@ -38,7 +38,14 @@ import numpy as np
 
 from runtime.budgets import check
 from runtime.errors import UserInputError
-from runtime.preprocess import argmax_planes, resized_argmax
+from runtime.preprocess import (
+    Preprocess,
+    argmax_planes,
+    as_bgr8,
+    normalise,
+    resize_frame,
+    resized_argmax,
+)
 
 INFERENCE_MODES = ("whole", "slide")
 SIZE_DIVISOR = 32  # the graph's input stride: H and W of a whole-mode input are multiples of it
@@ -275,3 +282,29 @@ def labels_from_padded_logits(
         return dst
 
     return argmax_planes(plane, logits.shape[0], (fh, fw))
+
+
+def frame_batch(
+    frame: np.ndarray,
+    pp: Preprocess,
+    inference: Inference,
+    fused: bool,
+    wins: list[Window] | None = None,
+    padded_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """One frame -> the graph's input for slide or keep-ratio sidecars: all windows of the
+    resized frame (N,3,ch,cw) float32 / (N,ch,cw,3) uint8, or the resized frame padded to a
+    multiple of 32 (whole). `wins`/`padded_hw` are the frame's plan where the caller has it
+    (runtime.Segmenter caches it per frame size); computed here otherwise (calibration)."""
+    image = resize_frame(as_bgr8(frame), pp)[None]  # (1,H,W,3) uint8 BGR
+    h, w = image.shape[1:3]
+    if inference.slide:
+        if wins is None:
+            wins = windows(h, w, inference.crop, inference.stride)
+        if fused:
+            return cut_crops_nhwc(image, wins, inference.crop)
+        return cut_crops(normalise(image, pp), wins, inference.crop)
+    padded_hw = padded_hw or padded_size(h, w)
+    if fused:
+        return np.ascontiguousarray(pad_nhwc(image, padded_hw))
+    return pad_nchw(normalise(image, pp), padded_hw)

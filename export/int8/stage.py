@@ -37,6 +37,7 @@ from export.trt_ops import check_trt_ops
 from runtime.meta import sha256_file
 from runtime.preprocess import Preprocess
 from runtime.sampling import evenly_spaced
+from runtime.slide import Inference
 
 ROUNDING_FRAMES = 4  # calibration frames GPTQ collects input moments on (8 measured no better)
 ROUNDING_METHODS = ("gptq", "nearest")
@@ -52,11 +53,14 @@ class Int8Stage:
     warnings: list[str]
 
 
-def _frames(calib: CalibrationData, pp: Preprocess, fused: bool, count: int) -> list[np.ndarray]:
+def _frames(
+    calib: CalibrationData, pp: Preprocess, fused: bool, count: int, inference: Inference
+) -> list[np.ndarray]:
     """Model inputs of `count` evenly spaced calibration frames (only those are preprocessed:
-    float inputs of every frame at once would be 4x the decoded frames' memory)."""
-    keep = set(evenly_spaced(calib.samples, count))
-    return [x for i, x in enumerate(model_inputs(calib, pp, fused=fused)) if i in keep]
+    float inputs of every frame at once would be 4x the decoded frames' memory); with slide
+    inference, every window of those frames."""
+    keep = evenly_spaced(calib.samples, count)
+    return list(model_inputs(calib, pp, fused, inference, frames=keep))
 
 
 def _prepared(fp32: Path, tmp: Path) -> tuple[Path, int]:
@@ -77,14 +81,17 @@ def stage_int8(
     request,
     tmp: Path,
     say: Say,
+    inference: Inference | None = None,
 ) -> Int8Stage:
-    """Calibrate, quantize and round (see the module docstring)."""
+    """Calibrate, quantize and round (see the module docstring). `inference`: slide windows
+    are calibrated as the runtime cuts them."""
     import onnxruntime
 
+    inference = inference or Inference()
     settings = request.calibration
     warnings: list[str] = []
     source, moved = _prepared(fp32, tmp)
-    frames = _frames(calib, pp, request.fuse_preprocess, SENSITIVITY_FRAMES)
+    frames = _frames(calib, pp, request.fuse_preprocess, SENSITIVITY_FRAMES, inference)
     calibrated, equalized, diff = source, [], None
     if request.int8_fallback == "auto":
         say("INT8: looking for Conv pairs with outlier channels to equalize")
@@ -95,7 +102,9 @@ def stage_int8(
             warnings.append(warning)
     key = CacheKey(
         model_sha256=sha256_file(calibrated),
-        preprocess=pp.to_dict(),
+        preprocess=pp.to_dict()
+        if not inference.slide
+        else {**pp.to_dict(), "inference": inference.to_dict()},
         data_sha256=calib.sha256,
         method=settings.method,
         samples=calib.samples,
@@ -114,7 +123,7 @@ def stage_int8(
     hit = ranges is not None
     say(f"calibrating INT8 ({settings.method}, {calib.samples} samples)")
     if ranges is None:
-        inputs = model_inputs(calib, pp, fused=request.fuse_preprocess)
+        inputs = model_inputs(calib, pp, request.fuse_preprocess, inference)
         ranges = compute_ranges(calibrated, input_name, inputs, settings)
         cache.store(key, ranges)
     path = tmp / "model.int8.onnx"
@@ -139,7 +148,7 @@ def stage_int8(
     )
     if request.int8_rounding == "gptq":
         say(f"INT8: rounding weights to the least output error ({ROUNDING_FRAMES} frames)")
-        rounding_inputs = _frames(calib, pp, request.fuse_preprocess, ROUNDING_FRAMES)
+        rounding_inputs = _frames(calib, pp, request.fuse_preprocess, ROUNDING_FRAMES, inference)
         qdq, record.rounded = round_weights(qdq, reference, input_name, rounding_inputs)
         record.rounding_frames = len(rounding_inputs)
     check_trt_ops(qdq, "the INT8 graph")

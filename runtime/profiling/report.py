@@ -58,6 +58,7 @@ def model_section(path: str | os.PathLike, meta: object) -> dict:
         "output": {"name": meta.output.name, "dtype": meta.output.dtype, "shape": list(meta.output.shape)},
         "fused_preprocess": meta.fused_preprocess,
         "fused_argmax": meta.fused_argmax,
+        "estimated_peak_activation_mb": (getattr(meta, "memory", None) or {}).get("peak_activation_mb"),
     }  # fmt: skip
 
 
@@ -296,6 +297,9 @@ def summary_lines(report: dict) -> list[str]:
         mb.append(f"GPU {_mb(mem['gpu_used_mb'])}")
     if mem["engine_device_memory_mb"] is not None:
         mb.append(f"engine device memory {_mb(mem['engine_device_memory_mb'])}")
+    estimate = (report.get("model") or {}).get("estimated_peak_activation_mb")
+    if isinstance(estimate, (int, float)):
+        mb.append(f"activations estimated at export {_mb(estimate)}")
     lines.append("memory: " + ", ".join(mb))
     return lines
 
