@@ -20,7 +20,10 @@ Costs per (b, h): the exact form spends N * M for the logits, N * M for the soft
 N * M * C/h for A @ V, and holds an (N, M) attention map. The grid form spends G * M * (1 + C/h)
 for the table plus N * C/h for the interpolation, and holds a (G, M) map and the (N, C/h) result.
 With N = 131072 and M = 2048 (stage 1 of SCASeg-T at 1024x2048) the map shrinks from 268 M to
-0.5 M entries per head. Below N ~ G the exact form is cheaper; the table pays from N >> G.
+0.5 M entries per head. The table is a fixed cost, so the exact form stays cheaper for small N:
+measured per stage (benchmarks/strip_grid.py, G = 256, ONNX Runtime and OpenVINO on the CPU) the
+grid form was slower at N <= G, about even up to N ~ 16 G while M <= 128 keys, 1.1-2.6x faster
+from N >= 4 G with M >= 256, and 2-8x faster at 1024x2048 (N up to 131 k, M = 2048).
 
 Error. Linear interpolation is off by at most step^2 / 8 * max|F''| with step = span / (G - 1),
 so doubling G quarters the error; G = 256 keeps the demo model's labels unchanged (tests).
