@@ -74,6 +74,7 @@ class Result:
     status: str = "ok"
     speedup: float | None = None  # paired: median of per-frame exact/this latency ratios
     agreement: float | None = None  # paired: label agreement with exact
+    estimate_mb: float | None = None  # peak activations from the graph (the sidecar's estimate)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -274,6 +275,7 @@ def measure(configs: list[Config], graphs: dict, frames: Path, args) -> list[Res
                 "models": [str(graphs[(c.form, c.grid, c.height, c.width)])]}  # fmt: skip
         got = run_worker("single", spec)
         results[c] = Result(c, **got) if isinstance(got, dict) else Result(c, status=got)
+        results[c].estimate_mb = _estimate_mb(graphs[(c.form, c.grid, c.height, c.width)])
     groups: dict[tuple, list[Config]] = {}
     for c in configs:
         groups.setdefault((c.height, c.width, c.engine), []).append(c)
@@ -341,6 +343,13 @@ def interleaved_ms(infers: list, x, y, budget_s: float = 1.5) -> list[float]:
 # Report: table, crossover, plot
 
 
+def _estimate_mb(path: Path) -> float:
+    """What scaseg-export records as the sidecar's memory.peak_activation_mb for this graph."""
+    from runtime.memory_estimate import estimate_for_file
+
+    return estimate_for_file(path).peak_mb
+
+
 def _find(results: list[Result], **match) -> Result | None:
     for r in results:
         if all(getattr(r.config, k) == v for k, v in match.items()) and r.status == "ok":
@@ -361,14 +370,17 @@ def table_lines(results: list[Result]) -> list[str]:
         alone = ref.p50_ms / r.p50_ms if grid_row and r.p50_ms else None
         rss = r.peak_rss_mb / ref.peak_rss_mb if grid_row and r.peak_rss_mb else None
         agree = None if r.agreement is None else 100 * r.agreement
+        est = r.estimate_mb / ref.estimate_mb if grid_row and r.estimate_mb else None
         rows.append([c.label, f"{c.height}x{c.width}", c.engine, _f(r.p50_ms, ".1f"),
                      _f(r.speedup, ".2f", "x"), _f(alone, ".2f", "x"), _f(r.load_rss_mb, ".0f"),
-                     _f(r.peak_rss_mb, ".0f"), _f(rss, ".2f", "x"),
+                     _f(r.peak_rss_mb, ".0f"), _f(rss, ".2f", "x"), _f(r.estimate_mb, ".0f"),
+                     _f(est, ".2f", "x"),
                      _f(agree, ".3f") if c.form == "grid" else "(reference)",
                      _f(None if r.foreign is None else 100 * r.foreign, ".0f", "%"), r.status])  # fmt: skip
     header = ["form", "size (HxW)", "engine", "latency p50 ms (alone)",
               "speedup exact/grid (interleaved)", "speedup (alone)",
               "RSS before 1st inference MB", "peak RSS MB", "peak RSS grid/exact",
+              "estimated activations MB (sidecar)", "estimate grid/exact",
               "label agreement %", "CPU taken by other processes", "status"]  # fmt: skip
     return md_table(header, rows)
 

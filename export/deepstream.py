@@ -26,7 +26,10 @@ Two routes to an engine:
 Limits (see docs/deployment.md): nvinfer normalises with one scalar scale, so a per-channel std
 becomes its mean (warned, with the error); it resizes with its own scaler, and argmaxes at the
 output stride (H/4) where scaseg's runtime upsamples the logits first; fused artifacts (uint8
-input or label output) cannot be fed or parsed by nvinfer and are refused.
+input or label output) cannot be fed or parsed by nvinfer and are refused. So are sidecars with
+slide inference (nvinfer runs one input per frame; it cannot cut crop-sized windows and average
+their logits) or keep-ratio resizing (nvinfer feeds one fixed input size and parses class maps of
+one size, where keep-ratio inputs change size with the frame and are padded, then cut back).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from runtime.atomic import atomic_path, atomic_write_text
 from runtime.deps import require
 from runtime.errors import UserInputError
 from runtime.meta import ModelMeta, read_meta, sha256_file, write_meta
+from runtime.slide import Inference
 
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # nvinfer's network-mode values
 COLOR_FORMAT = {"rgb": 0, "bgr": 1}  # model-color-format
@@ -79,11 +83,43 @@ def check_artifact(artifact: Path, meta: ModelMeta) -> None:
             f"{meta.input.dtype}, output {meta.output.name!r}); nvinfer feeds float planar frames "
             "and parses class scores, so export a plain graph (no fused pre/post) for DeepStream"
         )
+    check_frame_geometry(artifact, meta)
     if meta.input.layout != "NCHW" or meta.output_kind != "logits":
         raise DeepStreamConfigError(
             f"{artifact.name}: nvinfer needs an NCHW input and class-score output, got "
             f"{meta.input.layout} input and {meta.output_kind} output"
         )
+
+
+def check_frame_geometry(artifact: Path, meta: ModelMeta) -> None:
+    """nvinfer stretches each frame to one input size and runs it once: refuse sidecars that
+    ask for slide windows or keep-ratio resizing, naming the export that nvinfer can run."""
+    refusal = frame_geometry_refusal(
+        artifact.name, meta.inference, meta.preprocess.resize, meta.preprocess.scale
+    )
+    if refusal is not None:
+        raise refusal
+
+
+def frame_geometry_refusal(
+    what: str, inference: Inference, resize: str, scale: tuple[int, int] | None
+) -> DeepStreamConfigError | None:
+    """The one-line refusal of slide inference or keep-ratio resizing for nvinfer, None where
+    frames are stretched and run whole. Callers that know the plan before exporting (an
+    InferencePlan's inference, resize and scale) can refuse --deepstream up front."""
+    if inference.slide:
+        return DeepStreamConfigError(
+            f"{what} runs {inference.describe()} (windows of the resized frame, logits "
+            "averaged), which nvinfer cannot do; serve it with scaseg-run or the Triton Python "
+            "model, or re-export with --inference whole --resize stretch for DeepStream"
+        )
+    if resize == "keep_ratio":
+        return DeepStreamConfigError(
+            f"{what} resizes frames keeping their aspect ratio (scale {scale}, padded per frame "
+            "size), which nvinfer's one fixed input size cannot do; serve it with scaseg-run or "
+            "the Triton Python model, or re-export with --resize stretch for DeepStream"
+        )
+    return None
 
 
 def scale_factor(meta: ModelMeta) -> float:

@@ -6,9 +6,13 @@
     scaseg-eval scaseg/weights/scaseg_t_demo.safetensors --val-data generated --max-images 200
 
 MODEL is an exported artifact (`.onnx`, `.engine`: run through the runtime, on this device's
-backend) or a checkpoint (`.pth`, `.safetensors`: run through PyTorch with the same preprocessing
-and label post-processing). Label maps are scored at each mask's own size. Only this file prints
-or exits, through runtime/cli_errors.py: bad input -> one line, exit 2.
+backend, as its sidecar says: whole or slide inference, stretch or keep-ratio resize) or a
+checkpoint (`.pth`, `.safetensors`: run through PyTorch with the same preprocessing and label
+post-processing). A checkpoint is scored as the export would run it (export/inference_plan.py):
+slide inference and keep-ratio resizing from --inference/--slide-crop/--slide-stride/--resize/
+--resize-scale, else from its training config (test_cfg, the test pipeline's Resize), else whole
+frames stretched to --input-size. Label maps are scored at each mask's own size. Only this file
+prints or exits, through runtime/cli_errors.py: bad input -> one line, exit 2.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -33,6 +39,9 @@ from runtime.errors import UserInputError
 from runtime.io.source_types import GENERATED
 from runtime.text import shown
 
+if TYPE_CHECKING:
+    from export.plans import InferencePlan
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -40,6 +49,41 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ARTIFACT_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 GENERATED_FRAMES = 200
+
+
+class InferenceChoice(str, Enum):
+    whole = "whole"
+    slide = "slide"
+
+
+class ResizeChoice(str, Enum):
+    stretch = "stretch"
+    keep_ratio = "keep-ratio"
+
+
+# The checkpoint's scoring options: the same meaning as scaseg-export's (export/cli.py).
+INFERENCE = typer.Option(
+    None,
+    help="Checkpoints: how frames are run: whole, or slide (crop-sized windows, overlapping "
+    "logits averaged, as mmseg scores Cityscapes); default: the checkpoint config's test_cfg, "
+    "else whole.",
+)
+SLIDE_CROP = typer.Option(
+    None, help="Checkpoints, slide: window HxW. Example: --slide-crop 1024x1024"
+)
+SLIDE_STRIDE = typer.Option(
+    None, help="Checkpoints, slide: window step HxW. Example: --slide-stride 768x768"
+)
+RESIZE = typer.Option(
+    None,
+    help="Checkpoints: frame resize: stretch to --input-size, or keep-ratio within "
+    "--resize-scale (mmseg's Resize keep_ratio=True); default: the checkpoint config's test "
+    "pipeline, else stretch.",
+)
+RESIZE_SCALE = typer.Option(
+    None,
+    help="Checkpoints, keep-ratio limits, longer x shorter side. Example: --resize-scale 2048x1024",
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +118,11 @@ def evaluate_command(
     provider: str = typer.Option("auto", help="Artifacts on ONNX Runtime: auto, tensorrt, cuda or cpu."),
     device: str = typer.Option(None, help="CUDA GPU index, or an OpenVINO device (CPU, GPU, NPU, AUTO)."),
     input_size: str = typer.Option("512x512", help="Checkpoints: model input HxW, multiples of 32."),
+    inference: InferenceChoice = INFERENCE,
+    slide_crop: str = SLIDE_CROP,
+    slide_stride: str = SLIDE_STRIDE,
+    resize: ResizeChoice = RESIZE,
+    resize_scale: str = RESIZE_SCALE,
     classes: str = opts.CLASSES,
     variant: VariantChoice = opts.VARIANT,
     mean: str = opts.MEAN,
@@ -109,6 +158,11 @@ def evaluate_command(
             std=std,
             rgb=rgb,
             allow_random_decoder=allow_random_decoder,
+            inference=None if inference is None else inference.value,
+            slide_crop=slide_crop,
+            slide_stride=slide_stride,
+            resize=None if resize is None else resize.value.replace("-", "_"),
+            resize_scale=resize_scale,
         )
         loaded = load_model_for_eval(model, backend, provider, device, settings)
         try:
@@ -154,6 +208,21 @@ class _CheckpointSettings:
     std: str | None
     rgb: bool | None
     allow_random_decoder: bool
+    inference: str | None = None  # whole | slide; None: the checkpoint's config, else whole
+    slide_crop: str | None = None  # HxW text, as given
+    slide_stride: str | None = None
+    resize: str | None = None  # stretch | keep_ratio; None: the checkpoint's config, else stretch
+    resize_scale: str | None = None
+
+    def given_flags(self) -> list[str]:
+        """The checkpoint-only flags that were given (refused for artifacts)."""
+        flags = (
+            ("--classes", self.classes), ("--variant", self.variant), ("--mean", self.mean),
+            ("--std", self.std), ("--rgb/--bgr", self.rgb), ("--inference", self.inference),
+            ("--slide-crop", self.slide_crop), ("--slide-stride", self.slide_stride),
+            ("--resize", self.resize), ("--resize-scale", self.resize_scale),
+        )  # fmt: skip
+        return [flag for flag, value in flags if value is not None]
 
 
 def load_model_for_eval(
@@ -165,13 +234,12 @@ def load_model_for_eval(
         )
     suffix = path.suffix.lower()
     if suffix in ARTIFACT_SUFFIXES:
-        given = [f for f, v in (("--classes", settings.classes), ("--variant", settings.variant),
-                                ("--mean", settings.mean), ("--std", settings.std),
-                                ("--rgb/--bgr", settings.rgb)) if v is not None]  # fmt: skip
+        given = settings.given_flags()
         if given:
             raise UserInputError(
                 f"{', '.join(given)} apply to checkpoints; {path.name} is an exported artifact "
-                "whose classes and preprocessing come from its sidecar: drop the flag(s)"
+                "whose classes, preprocessing and inference mode come from its sidecar: drop "
+                "the flag(s)"
             )
         return _artifact(path, backend, provider, device)
     if suffix in CHECKPOINT_SUFFIXES:
@@ -199,7 +267,6 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
     from export.cli import parse_size
     from export.evaluate import torch_segmenter
     from export.model_info import resolve_classes, resolve_preprocess
-    from runtime.preprocess import labels_to_frame
     from scaseg.checkpoint import load_model
     from scaseg.model import check_input_size
 
@@ -216,16 +283,52 @@ def _checkpoint(path: Path, s: _CheckpointSettings) -> LoadedModel:
         "std": opts.parse_triplet(s.std, "--std"),
     }
     info = dict(info, checkpoint=str(path))
+    plan, (h, w) = checkpoint_plan(path, (h, w), s, info)
     pp, _, pp_warnings = resolve_preprocess(h, w, flags, info)
     for warning in pp_warnings:
         warning_line("scaseg-eval", warning, err_console)
-    at_model_size = torch_segmenter(model, pp)
-
-    def segment(frame_bgr: np.ndarray) -> np.ndarray:
-        return labels_to_frame(at_model_size(frame_bgr), frame_bgr.shape[:2])
-
-    desc = f"PyTorch {torch.__version__} CPU, variant {info['variant']}, {h}x{w}"
+    pp = replace(pp, resize=plan.resize, scale=plan.scale)
+    segment = torch_segmenter(model, pp, plan.inference)  # labels at the frame's size
+    runs = f"{h}x{w}" if plan.source == "default" else f"{h}x{w} input, {plan.describe()}"
+    desc = f"PyTorch {torch.__version__} CPU, variant {info['variant']}, {runs}"
     return LoadedModel(segment, names, desc, lambda: None, pp)
+
+
+def checkpoint_plan(
+    path: Path, size: tuple[int, int], s: _CheckpointSettings, info: dict
+) -> tuple[InferencePlan, tuple[int, int]]:
+    """(InferencePlan, model input (h, w)) of a checkpoint: decided by the export's own rules
+    (export.inference_plan.plan_inference) from the flags, else the checkpoint's config. Slide
+    inference runs crop-sized windows, so the input size becomes the crop.
+
+    PyTorch runs any input size, so the export's rule that keep-ratio whole inference needs a
+    dynamic graph is met by a one-size range here (its TensorRT warnings do not apply)."""
+    from export.cli import parse_size
+    from export.inference_plan import plan_inference
+    from export.onnx_export import ShapeRange
+    from export.request import ExportRequest
+
+    def size_or_none(text: str | None, flag: str) -> tuple[int, int] | None:
+        return None if text is None else parse_size(text, flag)
+
+    stored = (info.get("inference_config") or {}).get("inference") or {}
+    mode = s.inference or stored.get("mode") or "whole"
+    h, w = size
+    any_size = None if mode == "slide" else ShapeRange((1, 1, 1), (h, h, h), (w, w, w))
+    request = ExportRequest(
+        checkpoint=path,
+        height=h,
+        width=w,
+        dynamic=any_size,
+        verify=False,
+        inference=s.inference,
+        slide_crop=size_or_none(s.slide_crop, "--slide-crop"),
+        slide_stride=size_or_none(s.slide_stride, "--slide-stride"),
+        resize=s.resize,
+        resize_scale=size_or_none(s.resize_scale, "--resize-scale"),
+    )
+    request, plan, _ = plan_inference(request, info)
+    return plan, (request.height, request.width)
 
 
 def _data(loaded: LoadedModel, val_set, max_images: int | None, ignore_index: int):

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from runtime.metrics import ConfusionMatrix
-from runtime.preprocess import Preprocess, logits_to_labels, preprocess
+from runtime.preprocess import Preprocess, labels_to_frame, logits_to_labels, preprocess
+from runtime.slide import Inference
 from scenes import render_scene, split_seeds
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Segment = Callable[[np.ndarray], np.ndarray]  # frame_bgr (H,W,3) -> labels (H,W)
 
@@ -45,16 +50,32 @@ def evaluate(segment: Segment, samples: Iterable, num_classes: int, progress=Non
     return EvalResult(cm.miou(), cm.iou(), cm.pixel_accuracy(), n)
 
 
-def torch_segmenter(model, pp: Preprocess) -> Segment:
-    """PyTorch model -> Segment, through the runtime's preprocessing and postprocessing."""
+def torch_segmenter(
+    model: nn.Module, pp: Preprocess, inference: Inference | None = None
+) -> Segment:
+    """PyTorch model -> Segment giving labels at each frame's own size.
+
+    Whole frames stretched to the input size go through the runtime's preprocessing and
+    logits -> labels step, then nearest-neighbour to the frame (a no-op for frames at the input
+    size). Slide inference or keep-ratio resizing is scored as mmseg scores it, through
+    export/slide_reference.py (the PyTorch reference the runtime's slide is checked against):
+    logits resized to the frame bilinearly, then argmax."""
     import torch
 
+    inference = inference or Inference()
     model = model.eval()
+    if inference.slide or pp.resize == "keep_ratio":
+        from export.slide_reference import slide_labels_torch
+
+        def as_mmseg(frame_bgr: np.ndarray) -> np.ndarray:
+            return slide_labels_torch(model, frame_bgr, pp, inference)
+
+        return as_mmseg
 
     def segment(frame_bgr: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             logits = model(torch.from_numpy(preprocess(frame_bgr, pp)))[0].numpy()
-        return logits_to_labels(logits, pp)
+        return labels_to_frame(logits_to_labels(logits, pp), frame_bgr.shape[:2])
 
     return segment
 

@@ -8,7 +8,10 @@ and (by default) the `runtime` package that wrote them. Contract (the `Segmenter
 
 Preprocessing and postprocessing are runtime.preprocess's, through `runtime.Segmenter`, so a
 served label map is the one local inference gives. Triton's batch is split (and padded where the
-artifact's batch dim is fixed or has a minimum) into what the artifact accepts.
+artifact's batch dim is fixed or has a minimum) into what the artifact accepts: frames whose
+model inputs have the same shape share a call. Sidecars with slide inference run one frame per
+call (its windows are that call's batch, runtime/slide.py); keep-ratio frames in whole mode are
+padded per frame size, so only frames of one size share a call.
 
 config.pbtxt parameters: `artifact` (file name in this folder), `provider` (auto | cpu | cuda |
 tensorrt, ONNX only; `auto` on a CPU instance means cpu), `intra_op_threads` (optional), and for
@@ -59,20 +62,39 @@ class FrameServer:
 
     def segment(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         seg = self.segmenter
+        if seg.meta.inference.slide:
+            # All windows of a frame are one call; frame by frame, so only one frame's windows
+            # are held at a time.
+            return [seg.postprocess(self._infer(seg.prepare(f)), f.shape[:2]) for f in frames]
         inputs = [seg.prepare(f) for f in frames]  # each (1,3,h,w) float32 or (1,h,w,3) uint8
-        step = self.batch_max or len(inputs)
         outputs: list[np.ndarray] = []
-        for start in range(0, len(inputs), step):
-            chunk = inputs[start : start + step]
-            n = len(chunk)
-            # A fixed batch (or a profile minimum) above n: pad with copies of the last frame.
-            chunk += [chunk[-1]] * max(0, self.batch_min - n)
-            out = seg.backend.infer(np.concatenate(chunk))
-            outputs += [out[i : i + 1] for i in range(n)]
+        for run in _same_shape_runs(inputs, self.batch_max):
+            out = self._infer(np.concatenate(run))
+            outputs += [out[i : i + 1] for i in range(len(run))]
         return [seg.postprocess(o, f.shape[:2]) for o, f in zip(outputs, frames)]
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run `batch`; a fixed batch (or a profile minimum) above its size is padded with
+        copies of its last entry, and their outputs dropped."""
+        n = len(batch)
+        if n < self.batch_min:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_min - n, axis=0)])
+        return self.segmenter.infer(batch)[:n]
 
     def close(self) -> None:
         self.segmenter.close()
+
+
+def _same_shape_runs(inputs: list[np.ndarray], limit: int | None) -> list[list[np.ndarray]]:
+    """Consecutive inputs of one shape, at most `limit` per run (None: no limit), in order."""
+    runs: list[list[np.ndarray]] = []
+    for x in inputs:
+        last = runs[-1] if runs else None
+        if last and last[0].shape == x.shape and (limit is None or len(last) < limit):
+            last.append(x)
+        else:
+            runs.append([x])
+    return runs
 
 
 SERVE_BACKENDS = ("onnxruntime", "openvino")

@@ -15,6 +15,12 @@
 Every model is planned, and anything Triton cannot serve as asked refused, before anything is
 written. Configs come from the sidecars (export/triton_config.py) and are rendered as config.pbtxt
 (export/triton_pbtxt.py); the artifacts are loaded and checked in export/triton_artifacts.py.
+
+Artifacts whose sidecars ask for slide inference or keep-ratio resizing take whole frames in the
+Python model (model.py runs them through Segmenter: one frame's windows per call). Their native
+models keep the graph's own contract, crop-sized windows or padded keep-ratio images, as their
+config.pbtxt notes say; a slide model's native batch is the profile's window range, since
+max_batch_size counts frames for the Python model beside it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from export.artifacts import PLAIN_NAME
@@ -37,7 +43,7 @@ from export.triton_config import TritonConfigError, native_config, plan_batching
 from export.triton_pbtxt import TritonModelConfig
 from runtime.errors import UnsafePathError
 from runtime.io.output_folder import MARKER, check_refillable, write_marker
-from runtime.meta import sidecar_path
+from runtime.meta import ModelMeta, sidecar_path
 from runtime.text import shown
 
 
@@ -158,7 +164,7 @@ def _plan_native(
     if onnx is not None:
         batching = plan_batching(
             onnx.meta,
-            max_batch_size,
+            _native_max_batch(onnx.meta, max_batch_size, python_backend),
             dynamic_batching,
             onnx.path.name,
             python_batches=python_backend,
@@ -168,14 +174,15 @@ def _plan_native(
         )
         planned.append(
             _PlannedModel(
-                cfg, {"model.onnx": onnx.path, "model.onnx.json": sidecar_path(onnx.path)}
+                _with_frame_notes(cfg, onnx.meta, name, python_backend),
+                {"model.onnx": onnx.path, "model.onnx.json": sidecar_path(onnx.path)},
             )
         )
     if engines:
         files, ccs = engine_files(engines)
         batching = plan_batching(
             engines[0].meta,
-            max_batch_size,
+            _native_max_batch(engines[0].meta, max_batch_size, python_backend),
             dynamic_batching,
             "the engines",
             python_batches=python_backend,
@@ -189,8 +196,44 @@ def _plan_native(
             cc_model_filenames=ccs,
         )
         files.update({f"{plan}.json": sidecar_path(src) for plan, src in files.items()})
-        planned.append(_PlannedModel(cfg, files))
+        planned.append(
+            _PlannedModel(_with_frame_notes(cfg, engines[0].meta, name, python_backend), files)
+        )
     return planned
+
+
+def _native_max_batch(
+    meta: ModelMeta, max_batch_size: int | None, python_backend: bool
+) -> int | None:
+    """A slide graph's batch is one frame's windows, so beside the Python model (whose
+    max_batch_size counts frames) it keeps its profile's window range."""
+    if meta.inference.slide and python_backend:
+        return None
+    return max_batch_size
+
+
+def _with_frame_notes(
+    cfg: TritonModelConfig, meta: ModelMeta, name: str, python_backend: bool
+) -> TritonModelConfig:
+    """Notes for a native model whose input is not a frame: slide windows, keep-ratio images."""
+    if python_backend:
+        where = f"send frames to the {name!r} model, which does this"
+    else:
+        where = "runtime.Segmenter does this (prepare / postprocess)"
+    if meta.inference.slide:
+        note = (
+            f"Slide inference ({meta.inference.describe()}): the batch is one frame's crop-sized "
+            "windows of the keep-ratio resized frame, not frames; their logits are averaged "
+            f"per pixel (runtime/slide.py); {where}."
+        )
+    elif meta.preprocess.resize == "keep_ratio":
+        note = (
+            f"Keep-ratio resize to {meta.preprocess.scale}: each input is one frame resized "
+            f"keeping its aspect ratio and padded to a multiple of 32; {where}."
+        )
+    else:
+        return cfg
+    return replace(cfg, notes=(*cfg.notes, note))
 
 
 def _copy_synced(src: Path, dst: Path) -> None:

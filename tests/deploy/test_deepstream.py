@@ -139,3 +139,35 @@ def test_export_cli_gives_an_int8_export_the_engine_route(tmp_path):
     ds_onnx = ds / "scaseg_t_demo.int8.deepstream.onnx"
     assert cfg["model-engine-file"] == engine_path_for(ds_onnx).name
     assert f"scaseg-export build-engine {ds_onnx}" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("kind", ["slide", "keep-ratio"])
+def test_slide_and_keep_ratio_sidecars_are_refused(tmp_path, kind):
+    """nvinfer stretches each frame to one input and runs it once: it cannot cut windows or
+    keep the aspect ratio. One line that says why and what to do; nothing written."""
+    from tests.support.deploy_models import build_keep_ratio_model, build_slide_model
+
+    build = build_slide_model if kind == "slide" else build_keep_ratio_model
+    onnx = build(tmp_path / "m.fp32.onnx")
+    match = "nvinfer cannot do" if kind == "slide" else "nvinfer's one fixed input size"
+    with pytest.raises(DeepStreamConfigError, match=match) as err:
+        write_deepstream_config(onnx, tmp_path / "ds")
+    message = str(err.value)
+    assert "\n" not in message and "re-export with" in message and "scaseg-run" in message
+    assert not (tmp_path / "ds").exists()
+
+
+def test_the_refusal_is_available_before_exporting():
+    """An export that knows its plan (whole or slide, the resize) can refuse --deepstream
+    before running, with the same line."""
+    from export.deepstream import frame_geometry_refusal
+    from runtime.slide import Inference
+
+    assert frame_geometry_refusal("m", Inference(), "stretch", None) is None
+    slide = frame_geometry_refusal(
+        "m", Inference("slide", (256, 256), (192, 192)), "keep_ratio", (1024, 512)
+    )
+    assert isinstance(slide, DeepStreamConfigError)
+    assert "slide crop 256x256 stride 192x192" in str(slide)
+    keep = frame_geometry_refusal("m", Inference(), "keep_ratio", (1024, 512))
+    assert "scale (1024, 512)" in str(keep)

@@ -58,3 +58,29 @@ def test_missing_artifact_parameter_says_how_to_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
     with pytest.raises(ValueError, match="regenerate the repository"):
         TritonPythonModel().initialize({"model_config": json.dumps({"name": "m"})})
+
+
+def test_slide_artifact_is_served_frame_by_frame(tmp_path, monkeypatch):
+    """A slide sidecar through Triton's entry points: requests of two frame sizes in one
+    execute() each get the labels local slide inference gives."""
+    from tests.support.deploy_models import build_slide_model
+
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils())
+    onnx = build_slide_model(tmp_path / "slide.fp32.onnx")
+    monkeypatch.setattr(triton_model, "_HERE", tmp_path)
+    config = {"name": "s", "parameters": {"artifact": {"string_value": onnx.name}}}
+    m = TritonPythonModel()
+    m.initialize({"model_config": json.dumps(config), "model_instance_kind": "CPU"})
+    rng = np.random.default_rng(5)
+    batches = [
+        rng.integers(0, 256, shape, np.uint8) for shape in [(2, 90, 150, 3), (1, 30, 300, 3)]
+    ]
+    try:
+        responses = m.execute([{"image": image_tensor(b)} for b in batches])
+    finally:
+        m.finalize()
+    with Segmenter(onnx, provider="cpu") as seg:
+        for batch, response in zip(batches, responses):
+            assert response.error is None
+            (out,) = response.output_tensors
+            np.testing.assert_array_equal(out.as_numpy(), np.stack([seg(f) for f in batch]))

@@ -163,3 +163,100 @@ def test_frame_server_equals_local_inference(tmp_path, fused, batch):
     for e, g in zip(expected, got):
         assert g.dtype == np.uint8 and g.shape == e.shape
         np.testing.assert_array_equal(g, e)
+
+
+# --- slide inference and keep-ratio resizing ----------------------------------------------------
+
+
+def _recording(seg: Segmenter) -> list[tuple]:
+    """Record the shape of every batch the segmenter's backend is given."""
+    calls: list[tuple] = []
+    infer = seg.backend.infer
+
+    def record(batch):
+        calls.append(batch.shape)
+        return infer(batch)
+
+    seg.backend.infer = record
+    return calls
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+def test_frame_server_runs_slide_frames_one_call_each(tmp_path, fused):
+    """Each frame's windows are one call (8 for 90x150, 4 for 30x300); labels as Segmenter's."""
+    from tests.support.deploy_models import build_slide_model
+
+    onnx = build_slide_model(tmp_path / "slide.fp32.onnx", fused=fused)
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, (*hw, 3), np.uint8) for hw in [(90, 150)] * 2 + [(30, 300)]]
+    with Segmenter(onnx, provider="cpu") as seg:
+        expected = [seg(f) for f in frames]
+        calls = _recording(seg)
+        got = FrameServer(seg).segment(frames)
+    assert [c[0] for c in calls] == [8, 8, 4]
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape
+        np.testing.assert_array_equal(g, e)
+
+
+def test_frame_server_pads_slide_windows_to_the_profile_minimum(tmp_path):
+    from tests.support.deploy_models import build_slide_model
+
+    onnx = build_slide_model(tmp_path / "slide.fp32.onnx", batch_range=(6, 8, 16))
+    frame = np.random.default_rng(3).integers(0, 256, (30, 300, 3), np.uint8)  # 4 windows
+    with Segmenter(onnx, provider="cpu") as seg:
+        batch = seg.prepare(frame)
+        expected = seg.postprocess(seg.infer(batch), frame.shape[:2])
+        calls = _recording(seg)
+        (got,) = FrameServer(seg).segment([frame])
+    assert calls == [(6, *batch.shape[1:])]
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["plain", "fused"])
+def test_frame_server_batches_keep_ratio_frames_of_one_size(tmp_path, fused):
+    """Keep-ratio inputs change size with the frame: frames of one size share a call (up to the
+    profile's max of 4), a frame of another size gets its own."""
+    from tests.support.deploy_models import build_keep_ratio_model
+
+    onnx = build_keep_ratio_model(tmp_path / "keep.fp32.onnx", fused=fused)
+    rng = np.random.default_rng(4)
+    sizes = [(48, 80)] * 5 + [(60, 60), (48, 80)]
+    frames = [rng.integers(0, 256, (*hw, 3), np.uint8) for hw in sizes]
+    with Segmenter(onnx, provider="cpu") as seg:
+        expected = [seg(f) for f in frames]
+        calls = _recording(seg)
+        got = FrameServer(seg).segment(frames)
+    # 48x80 -> 64x107, padded to 64x128; 60x60 -> 64x64
+    assert [c[0] for c in calls] == [4, 1, 1, 1]
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape
+        np.testing.assert_array_equal(g, e)
+
+
+def test_slide_repository_batches_frames_in_python_and_windows_natively(tmp_path):
+    """--max-batch-size counts frames (the Python model); the native model's batch is one
+    frame's windows, so it keeps the profile's window range and says so in its notes."""
+    from tests.support.deploy_models import build_slide_model
+
+    onnx = build_slide_model(tmp_path / "slide.fp32.onnx")
+    repo = write_triton_repo([onnx], tmp_path / "repo", model_name="s", max_batch_size=32)
+    assert parse_config(repo / "s").max_batch_size == 32
+    native = parse_config(repo / "s_onnx")
+    assert native.max_batch_size == 16
+    check_native(native, onnx)
+    text = (repo / "s_onnx" / "config.pbtxt").read_text()
+    assert "Slide inference (slide crop 64x64 stride 48x48)" in text
+    assert "send frames to the 's' model" in text
+    with pytest.raises(TritonConfigError, match=r"exceeds the batch range 1\.\.16"):
+        write_triton_repo([onnx], tmp_path / "r2", max_batch_size=32, python_backend=False)
+
+
+def test_keep_ratio_repository_notes_what_the_native_model_takes(tmp_path):
+    from tests.support.deploy_models import build_keep_ratio_model
+
+    onnx = build_keep_ratio_model(tmp_path / "keep.fp32.onnx")
+    repo = write_triton_repo([onnx], tmp_path / "repo", model_name="k")
+    check_native(parse_config(repo / "k_onnx"), onnx)
+    assert "Keep-ratio resize to (128, 64)" in (repo / "k_onnx" / "config.pbtxt").read_text()
+    assert "Keep-ratio" not in (repo / "k" / "config.pbtxt").read_text()

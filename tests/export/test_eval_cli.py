@@ -184,3 +184,111 @@ def test_artifact_evaluation_runs_where_torch_is_not_installed(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["images"] == 2
+
+
+# --- slide inference and keep-ratio resizing (mmseg's test_cfg and test-time Resize) ----------
+
+SLIDE_FLAGS = ["--inference", "slide", "--slide-crop", "64x64", "--slide-stride", "48x48",
+               "--resize", "keep-ratio", "--resize-scale", "256x128"]  # fmt: skip
+
+
+def test_checkpoint_slide_miou_equals_its_slide_artifact(tiny_checkpoint, tmp_path):
+    """The flags score the checkpoint as the export runs it: 64x128 images, keep-ratio to
+    128x256, 3 x 5 windows of 64x64. PyTorch (export/slide_reference.py, window by window) and
+    the slide ONNX through the runtime (one batched call) give the same mIoU."""
+    from export.pipeline import export_artifacts
+    from export.request import ExportRequest
+
+    export_artifacts(
+        ExportRequest(checkpoint=tiny_checkpoint, out=tmp_path / "art", verify=False,
+                      inference="slide", slide_crop=(64, 64), slide_stride=(48, 48),
+                      resize="keep_ratio", resize_scale=(256, 128))
+    )  # fmt: skip
+    data = make_mmseg(tmp_path / "ds", count=3)
+    results = {}
+    for name, model, extra in (
+        ("torch", tiny_checkpoint, SLIDE_FLAGS),
+        ("onnx", tmp_path / "art" / "tiny.fp32.onnx", ["--provider", "cpu"]),
+    ):
+        out = tmp_path / f"{name}.json"
+        result = _run([model, "--val-data", data.root, "--json", out, *extra])
+        assert result.exit_code == 0, result.output
+        results[name] = json.loads(out.read_text())
+    assert "slide crop 64x64 stride 48x48" in results["torch"]["runs"]
+    assert "keep-ratio resize to (256, 128)" in results["torch"]["runs"]
+    assert abs(results["torch"]["miou"] - results["onnx"]["miou"]) < 1e-3
+    assert abs(results["torch"]["aacc"] - results["onnx"]["aacc"]) < 1e-3
+
+
+def test_checkpoint_config_asks_for_slide_and_flags_override_it(tmp_path):
+    """An mmengine checkpoint whose config says slide + keep-ratio is scored that way with no
+    flags; --inference whole --resize stretch scores it the old way."""
+    from scaseg.model import build_model
+    from scenes.classes import DEMO_CLASSES, DEMO_PALETTE_RGB
+    from tests.support.checkpoints import save_mmengine_checkpoint
+
+    cfg = (
+        "model = dict(type='EncoderDecoder', test_cfg=dict(mode='slide', crop_size=(64, 64), "
+        "stride=(48, 48)))\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(256, 128), "
+        "keep_ratio=True), dict(type='PackSegInputs')]\n"
+    )
+    palette = [list(c) for c in DEMO_PALETTE_RGB]
+    ckpt = save_mmengine_checkpoint(
+        build_model("tiny", 8), tmp_path / "m.pth", DEMO_CLASSES, palette, cfg=cfg
+    )
+    data = make_mmseg(tmp_path / "ds", count=2)
+    runs = {}
+    for name, extra in (("config", []), ("flags", ["--inference", "whole", "--resize", "stretch"])):
+        out = tmp_path / f"{name}.json"
+        result = _run([ckpt, "--val-data", data.root, "--json", out, "--input-size", "64x64",
+                       *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads(out.read_text())["runs"]
+    assert "slide crop 64x64 stride 48x48" in runs["config"], runs
+    assert "training config" in runs["config"], runs
+    assert "64x64 input, whole inference, stretch" in runs["flags"], runs
+
+
+def test_torch_segmenter_gives_frame_size_labels(tiny_model):
+    """Every path of torch_segmenter answers at the frame's size (the metric needs it)."""
+    import numpy as np
+
+    from export.evaluate import torch_segmenter
+    from runtime.preprocess import Preprocess
+    from runtime.slide import Inference
+
+    frame = np.random.default_rng(0).integers(0, 256, (48, 80, 3), np.uint8)
+    keep = Preprocess(64, 64, resize="keep_ratio", scale=(128, 64))
+    for pp, inference in (
+        (Preprocess(64, 64), None),
+        (keep, Inference()),
+        (keep, Inference("slide", (64, 64), (48, 48))),
+    ):
+        labels = torch_segmenter(tiny_model, pp, inference)(frame)
+        assert labels.shape == (48, 80) and labels.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--resize", "keep-ratio"], "needs its scale"),
+        (["--inference", "slide", "--resize", "keep-ratio", "--resize-scale", "256x128"],
+         "needs a crop and a stride"),
+        (["--slide-crop", "64x64"], "add --inference slide"),
+        ([*SLIDE_FLAGS[:2], "--slide-crop", "60x60", "--slide-stride", "48x48", *SLIDE_FLAGS[6:]],
+         "not a multiple of 32"),
+    ],
+    ids=["no-scale", "no-crop", "crop-without-slide", "odd-crop"],
+)  # fmt: skip
+def test_bad_slide_flags_for_a_checkpoint_are_one_line(tiny_checkpoint, tmp_path, extra, match):
+    out = tmp_path / "e.json"
+    result = _run([tiny_checkpoint, "--val-data", "generated", "--json", out, *extra])
+    _one_error_line(result, match)
+    assert not out.exists()
+
+
+def test_slide_flags_are_refused_for_an_artifact(tmp_path):
+    model = build_tiny_model(tmp_path / "m8.fp32.onnx", num_classes=8)
+    result = _run([model, "--val-data", "generated", *SLIDE_FLAGS[:2]])
+    _one_error_line(result, "--inference apply to checkpoints")

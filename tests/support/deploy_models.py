@@ -47,3 +47,38 @@ def build_model(
         precision=precision,
         engine=engine,
     )
+
+
+def build_slide_model(
+    path: Path, *, fused: bool = False, batch_range: tuple[int, int, int] = (1, 4, 16)
+) -> Path:
+    """The dynamic tiny model with a slide sidecar: keep-ratio (200, 100), 64x64 windows 48
+    apart (a 90x150 frame -> 100x167 -> 2 x 4 windows), as scaseg-export --inference slide."""
+    from dataclasses import replace
+
+    from runtime.meta import read_meta, write_meta
+    from runtime.slide import Inference
+
+    build_tiny_model(path, fused_preprocess=fused, dynamic=True, batches=batch_range)
+    meta = read_meta(path)
+    pp = replace(meta.preprocess, resize="keep_ratio", scale=(200, 100))
+    write_meta(path, replace(meta, preprocess=pp, inference=Inference("slide", (64, 64), (48, 48))))
+    return path
+
+
+def build_keep_ratio_model(
+    path: Path, *, fused: bool = False, batch_range: tuple[int, int, int] = (1, 2, 4)
+) -> Path:
+    """The dynamic tiny model with a keep-ratio whole sidecar (scale (128, 64)): each frame is
+    resized keeping its aspect ratio and padded to a multiple of 32."""
+    from dataclasses import replace
+
+    from runtime.meta import read_meta, write_meta
+
+    build_tiny_model(
+        path, fused_preprocess=fused, fused_argmax=fused, dynamic=True, batches=batch_range
+    )
+    meta = read_meta(path)
+    pp = replace(meta.preprocess, resize="keep_ratio", scale=(128, 64))
+    write_meta(path, replace(meta, preprocess=pp))
+    return path
