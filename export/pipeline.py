@@ -97,7 +97,7 @@ def export_artifacts(
         if gate is not None:
             with _timed(report, "verify"):
                 say(f"verifying on {gate.count} frames ({gate.kind}) through the runtime")
-                reference = _verify(model, staged, info, request, report, pp, gate, tick)
+                reference = _verify(model, traced, staged, info, request, report, pp, gate, tick)
         if work is not None:
             with _timed(report, "int8 repairs"):
                 _repair_int8(work, staged, request, info, report, gate, reference, say, tick)
@@ -340,7 +340,7 @@ def _derived(
     return replace(base, precision=precision, hashes=hashes, **changes)
 
 
-def _verify(model, staged: dict, info, request, report, pp, gate: GateData, tick) -> None:
+def _verify(model, traced, staged: dict, info, request, report, pp, gate: GateData, tick) -> None:
     """Run the gate over every staged variant, each opened through the runtime with its sidecar."""
     for path, meta in staged.values():  # the runtime refuses artifacts without a sidecar
         write_meta(path, artifacts.with_artifact_hash(meta, sha256_file(path)))
@@ -362,6 +362,7 @@ def _verify(model, staged: dict, info, request, report, pp, gate: GateData, tick
         openvino,
         progress=advance,
         inference=report.inference_plan.inference,
+        traced=None if traced is model else traced,
     )
     report.reference_miou = result.ref_miou
     report.reference_iou = result.ref_iou

@@ -178,6 +178,7 @@ def run_gate(
     openvino: bool,
     progress=None,
     inference: Inference | None = None,
+    traced=None,
 ) -> GateResult:
     """Run every staged variant (each with its sidecar beside it) over the gate frames.
 
@@ -185,8 +186,11 @@ def run_gate(
     inference / keep-ratio resizing (`inference`, `pp.resize`) export/slide_reference.py's own
     implementation, independent of the runtime's. Its logits are compared with each graph's on
     the same input batch (all windows of a frame for slide). The result's `reference` re-checks
-    a variant later (`recheck`) without running PyTorch."""
+    a variant later (`recheck`) without running PyTorch. `traced`: the module the graphs were
+    traced from where it is not `model` (grid strip attention); logits are compared with it."""
     k = len(class_names)
+    if traced is not None:
+        traced = traced.eval()
     inference = inference or Inference()
     runners, ov_errors = _open_runners(staged, openvino)
     tallies = {key: _Tally(k, data.ignore_index) for key in runners}
@@ -196,7 +200,7 @@ def run_gate(
     frames = 0
     try:
         for sample in data:
-            ref_logits, ref_labels = _reference(model, sample, pp, inference, runners)
+            ref_logits, ref_labels = _reference(model, sample, pp, inference, runners, traced)
             kept.append(ref_labels.astype(_label_dtype(k)))
             if sample.truth is not None:
                 ref.update(ref_labels, sample.truth)
@@ -260,16 +264,22 @@ def recheck(
     return check
 
 
-def _reference(model, sample, pp: Preprocess, inference: Inference, runners: dict):
-    """PyTorch FP32's (logits of the graph's input batch, frame-size labels) for one frame."""
+def _reference(model, sample, pp: Preprocess, inference: Inference, runners: dict, traced=None):
+    """PyTorch FP32's (logits of the graph's input batch, frame-size labels) for one frame.
+
+    Labels come from `model`; logits, which each graph must match within fp32_max_abs, from
+    `traced` where the graph was traced from another module (the grid form of strip attention,
+    an approximation of `model` checked by label agreement, not by logits)."""
     import torch
 
     frame = sample.frame_bgr
     if not inference.slide and pp.resize == "stretch":
+        x = torch.from_numpy(preprocess(frame, pp))
         with torch.inference_mode():
-            ref_logits = model(torch.from_numpy(preprocess(frame, pp))).numpy()
-        _check_reference_finite(ref_logits, sample.name)
-        labels = labels_to_frame(logits_to_labels(ref_logits[0], pp), frame.shape[:2])
+            exact = model(x).numpy()
+            ref_logits = exact if traced is None else traced(x).numpy()
+        _check_reference_finite(exact, sample.name)
+        labels = labels_to_frame(logits_to_labels(exact[0], pp), frame.shape[:2])
         return ref_logits, labels.astype(np.int64)
     from export.slide_reference import slide_labels_torch
 
@@ -278,7 +288,7 @@ def _reference(model, sample, pp: Preprocess, inference: Inference, runners: dic
     seg = next((s for s in runners.values() if not s.meta.fused_preprocess), None)
     if seg is not None:
         with torch.inference_mode():
-            ref_logits = model(torch.from_numpy(seg.prepare(frame))).numpy()
+            ref_logits = (traced or model)(torch.from_numpy(seg.prepare(frame))).numpy()
         _check_reference_finite(ref_logits, sample.name)
     return ref_logits, labels
 
