@@ -92,15 +92,9 @@ def usable_cores() -> int:
 
 
 def cpu_model() -> str:
-    import platform
+    from benchmarks.common import cpu_name
 
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_name()
 
 
 def cpu_snapshot() -> tuple[float, float, float]:

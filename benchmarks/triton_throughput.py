@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -21,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.common import cpu_name
 from export.triton_repo import write_triton_repo
 from runtime.meta import ModelMeta, write_meta
 from runtime.preprocess import Preprocess
@@ -100,16 +100,6 @@ def local_fps(artifact: Path, frames: list, seconds: float) -> float:
             seg(frames[n % len(frames)])
             n += 1
         return n / (time.perf_counter() - t0)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,16 +61,6 @@ class StripChoice(str, Enum):
     grid = "grid"
 
 
-class InferenceChoice(str, Enum):
-    whole = "whole"
-    slide = "slide"
-
-
-class ResizeChoice(str, Enum):
-    stretch = "stretch"
-    keep_ratio = "keep-ratio"
-
-
 class EngineChoice(str, Enum):
     auto = "auto"  # build where TensorRT and a GPU are present, else say how to on the target
     yes = "yes"
@@ -207,28 +197,11 @@ def export(
     strip_grid: int = typer.Option(
         None, help="Grid form: query values per head (default 256). Example: --strip-grid 512"
     ),
-    inference: InferenceChoice = typer.Option(
-        None,
-        help="How frames are run: whole, or slide (crop-sized windows, overlapping logits "
-        "averaged, as mmseg scores Cityscapes); default: the checkpoint config's test_cfg, "
-        "else whole.",
-    ),
-    slide_crop: str = typer.Option(
-        None, help="Slide: window HxW, the graph's input size. Example: --slide-crop 1024x1024"
-    ),
-    slide_stride: str = typer.Option(
-        None, help="Slide: window step HxW. Example: --slide-stride 768x768"
-    ),
-    resize: ResizeChoice = typer.Option(
-        None,
-        help="Frame resize: stretch to --input-size, or keep-ratio within --resize-scale "
-        "(mmseg's Resize keep_ratio=True); default: the checkpoint config's test pipeline, "
-        "else stretch.",
-    ),
-    resize_scale: str = typer.Option(
-        None,
-        help="Keep-ratio limits, longer x shorter side. Example: --resize-scale 2048x1024",
-    ),
+    inference: opts.InferenceChoice = opts.INFERENCE,
+    slide_crop: str = opts.SLIDE_CROP,
+    slide_stride: str = opts.SLIDE_STRIDE,
+    resize: opts.ResizeChoice = opts.RESIZE,
+    resize_scale: str = opts.RESIZE_SCALE,
     engines: EngineChoice = typer.Option(EngineChoice.auto, help="Build TensorRT engines too."),
     workspace_gib: float = typer.Option(2.0, help="TensorRT builder workspace limit, GiB."),
     dla_core: int = typer.Option(None, help="Jetson: build for this DLA core (GPU fallback on)."),

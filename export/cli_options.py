@@ -17,6 +17,16 @@ class VariantChoice(str, Enum):
     l = "l"  # noqa: E741 (the variant's name)
 
 
+class InferenceChoice(str, Enum):
+    whole = "whole"
+    slide = "slide"
+
+
+class ResizeChoice(str, Enum):
+    stretch = "stretch"
+    keep_ratio = "keep-ratio"
+
+
 def parse_triplet(text: str | None, flag: str) -> tuple[float, float, float] | None:
     """'123.675,116.28,103.53' -> three floats (the model's channel order), None when not given."""
     if text is None:
@@ -89,3 +99,24 @@ def existing_path(path: Path | None, flag: str) -> Path | None:
     if path is not None and not path.exists():
         raise FileNotFoundError(f"{flag} {path} does not exist; pass an existing folder")
     return path
+
+
+# How a checkpoint's frames are run, as mmseg scores it (export/inference_plan.py); an ONNX or
+# engine artifact's sidecar decides this for itself.
+INFERENCE = typer.Option(
+    None,
+    help="How frames are run: whole, or slide (crop-sized windows, overlapping logits averaged, "
+    "as mmseg scores Cityscapes); default: the checkpoint config's test_cfg, else whole.",
+)
+SLIDE_CROP = typer.Option(
+    None, help="Slide: window HxW, the graph's input size. Example: --slide-crop 1024x1024"
+)
+SLIDE_STRIDE = typer.Option(None, help="Slide: window step HxW. Example: --slide-stride 768x768")
+RESIZE = typer.Option(
+    None,
+    help="Frame resize: stretch to --input-size, or keep-ratio within --resize-scale (mmseg's "
+    "Resize keep_ratio=True); default: the checkpoint config's test pipeline, else stretch.",
+)
+RESIZE_SCALE = typer.Option(
+    None, help="Keep-ratio limits, longer x shorter side. Example: --resize-scale 2048x1024"
+)

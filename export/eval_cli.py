@@ -21,7 +21,6 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,41 +48,6 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ARTIFACT_SUFFIXES = (".onnx", ".engine", ".plan", ".trt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 GENERATED_FRAMES = 200
-
-
-class InferenceChoice(str, Enum):
-    whole = "whole"
-    slide = "slide"
-
-
-class ResizeChoice(str, Enum):
-    stretch = "stretch"
-    keep_ratio = "keep-ratio"
-
-
-# The checkpoint's scoring options: the same meaning as scaseg-export's (export/cli.py).
-INFERENCE = typer.Option(
-    None,
-    help="Checkpoints: how frames are run: whole, or slide (crop-sized windows, overlapping "
-    "logits averaged, as mmseg scores Cityscapes); default: the checkpoint config's test_cfg, "
-    "else whole.",
-)
-SLIDE_CROP = typer.Option(
-    None, help="Checkpoints, slide: window HxW. Example: --slide-crop 1024x1024"
-)
-SLIDE_STRIDE = typer.Option(
-    None, help="Checkpoints, slide: window step HxW. Example: --slide-stride 768x768"
-)
-RESIZE = typer.Option(
-    None,
-    help="Checkpoints: frame resize: stretch to --input-size, or keep-ratio within "
-    "--resize-scale (mmseg's Resize keep_ratio=True); default: the checkpoint config's test "
-    "pipeline, else stretch.",
-)
-RESIZE_SCALE = typer.Option(
-    None,
-    help="Checkpoints, keep-ratio limits, longer x shorter side. Example: --resize-scale 2048x1024",
-)
 
 
 @dataclass(frozen=True)
@@ -118,11 +82,11 @@ def evaluate_command(
     provider: str = typer.Option("auto", help="Artifacts on ONNX Runtime: auto, tensorrt, cuda or cpu."),
     device: str = typer.Option(None, help="CUDA GPU index, or an OpenVINO device (CPU, GPU, NPU, AUTO)."),
     input_size: str = typer.Option("512x512", help="Checkpoints: model input HxW, multiples of 32."),
-    inference: InferenceChoice = INFERENCE,
-    slide_crop: str = SLIDE_CROP,
-    slide_stride: str = SLIDE_STRIDE,
-    resize: ResizeChoice = RESIZE,
-    resize_scale: str = RESIZE_SCALE,
+    inference: opts.InferenceChoice = opts.INFERENCE,
+    slide_crop: str = opts.SLIDE_CROP,
+    slide_stride: str = opts.SLIDE_STRIDE,
+    resize: opts.ResizeChoice = opts.RESIZE,
+    resize_scale: str = opts.RESIZE_SCALE,
     classes: str = opts.CLASSES,
     variant: VariantChoice = opts.VARIANT,
     mean: str = opts.MEAN,

@@ -34,15 +34,22 @@ def read_preprocess_config(obj: object, what: str = "checkpoint") -> dict:
     config text, {} where there is none, and {"metadata_warnings": [...]} where it cannot be read,
     names two different normalisations, or one that cannot be used (std <= 0, not finite).
     Config text longer than `config_text_chars` is refused (BudgetError naming `what`)."""
+    found = _config_text(obj, what)
+    return _from_text(*found) if found else {}
+
+
+def _config_text(obj: object, what: str) -> tuple[str, str] | None:
+    """(the training config's text, where it sits: meta.cfg / meta.config), or None; its length
+    is checked against `config_text_chars` first (BudgetError naming `what`)."""
     meta = obj.get("meta") if isinstance(obj, dict) else None
     if not isinstance(meta, dict):
-        return {}
+        return None
     for key in CONFIG_KEYS:
         text = meta.get(key)
         if isinstance(text, str) and text.strip():
             check("config_text_chars", len(text), f"{what}: its training config meta.{key}")
-            return _from_text(text, f"meta.{key}")
-    return {}
+            return text, f"meta.{key}"
+    return None
 
 
 def check_preprocess(settings, where: str) -> tuple[dict | None, str | None]:
@@ -199,15 +206,8 @@ def read_inference_config(obj: object, what: str = "checkpoint") -> dict:
     out when the config does not say; values that cannot be read, cannot be used or contradict
     each other are left out too, with a warning saying why. Config text longer than
     `config_text_chars` is refused (BudgetError naming `what`)."""
-    meta = obj.get("meta") if isinstance(obj, dict) else None
-    if not isinstance(meta, dict):
-        return {}
-    for key in CONFIG_KEYS:
-        text = meta.get(key)
-        if isinstance(text, str) and text.strip():
-            check("config_text_chars", len(text), f"{what}: its training config meta.{key}")
-            return _inference_from_text(text, f"meta.{key}")
-    return {}
+    found = _config_text(obj, what)
+    return _inference_from_text(*found) if found else {}
 
 
 def _inference_from_text(text: str, where: str) -> dict:
