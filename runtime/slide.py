@@ -94,22 +94,6 @@ class Inference:
             return {"mode": "whole"}
         return {"mode": "slide", "crop": list(self.crop), "stride": list(self.stride)}
 
-    @classmethod
-    def from_dict(cls, data: dict | None) -> Inference:
-        """{"mode": "whole"} or {"mode": "slide", "crop": [h, w], "stride": [h, w]}; None or {}
-        is whole mode (sidecars written before slide inference existed)."""
-        if not data:
-            return cls()
-        if not isinstance(data, dict):
-            raise UserInputError(f"inference must be a JSON object, got {type(data).__name__}")
-        mode = data.get("mode", "whole")
-        crop, stride = data.get("crop"), data.get("stride")
-        return cls(
-            mode=mode,
-            crop=tuple(crop) if isinstance(crop, list) else crop,
-            stride=tuple(stride) if isinstance(stride, list) else stride,
-        )
-
     def describe(self) -> str:
         if not self.slide:
             return "whole"
